@@ -1,0 +1,321 @@
+//! The idempotent consumer: at-least-once delivery from Kafka, exactly-once effects.
+//!
+//! For every message, in partition order:
+//! 1. the envelope is decoded (undecodable → dead-letter topic at once);
+//! 2. the [`EventHandler`] applies it — its state change and the inbox record of the event id
+//!    in one transaction, so a redelivery is a no-op;
+//! 3. only then is the offset stored (committed by the client within a second, and on
+//!    shutdown). A crash between 2 and 3 redelivers, and the inbox absorbs it.
+//!
+//! A handler that keeps failing does not wedge its partition: after `max_attempts` the message
+//! goes to the group's dead-letter topic with the error attached. Events of a type this
+//! service does not know (a newer publisher) are skipped, not dead-lettered.
+//!
+//! One consumer group per service: replicas share the partitions, each event reaches one of
+//! them.
+
+use std::{collections::HashMap, future::Future, time::Duration};
+
+use rdkafka::{
+    Message as _,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    message::{BorrowedMessage, Header, Headers as _, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use shared_events::{DecodeError, IntegrationEvent, RawEnvelope};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::KafkaConfig;
+
+/// One decoded event as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    pub envelope: RawEnvelope,
+    pub event: IntegrationEvent,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Why a handler did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The event can never be applied (it contradicts this service's data in a way retrying
+    /// cannot fix): dead-lettered at once.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Something failed that may work next time (database busy, I/O): retried, then
+    /// dead-lettered.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Applies events. Implementations make their effect and the inbox record
+/// ([`crate::sqlite::claim`]) one transaction.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle(&self, event: &ReceivedEvent) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// What one consumer reads and how it retries.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// The consumer group: the service's name.
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// Attempts before a failing event is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each attempt.
+    pub retry_backoff: Duration,
+}
+
+impl ConsumerSettings {
+    pub fn new(group_id: impl Into<String>, topics: &[&str]) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            max_attempts: 5,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        shared_events::topics::dead_letter(&self.group_id)
+    }
+}
+
+/// A consumer group member feeding one handler.
+#[derive(Debug)]
+pub struct EventConsumer<H> {
+    kafka: KafkaConfig,
+    settings: ConsumerSettings,
+    handler: H,
+}
+
+enum Outcome {
+    Applied,
+    Skipped,
+    DeadLettered,
+}
+
+impl<H: EventHandler> EventConsumer<H> {
+    pub fn new(kafka: KafkaConfig, settings: ConsumerSettings, handler: H) -> Self {
+        Self {
+            kafka,
+            settings,
+            handler,
+        }
+    }
+
+    /// Consumes until `shutdown`, then commits the stored offsets and leaves.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let dead_letter = self.settings.dead_letter_topic();
+        let mut topics = self.settings.topics.clone();
+        topics.push(dead_letter.clone());
+        if !crate::topics::ensure_topics_retrying(&self.kafka, &topics, &shutdown).await {
+            return Ok(());
+        }
+
+        let consumer: StreamConsumer = self.kafka.consumer(&self.settings.group_id).create()?;
+        let dlq_producer: FutureProducer = self.kafka.producer().create()?;
+        let subscribed: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&subscribed)?;
+        tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
+
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = consumer.recv() => received,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    // Broker gone, rebalancing: the client reconnects by itself.
+                    tracing::warn!(error = %e, "consumer error");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    continue;
+                }
+            };
+
+            let outcome = self.process(&message, &dlq_producer, &dead_letter, &shutdown).await;
+            let Some(outcome) = outcome else {
+                // Shut down mid-retry: do not store the offset, the event is redelivered.
+                break;
+            };
+            let label = match outcome {
+                Outcome::Applied => "applied",
+                Outcome::Skipped => "skipped",
+                Outcome::DeadLettered => "dead_lettered",
+            };
+            metrics::counter!("consumer_events_total", "group" => self.settings.group_id.clone(), "outcome" => label)
+                .increment(1);
+            if let Err(e) = consumer.store_offset_from_message(&message) {
+                // Lost our partition in a rebalance: the new owner redelivers; inbox absorbs.
+                tracing::warn!(error = %e, "storing offset failed");
+            }
+        }
+
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final offset commit");
+        }
+        consumer.unsubscribe();
+        tracing::info!(group = %self.settings.group_id, "consumer stopped");
+        Ok(())
+    }
+
+    /// Decodes and applies one message. None when shutdown interrupted it.
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        dlq: &FutureProducer,
+        dead_letter: &str,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let headers = headers_of(message);
+        let payload = message.payload().unwrap_or_default();
+        let envelope = match RawEnvelope::from_json(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                return self
+                    .dead_letter(message, dlq, dead_letter, &e.to_string(), 0, shutdown)
+                    .await;
+            }
+        };
+        let event = match IntegrationEvent::decode(&envelope) {
+            Ok(event) => event,
+            Err(DecodeError::UnknownType { event_type, version }) => {
+                tracing::debug!(%event_type, version, "skipping an event type this service does not handle");
+                return Some(Outcome::Skipped);
+            }
+            Err(e) => {
+                return self
+                    .dead_letter(message, dlq, dead_letter, &e.to_string(), 0, shutdown)
+                    .await;
+            }
+        };
+        let received = ReceivedEvent {
+            envelope,
+            event,
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+
+        let span = tracing::info_span!(
+            "consume",
+            event_type = received.event.event_type(),
+            event_id = %received.envelope.id,
+            correlation_id = %received.envelope.correlation_id,
+            group = %self.settings.group_id,
+        );
+        crate::trace::adopt_parent(&span, &headers);
+
+        let mut backoff = self.settings.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.handler.handle(&received).instrument(span.clone()).await {
+                Ok(()) => return Some(Outcome::Applied),
+                Err(HandleError::Rejected(reason)) => {
+                    return self
+                        .dead_letter(message, dlq, dead_letter, &reason, attempt, shutdown)
+                        .await;
+                }
+                Err(HandleError::Failed(e)) if attempt >= self.settings.max_attempts => {
+                    return self
+                        .dead_letter(message, dlq, dead_letter, &format!("{e:#}"), attempt, shutdown)
+                        .await;
+                }
+                Err(HandleError::Failed(e)) => {
+                    span.in_scope(|| tracing::warn!(attempt, error = %format!("{e:#}"), "handler failed, retrying"));
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff *= 2;
+                }
+            }
+        }
+    }
+
+    /// Publishes the original message to the dead-letter topic with the error in headers. It
+    /// retries until the broker takes it: dropping a poison message silently would lose it.
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        dlq: &FutureProducer,
+        dead_letter: &str,
+        error: &str,
+        attempts: u32,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            %error,
+            "dead-lettering a message"
+        );
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let attempts = attempts.to_string();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            if let Some(original) = message.headers() {
+                for header in original.iter() {
+                    headers = headers.insert(Header {
+                        key: header.key,
+                        value: header.value,
+                    });
+                }
+            }
+            for (key, value) in [
+                ("dlq-error", error),
+                ("dlq-source-topic", message.topic()),
+                ("dlq-source-partition", partition.as_str()),
+                ("dlq-source-offset", offset.as_str()),
+                ("dlq-consumer-group", self.settings.group_id.as_str()),
+                ("dlq-attempts", attempts.as_str()),
+            ] {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut record = FutureRecord::<[u8], [u8]>::to(dead_letter).headers(headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            match dlq.send(record, Duration::from_secs(5)).await {
+                Ok(_) => return Some(Outcome::DeadLettered),
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "dead-letter publish failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+fn headers_of(message: &BorrowedMessage<'_>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            if let Some(value) = header.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                map.insert(header.key.to_owned(), value.to_owned());
+            }
+        }
+    }
+    map
+}

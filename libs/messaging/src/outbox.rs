@@ -1,0 +1,91 @@
+//! The transactional outbox: events are rows first, Kafka messages later.
+//!
+//! A service turns each event into an [`OutboxMessage`] and inserts it in the same database
+//! transaction as the state change that caused it (see [`crate::sqlite::enqueue`]). After the
+//! commit it pokes the [`OutboxSignal`] so the relay publishes at once instead of at its next
+//! poll. The relay reads committed rows through an [`OutboxStore`], one adapter per database.
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use serde::Serialize;
+use shared_events::{Envelope, Event};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// One event on its way to Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub event_id: Uuid,
+    pub topic: String,
+    /// The Kafka message key: the envelope's correlation id.
+    pub key: String,
+    /// The envelope as JSON bytes.
+    pub payload: Vec<u8>,
+    /// Kafka headers, including the W3C trace context of the span that wrote the event.
+    pub headers: HashMap<String, String>,
+}
+
+impl OutboxMessage {
+    /// The message for a typed event, on its own topic, keyed by its correlation id, carrying
+    /// the current trace context.
+    pub fn from_event<T: Event + Serialize>(envelope: &Envelope<T>) -> Self {
+        let mut headers = crate::trace::current_context_headers();
+        headers.insert("event-type".into(), envelope.event_type.clone());
+        Self {
+            event_id: envelope.id,
+            topic: T::TOPIC.to_owned(),
+            key: envelope.correlation_id.clone(),
+            payload: envelope.to_json(),
+            headers,
+        }
+    }
+}
+
+/// A committed, not yet published outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingMessage {
+    /// Commit order within the outbox; publishing follows it per key.
+    pub seq: i64,
+    pub message: OutboxMessage,
+}
+
+/// Read side of the outbox, for the relay. Implemented per database.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Up to `limit` unpublished messages, oldest first.
+    fn pending(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = anyhow::Result<Vec<PendingMessage>>> + Send;
+
+    /// Marks messages as published (the broker acknowledged them).
+    fn mark_published(&self, seqs: &[i64]) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Deletes published messages older than `retention`; returns how many.
+    fn prune(
+        &self,
+        retention: std::time::Duration,
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send;
+
+    /// How many messages wait to be published (for metrics and readiness details).
+    fn backlog(&self) -> impl Future<Output = anyhow::Result<i64>> + Send;
+}
+
+/// Wakes the relay after a commit that wrote outbox rows. Cheap to clone; a wake-up with no
+/// relay waiting is remembered, so none is lost.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Call after committing a transaction that enqueued messages.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn notified(&self) {
+        self.0.notified().await;
+    }
+}

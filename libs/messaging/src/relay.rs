@@ -1,0 +1,222 @@
+//! The outbox relay: publishes committed outbox rows to Kafka, in order per key.
+//!
+//! Ordering: rows are grouped by key in commit order; each key's rows are sent one after the
+//! other, the next only once the broker acknowledged the previous, while different keys go
+//! concurrently. A failed send stops that key's chain for this round, so a later event of the
+//! same reservation can never overtake an earlier one. Rows are marked published only after
+//! their acknowledgement: a crash re-publishes at most the rows acknowledged but not yet
+//! marked, in their original order, and consumers drop the duplicates by event id.
+//!
+//! Outages: while the broker is unreachable sends fail (after `message.timeout.ms`), rows stay
+//! pending, and the relay retries with backoff. Nothing upstream waits on it.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::future::join_all;
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer as _},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{KafkaConfig, OutboxSignal, OutboxStore, PendingMessage};
+
+/// Tuning of the relay.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Rows read per round.
+    pub batch_size: u32,
+    /// Poll interval when no signal arrives (a safety net: a signal normally wakes the relay).
+    pub poll_interval: Duration,
+    /// Published rows are deleted after this long.
+    pub retention: Duration,
+    /// Topics to create before the first send.
+    pub topics: Vec<String>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            retention: Duration::from_secs(24 * 3600),
+            topics: shared_events::topics::ALL
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Publishes one service's outbox. Run exactly one per outbox (per database).
+#[derive(Debug)]
+pub struct OutboxRelay<S> {
+    store: S,
+    kafka: KafkaConfig,
+    signal: OutboxSignal,
+    settings: RelaySettings,
+}
+
+impl<S: OutboxStore> OutboxRelay<S> {
+    pub fn new(store: S, kafka: KafkaConfig, signal: OutboxSignal, settings: RelaySettings) -> Self {
+        Self {
+            store,
+            kafka,
+            signal,
+            settings,
+        }
+    }
+
+    /// Runs until `shutdown`; on shutdown it finishes the round in flight, so nothing
+    /// acknowledged is left unmarked.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let producer: FutureProducer = self.kafka.producer().create()?;
+        if !crate::topics::ensure_topics_retrying(&self.kafka, &self.settings.topics, &shutdown)
+            .await
+        {
+            return Ok(());
+        }
+        tracing::info!(brokers = %self.kafka.brokers, "outbox relay started");
+
+        let mut failures = 0u32;
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let round = match self.store.pending(self.settings.batch_size).await {
+                Ok(batch) if batch.is_empty() => None,
+                Ok(batch) => Some(publish_round(&producer, batch).await),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the outbox failed");
+                    Some(RoundResult {
+                        published: Vec::new(),
+                        failed: 1,
+                    })
+                }
+            };
+
+            match round {
+                None => {
+                    failures = 0;
+                    if last_prune.elapsed() > Duration::from_secs(60) {
+                        last_prune = tokio::time::Instant::now();
+                        match self.store.prune(self.settings.retention).await {
+                            Ok(n) if n > 0 => tracing::debug!(pruned = n, "outbox pruned"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
+                        }
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.signal.notified() => {}
+                        _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    }
+                }
+                Some(result) => {
+                    metrics::counter!("outbox_published_total").increment(result.published.len() as u64);
+                    if let Err(e) = self.store.mark_published(&result.published).await {
+                        // Rows stay pending and are sent again: duplicates, never losses.
+                        tracing::error!(error = %e, "marking outbox rows published failed");
+                    }
+                    if result.failed > 0 {
+                        failures += 1;
+                        metrics::counter!("outbox_publish_failures_total").increment(result.failed);
+                        let backoff = Duration::from_millis(200 * 2u64.pow(failures.min(5)))
+                            .min(Duration::from_secs(5));
+                        if failures == 1 || failures % 10 == 0 {
+                            tracing::warn!(
+                                failed = result.failed,
+                                retry_in_ms = backoff.as_millis() as u64,
+                                "publishing to Kafka failed; events stay in the outbox"
+                            );
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                    } else {
+                        if failures > 0 {
+                            tracing::info!("publishing to Kafka recovered");
+                        }
+                        failures = 0;
+                    }
+                }
+            }
+        }
+        let _ = producer.flush(Duration::from_secs(5));
+        tracing::info!("outbox relay stopped");
+        Ok(())
+    }
+}
+
+struct RoundResult {
+    published: Vec<i64>,
+    failed: u64,
+}
+
+/// Sends one batch: per key sequentially, keys concurrently.
+async fn publish_round(producer: &FutureProducer, batch: Vec<PendingMessage>) -> RoundResult {
+    let mut chains: Vec<Vec<PendingMessage>> = Vec::new();
+    let mut chain_of_key: HashMap<String, usize> = HashMap::new();
+    for pending in batch {
+        let index = *chain_of_key
+            .entry(pending.message.key.clone())
+            .or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+        chains[index].push(pending);
+    }
+
+    let results = join_all(chains.into_iter().map(|chain| async move {
+        let mut published = Vec::with_capacity(chain.len());
+        let total = chain.len();
+        for pending in chain {
+            match send(producer, &pending).await {
+                Ok(()) => published.push(pending.seq),
+                Err(e) => {
+                    tracing::debug!(seq = pending.seq, error = %e, "send failed");
+                    let failed = (total - published.len()) as u64;
+                    return (published, failed);
+                }
+            }
+        }
+        (published, 0)
+    }))
+    .await;
+
+    let mut round = RoundResult {
+        published: Vec::new(),
+        failed: 0,
+    };
+    for (published, failed) in results {
+        round.published.extend(published);
+        round.failed += failed;
+    }
+    round
+}
+
+async fn send(producer: &FutureProducer, pending: &PendingMessage) -> anyhow::Result<()> {
+    let message = &pending.message;
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 1);
+    headers = headers.insert(Header {
+        key: "event-id",
+        value: Some(message.event_id.to_string().as_bytes()),
+    });
+    for (key, value) in &message.headers {
+        headers = headers.insert(Header {
+            key: key.as_str(),
+            value: Some(value.as_bytes()),
+        });
+    }
+    let record = FutureRecord::to(&message.topic)
+        .key(&message.key)
+        .payload(&message.payload)
+        .headers(headers);
+    producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| anyhow::anyhow!("{e}"))
+}

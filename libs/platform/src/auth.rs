@@ -1,0 +1,302 @@
+//! Verifying the caller's JWT.
+//!
+//! Every service checks the bearer token itself, against the identity service's public keys
+//! (a JWKS, by URL or from a file), even behind the gateway: a header a client could forge
+//! is never trusted. Keys are cached by `kid`; a token with an unknown `kid` triggers one
+//! refetch (at most every few seconds), so a rotated-in key works without a restart.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::{HeaderValue, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::{Problem, config::{ConfigError, Env}};
+
+/// Where the public keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    JwksUrl(String),
+    JwksFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub keys: KeySource,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+}
+
+impl AuthConfig {
+    /// `AUTH_JWKS_URL` or `AUTH_JWKS_FILE` (one is required), `AUTH_ISSUER` (default
+    /// `studycafe-identity`), `AUTH_AUDIENCE` (default `studycafe`).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let keys = match (
+            env.optional::<String>("AUTH_JWKS_URL")?,
+            env.optional::<PathBuf>("AUTH_JWKS_FILE")?,
+        ) {
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::new("AUTH_JWKS_URL", "must be an http(s) URL"));
+                }
+                KeySource::JwksUrl(url)
+            }
+            (None, Some(path)) => KeySource::JwksFile(path),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "AUTH_JWKS_URL",
+                    "set either AUTH_JWKS_URL or AUTH_JWKS_FILE, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "AUTH_JWKS_URL",
+                    "is required (or AUTH_JWKS_FILE): the public keys tokens are checked against",
+                ));
+            }
+        };
+        Ok(Self {
+            keys,
+            issuer: env.or("AUTH_ISSUER", "studycafe-identity".to_owned())?,
+            audience: env.or("AUTH_AUDIENCE", "studycafe".to_owned())?,
+        })
+    }
+}
+
+/// The roles of the published API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Customer,
+    Admin,
+    /// A machine client (`client_credentials`).
+    Service,
+}
+
+impl Role {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "customer" => Some(Self::Customer),
+            "admin" => Some(Self::Admin),
+            "service" => Some(Self::Service),
+            _ => None,
+        }
+    }
+}
+
+/// The claims studycafe tokens carry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: i64,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has(Role::Admin)
+    }
+
+    /// 403 unless the caller has `role`.
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        if self.has(role) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!(
+                "this needs the {} role",
+                format!("{role:?}").to_lowercase()
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("signing key {0:?} is unknown")]
+    UnknownKey(String),
+    #[error("the signing keys cannot be loaded: {0}")]
+    KeysUnavailable(String),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let problem = match &self {
+            AuthError::KeysUnavailable(_) => {
+                tracing::error!(error = %self, "cannot verify tokens");
+                Problem::unavailable("tokens cannot be verified right now")
+            }
+            _ => Problem::unauthorized(self.to_string()),
+        };
+        let mut response = problem.into_response();
+        if !matches!(self, AuthError::KeysUnavailable(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"studycafe\""),
+            );
+        }
+        response
+    }
+}
+
+/// Checks tokens against the configured keys.
+#[derive(Debug)]
+pub struct JwtVerifier {
+    config: AuthConfig,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_refresh: Mutex<Option<Instant>>,
+    http: reqwest::Client,
+}
+
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
+impl JwtVerifier {
+    pub fn new(config: AuthConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            keys: RwLock::new(HashMap::new()),
+            last_refresh: Mutex::new(None),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Verifies signature, expiry, issuer and audience; returns the caller.
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+        let key = match self.keys.read().await.get(&kid).cloned() {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.keys
+                    .read()
+                    .await
+                    .get(&kid)
+                    .cloned()
+                    .ok_or(AuthError::UnknownKey(kid))?
+            }
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::Invalid("empty subject".into()));
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        })
+    }
+
+    /// Reloads the key set, unless that happened moments ago (a flood of tokens with bogus
+    /// `kid`s must not become a flood of JWKS fetches).
+    async fn refresh(&self) -> Result<(), AuthError> {
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_AT_MOST_EVERY) {
+            return Ok(());
+        }
+        let set = self.fetch().await?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => {
+                    keys.insert(kid, key);
+                }
+                Err(e) => tracing::warn!(%kid, error = %e, "skipping an unusable JWK"),
+            }
+        }
+        tracing::info!(keys = keys.len(), "signing keys loaded");
+        *self.keys.write().await = keys;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, AuthError> {
+        let unavailable = |e: &dyn std::fmt::Display| AuthError::KeysUnavailable(e.to_string());
+        match &self.config.keys {
+            KeySource::JwksFile(path) => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| unavailable(&format!("{}: {e}", path.display())))?;
+                serde_json::from_str(&text).map_err(|e| unavailable(&e))
+            }
+            KeySource::JwksUrl(url) => {
+                let response = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| unavailable(&e))?;
+                response.json().await.map_err(|e| unavailable(&e))
+            }
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<JwtVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<JwtVerifier>::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        verifier.verify(token).await
+    }
+}

@@ -1,0 +1,128 @@
+//! The HTTP edge every service shares: standard middleware, operational endpoints, and a
+//! server that stops gracefully.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::{Duration, Instant}};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::Problem;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A readiness check: `Ok` when the service can do its work, `Err(reason)` when not.
+pub type ReadinessCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// `/health/live`, `/health/ready` and `/metrics`.
+///
+/// Liveness says only that the process serves HTTP (a restart would not help anything else);
+/// readiness runs `ready` (its own store reachable) so a load balancer sends traffic only to
+/// instances that can answer.
+pub fn ops_routes(ready: ReadinessCheck) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { axum::Json(serde_json::json!({"status": "up"})) }))
+        .route("/health/ready", get(readiness).with_state(ready))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    crate::observability::metrics().render(),
+                )
+            }),
+        )
+}
+
+async fn readiness(State(check): State<ReadinessCheck>) -> Response {
+    match check().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// Wraps a service's router in the standard layers: request ids (kept from the caller or
+/// made up, echoed back), a span per request, request metrics, a body limit, and panics
+/// turned into a 500 problem instead of a dropped connection.
+pub fn with_standard_layers(router: Router) -> Router {
+    router
+        .layer(middleware::from_fn(record_metrics))
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::internal(&"a request handler panicked").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish (for at
+/// most `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        stop.cancelled().await;
+    });
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = server => result,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still running after the grace period; closing");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! What every studycafe service shares at its edges: typed configuration from the environment,
+//! `problem+json` errors, JWT verification, health and metrics endpoints, logs and traces, and
+//! graceful shutdown. Nothing here knows a domain.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod observability;
+pub mod problem;
+pub mod shutdown;
+
+pub use problem::Problem;

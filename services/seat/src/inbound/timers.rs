@@ -1,0 +1,59 @@
+//! Time-driven work: holds that run out, windows that end, payments that are due.
+//!
+//! One task, one tick: each step is a short database sweep, so a slow step only delays the
+//! next tick. Payments also run as soon as a confirmation arrives (the `payment_due` signal).
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{
+    ports::{Payments, ReservationStore},
+    service::ReservationService,
+};
+
+const SWEEP_LIMIT: u32 = 200;
+
+#[derive(Debug)]
+pub struct Timers<S, P> {
+    pub service: ReservationService<S>,
+    pub payments: Option<P>,
+    pub payment_due: Arc<Notify>,
+    pub tick: Duration,
+    pub max_payment_backoff: chrono::Duration,
+}
+
+impl<S: ReservationStore, P: Payments> Timers<S, P> {
+    pub async fn run(self, shutdown: CancellationToken) {
+        if self.payments.is_none() {
+            tracing::warn!("no payment service configured (SEAT_PAYMENT_URL): confirmed reservations wait for payment");
+        }
+        loop {
+            self.step().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.tick) => {}
+                _ = self.payment_due.notified() => {}
+            }
+        }
+        tracing::debug!("timers stopped");
+    }
+
+    async fn step(&self) {
+        if let Err(e) = self.service.expire_due_holds(SWEEP_LIMIT).await {
+            tracing::warn!(error = %e, "hold expiry sweep failed");
+        }
+        if let Err(e) = self.service.complete_ended(SWEEP_LIMIT).await {
+            tracing::warn!(error = %e, "completion sweep failed");
+        }
+        if let Some(payments) = &self.payments
+            && let Err(e) = self
+                .service
+                .settle_due_payments(payments, SWEEP_LIMIT, self.max_payment_backoff)
+                .await
+        {
+            tracing::warn!(error = %e, "payment sweep failed");
+        }
+    }
+}

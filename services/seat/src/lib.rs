@@ -1,0 +1,159 @@
+//! The seat service: the core domain of studycafe.
+//!
+//! It owns the seat catalogue and the `Reservation` aggregate, accepts reservations whatever
+//! the state of the rest of the suite, and drives each reservation through the saga as news
+//! arrives from registration and payment.
+//!
+//! Layout (hexagonal): [`domain`] is the model and its ports; [`inbound`] holds the adapters
+//! that drive it (HTTP, Kafka consumer, timers); [`outbound`] the adapters it drives (SQLite
+//! store with outbox, published-language mapping, catalogue file). [`App`] wires them.
+
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+
+use anyhow::Context as _;
+use studycafe_messaging::{ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings};
+use studycafe_platform::{auth::JwtVerifier, http as web};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use config::SeatConfig;
+
+use crate::{
+    domain::{ports::SystemClock, service::ReservationService},
+    inbound::{events::SagaReactions, http::ApiState, timers::Timers},
+    outbound::{catalogue, payments::NotConfigured, sqlite::SqliteStore},
+};
+
+type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A built, bound, not yet running seat service.
+pub struct App {
+    addr: SocketAddr,
+    run: RunFuture,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("addr", &self.addr).finish()
+    }
+}
+
+impl App {
+    /// Opens the database, syncs the catalogue and binds the HTTP port. Nothing here needs
+    /// the broker: the service starts, and takes reservations, while Kafka is down.
+    pub async fn build(config: SeatConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let signal = OutboxSignal::new();
+        let store = SqliteStore::open(&config.database_url, signal.clone())
+            .await
+            .with_context(|| format!("opening SEAT_DATABASE_URL={}", config.database_url))?;
+
+        let seats = match &config.catalogue_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading SEAT_CATALOGUE_FILE={}", path.display()))?;
+                catalogue::parse(&text)
+                    .with_context(|| format!("SEAT_CATALOGUE_FILE={}", path.display()))?
+            }
+            None => catalogue::parse(catalogue::DEFAULT).context("the built-in catalogue")?,
+        };
+        let changed = store.sync_catalogue(&seats).await?;
+        tracing::info!(seats = seats.len(), changed, "seat catalogue loaded");
+
+        let service = ReservationService::new(store.clone(), config.policy.clone(), Arc::new(SystemClock));
+        let verifier = JwtVerifier::new(config.auth.clone());
+        let payment_due = Arc::new(Notify::new());
+
+        let ready_store = store.clone();
+        let readiness: web::ReadinessCheck = Arc::new(move || {
+            let store = ready_store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+        });
+        let router = web::with_standard_layers(
+            inbound::http::routes(ApiState {
+                service: service.clone(),
+                verifier,
+            })
+            .merge(web::ops_routes(readiness)),
+        );
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding SEAT_HTTP_ADDR={}", config.http_addr))?;
+        let addr = listener.local_addr()?;
+
+        let relay = OutboxRelay::new(
+            store.outbox(),
+            config.kafka.clone(),
+            signal,
+            RelaySettings::default(),
+        );
+        let consumer = EventConsumer::new(
+            config.kafka.clone(),
+            ConsumerSettings::new(inbound::events::CONSUMER, inbound::events::TOPICS),
+            SagaReactions {
+                service: service.clone(),
+                payment_due: payment_due.clone(),
+            },
+        );
+        let timers: Timers<SqliteStore, NotConfigured> = Timers {
+            service,
+            payments: None,
+            payment_due,
+            tick: config.tick,
+            max_payment_backoff: chrono::Duration::seconds(30),
+        };
+
+        let grace = config.shutdown_grace;
+        let run = Box::pin(async move {
+            let mut tasks = JoinSet::new();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                web::serve(listener, router, token, grace)
+                    .await
+                    .context("HTTP server")
+            });
+            let token = shutdown.clone();
+            tasks.spawn(async move { relay.run(token).await.context("outbox relay") });
+            let token = shutdown.clone();
+            tasks.spawn(async move { consumer.run(token).await.context("event consumer") });
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                timers.run(token).await;
+                Ok(())
+            });
+            supervise(tasks, shutdown).await
+        });
+        Ok(Self { addr, run })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until the shutdown token is cancelled (or a task fails, which cancels it).
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run.await
+    }
+}
+
+/// Waits for every task. The first failure cancels the others (a half-running service is
+/// worse than a restarted one) and is returned.
+async fn supervise(
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), "a task failed; shutting down");
+            shutdown.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,431 @@
+//! The SQLite adapter of [`ReservationStore`] (embedded mode).
+//!
+//! Writes go through a pool of exactly one connection: SQLite has one writer anyway, and
+//! serialising writes in the process makes "check the seat is free, then insert" atomic
+//! without `SQLITE_BUSY` upgrade failures. The `reservations_no_overlap` trigger refuses an
+//! overlap even from another process on the same file. Reads use a separate pool (WAL mode lets
+//! them run beside the writer). `synchronous = FULL`: a committed reservation survives a power
+//! cut, not only a process crash.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{
+    Row as _, SqliteConnection, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+use studycafe_messaging::{OutboxSignal, sqlite as outbox};
+
+use crate::{
+    domain::{
+        CustomerId, Money, PaymentToken, Reservation, ReservationEvent, ReservationId,
+        ReservationStatus, Seat, SeatId, SeatKind, TimeWindow,
+        ports::{
+            Consumed, Due, IdempotencyClaim, InsertOutcome, ReservationStore, SaveOutcome,
+            StoreError,
+        },
+        reservation::PaymentProgress,
+    },
+    outbound::published_language,
+};
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    signal: OutboxSignal,
+}
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn from_ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        outbox::install(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        Ok(Self {
+            writer,
+            reader,
+            signal,
+        })
+    }
+
+    /// The pool the outbox relay reads from.
+    pub fn outbox(&self) -> outbox::SqliteOutbox {
+        outbox::SqliteOutbox::new(self.writer.clone())
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Makes the stored catalogue match `seats`: new and changed seats are written and
+    /// announced (`SeatDefined`); seats no longer listed are disabled, never deleted, since
+    /// reservations refer to them.
+    pub async fn sync_catalogue(&self, seats: &[Seat]) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query("SELECT seat_id, zone, kind, hourly_price, enabled FROM seats")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(seat_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut desired: Vec<Seat> = seats.to_vec();
+        for old in &existing {
+            if !seats.iter().any(|s| s.id == old.id) && old.enabled {
+                desired.push(Seat {
+                    enabled: false,
+                    ..old.clone()
+                });
+            }
+        }
+        let mut changed = 0;
+        for (position, seat) in desired.iter().enumerate() {
+            if existing.iter().any(|old| old == seat) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (seat_id) DO UPDATE SET zone = excluded.zone, kind = excluded.kind,
+                   hourly_price = excluded.hourly_price, enabled = excluded.enabled,
+                   position = excluded.position",
+            )
+            .bind(seat.id.as_str())
+            .bind(&seat.zone)
+            .bind(seat.kind.as_str())
+            .bind(seat.hourly_price.won())
+            .bind(seat.enabled)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+            outbox::enqueue(
+                &mut tx,
+                &published_language::seat_message(seat, "catalogue", now),
+            )
+            .await?;
+            changed += 1;
+        }
+        tx.commit().await?;
+        if changed > 0 {
+            self.signal.notify();
+        }
+        Ok(changed)
+    }
+}
+
+fn seat_from_row(row: &SqliteRow) -> Result<Seat, sqlx::Error> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
+    let id: String = row.try_get("seat_id")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Seat {
+        id: SeatId::parse(&id).map_err(|e| decode(e.to_string()))?,
+        zone: row.try_get("zone")?,
+        kind: SeatKind::parse(&kind).ok_or_else(|| decode(format!("seat kind {kind}")))?,
+        hourly_price: Money::krw(row.try_get("hourly_price")?).map_err(|e| decode(e.to_string()))?,
+        enabled: row.try_get("enabled")?,
+    })
+}
+
+fn reservation_from_row(row: &SqliteRow) -> Result<Reservation, sqlx::Error> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
+    let id: String = row.try_get("reservation_id")?;
+    let seat: String = row.try_get("seat_id")?;
+    let customer: String = row.try_get("customer_id")?;
+    let status: String = row.try_get("status")?;
+    let token: String = row.try_get("payment_token")?;
+    let hours: i64 = row.try_get("hours")?;
+    let attempts: i64 = row.try_get("payment_attempts")?;
+    let next_payment_at: Option<i64> = row.try_get("next_payment_at")?;
+    Ok(Reservation {
+        id: ReservationId::parse(&id).map_err(|e| decode(e.to_string()))?,
+        seat_id: SeatId::parse(&seat).map_err(|e| decode(e.to_string()))?,
+        customer_id: CustomerId::parse(&customer).map_err(|e| decode(e.to_string()))?,
+        window: TimeWindow::restore(from_ts(row.try_get("starts_at")?), hours as u8),
+        price: Money::krw(row.try_get("price")?).map_err(|e| decode(e.to_string()))?,
+        status: ReservationStatus::parse(&status).ok_or_else(|| decode(format!("status {status}")))?,
+        status_reason: row.try_get("status_reason")?,
+        hold_expires_at: from_ts(row.try_get("hold_expires_at")?),
+        payment_token: PaymentToken::parse(&token).map_err(|e| decode(e.to_string()))?,
+        payment: PaymentProgress {
+            attempts: attempts as u32,
+            next_attempt_at: next_payment_at.map(from_ts),
+            payment_id: row.try_get("payment_id")?,
+        },
+        registration_id: row.try_get("registration_id")?,
+        created_at: from_ts(row.try_get("created_at")?),
+        updated_at: from_ts(row.try_get("updated_at")?),
+        version: row.try_get("version")?,
+    })
+}
+
+async fn enqueue_event(
+    conn: &mut SqliteConnection,
+    reservation: &Reservation,
+    event: &ReservationEvent,
+    causation: &str,
+) -> sqlx::Result<()> {
+    let message =
+        published_language::reservation_message(reservation, event, causation, Utc::now());
+    outbox::enqueue(conn, &message).await
+}
+
+fn is_overlap_refusal(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.message().contains("seat_taken"))
+}
+
+impl ReservationStore for SqliteStore {
+    async fn seats(&self) -> Result<Vec<Seat>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats ORDER BY position",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(seat_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+
+    async fn seat(&self, id: &SeatId) -> Result<Option<Seat>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats WHERE seat_id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(store_error)?;
+        row.as_ref()
+            .map(seat_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn insert(
+        &self,
+        reservation: &Reservation,
+        event: &ReservationEvent,
+        causation: &str,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        if let Some(claim) = idempotency {
+            let earlier = sqlx::query(
+                "SELECT request_hash, reservation_id FROM idempotency_keys
+                 WHERE customer_id = ? AND idempotency_key = ?",
+            )
+            .bind(reservation.customer_id.as_str())
+            .bind(&claim.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            if let Some(row) = earlier {
+                let hash: String = row.try_get("request_hash").map_err(store_error)?;
+                let id: String = row.try_get("reservation_id").map_err(store_error)?;
+                return Ok(if hash == claim.request_hash {
+                    InsertOutcome::Replayed(ReservationId::parse(&id).map_err(store_error)?)
+                } else {
+                    InsertOutcome::KeyReused
+                });
+            }
+        }
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM reservations WHERE seat_id = ? AND live = 1
+             AND starts_at < ? AND ? < ends_at LIMIT 1",
+        )
+        .bind(reservation.seat_id.as_str())
+        .bind(ts(reservation.window.ends_at()))
+        .bind(ts(reservation.window.starts_at()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if taken.is_some() {
+            return Ok(InsertOutcome::SeatTaken);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO reservations (reservation_id, seat_id, customer_id, starts_at, ends_at,
+               hours, price, status, live, status_reason, hold_expires_at, payment_token,
+               payment_attempts, next_payment_at, payment_id, registration_id, created_at,
+               updated_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        )
+        .bind(reservation.id.to_string())
+        .bind(reservation.seat_id.as_str())
+        .bind(reservation.customer_id.as_str())
+        .bind(ts(reservation.window.starts_at()))
+        .bind(ts(reservation.window.ends_at()))
+        .bind(i64::from(reservation.window.hours()))
+        .bind(reservation.price.won())
+        .bind(reservation.status.as_str())
+        .bind(reservation.status.is_live())
+        .bind(&reservation.status_reason)
+        .bind(ts(reservation.hold_expires_at))
+        .bind(reservation.payment_token.expose())
+        .bind(i64::from(reservation.payment.attempts))
+        .bind(reservation.payment.next_attempt_at.map(ts))
+        .bind(&reservation.payment.payment_id)
+        .bind(&reservation.registration_id)
+        .bind(ts(reservation.created_at))
+        .bind(ts(reservation.updated_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_overlap_refusal(&e) => return Ok(InsertOutcome::SeatTaken),
+            Err(e) => return Err(store_error(e)),
+        }
+        if let Some(claim) = idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash,
+                   reservation_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(reservation.customer_id.as_str())
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(reservation.id.to_string())
+            .bind(ts(reservation.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        enqueue_event(&mut tx, reservation, event, causation)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        self.signal.notify();
+        Ok(InsertOutcome::Inserted)
+    }
+
+    async fn get(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        let row = sqlx::query("SELECT * FROM reservations WHERE reservation_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_error)?;
+        row.as_ref()
+            .map(reservation_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn save(
+        &self,
+        reservation: &Reservation,
+        expected_version: i64,
+        event: Option<&ReservationEvent>,
+        causation: &str,
+        consumed: Option<Consumed>,
+    ) -> Result<SaveOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        if let Some(consumed) = consumed
+            && !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+                .await
+                .map_err(store_error)?
+        {
+            return Ok(SaveOutcome::AlreadyApplied);
+        }
+        let updated = sqlx::query(
+            "UPDATE reservations SET status = ?, live = ?, status_reason = ?,
+               payment_attempts = ?, next_payment_at = ?, payment_id = ?, registration_id = ?,
+               updated_at = ?, version = version + 1
+             WHERE reservation_id = ? AND version = ?",
+        )
+        .bind(reservation.status.as_str())
+        .bind(reservation.status.is_live())
+        .bind(&reservation.status_reason)
+        .bind(i64::from(reservation.payment.attempts))
+        .bind(reservation.payment.next_attempt_at.map(ts))
+        .bind(&reservation.payment.payment_id)
+        .bind(&reservation.registration_id)
+        .bind(ts(reservation.updated_at))
+        .bind(reservation.id.to_string())
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if updated.rows_affected() == 0 {
+            return Ok(SaveOutcome::Stale);
+        }
+        if let Some(event) = event {
+            enqueue_event(&mut tx, reservation, event, causation)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        if event.is_some() {
+            self.signal.notify();
+        }
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn mark_consumed(&self, consumed: Consumed) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn due(
+        &self,
+        due: Due,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let sql = match due {
+            Due::HoldExpiry => {
+                "SELECT * FROM reservations WHERE status IN ('REQUESTED', 'CONFIRMED')
+                 AND hold_expires_at <= ? ORDER BY hold_expires_at LIMIT ?"
+            }
+            Due::Completion => {
+                "SELECT * FROM reservations WHERE status = 'REGISTERED'
+                 AND ends_at <= ? ORDER BY ends_at LIMIT ?"
+            }
+            Due::Payment => {
+                "SELECT * FROM reservations WHERE status = 'CONFIRMED'
+                 AND next_payment_at <= ? ORDER BY next_payment_at LIMIT ?"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(ts(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(reservation_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+}
