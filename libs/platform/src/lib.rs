@@ -3,6 +3,7 @@
 //! graceful shutdown. Nothing here knows a domain.
 
 pub mod auth;
+pub mod signing;
 pub mod config;
 pub mod http;
 pub mod observability;

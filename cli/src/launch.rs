@@ -1,0 +1,252 @@
+//! Starting one service process, and making sure none outlives `up`.
+//!
+//! A killed `up` (SIGKILL, a crash, a closed terminal) must not leave services behind that
+//! hold the suite's ports, or the next `up` could not start. Two layers see to that:
+//!
+//! 1. **Parent-death signal.** Each service is asked by the kernel to receive SIGTERM when `up`
+//!    dies (`PR_SET_PDEATHSIG`). That has to be armed inside the child between fork and exec,
+//!    which in Rust means `CommandExt::pre_exec`, an `unsafe` fn that the workspace's
+//!    `forbid(unsafe_code)` rules out. So `up` does not start a service directly: it starts
+//!    itself as `studycafe __exec-child --parent-pid <up> <service>`, a shim that arms the
+//!    signal with nix's safe wrapper and then `exec`s the service. The PID stays the same, and
+//!    the signal survives `exec`, so the service is `up`'s direct child that dies with it.
+//!    The kernel sends the signal when the *thread* that forked the child ends, which is why
+//!    `up` runs on a single-threaded runtime: its only thread lives as long as the process.
+//! 2. **PID files.** SIGTERM starts a graceful shutdown that may take seconds, and a service
+//!    might hang. Each running service has `<data>/pids/<name>.pid` (PID and executable); the
+//!    next `up`, once it holds the data directory's lock (so the previous `up` is surely
+//!    gone), stops any process still matching a PID file before it checks the ports.
+
+use std::{
+    fs::OpenOptions,
+    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{ExitCode, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use tokio::{process::Child, time::Instant};
+
+use crate::data_dir::DataDir;
+
+/// The hidden subcommand that runs the shim.
+pub const EXEC_SUBCOMMAND: &str = "__exec-child";
+
+/// The shim: runs in the new child process, arms the parent-death signal and becomes
+/// `program`. Only returns on failure; its stderr is the service's log.
+pub fn exec_child(parent_pid: u32, program: &Path) -> ExitCode {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM) {
+        eprintln!("studycafe: cannot arm the parent-death signal: {e}");
+        return ExitCode::FAILURE;
+    }
+    // If `up` died before the signal was armed, nobody will ever send it: give up now.
+    if std::os::unix::process::parent_id() != parent_pid {
+        eprintln!(
+            "studycafe: `up` (pid {parent_pid}) is gone; not starting {}",
+            program.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let error = std::process::Command::new(program).exec();
+    eprintln!("studycafe: cannot execute {}: {error}", program.display());
+    ExitCode::from(127)
+}
+
+/// A started service process.
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: Child,
+    /// Where this run's part of the log file begins.
+    pub log_start: u64,
+}
+
+/// Starts `program` (through the shim) with `env` on top of the inherited environment, its
+/// output appended to the service's log file, and records its PID file.
+pub fn spawn(
+    name: &str,
+    program: &Path,
+    env: &[(&'static str, String)],
+    data: &DataDir,
+    why: &str,
+) -> anyhow::Result<Spawned> {
+    let log_path = data.log_file(name);
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log_start = log.metadata()?.len();
+    writeln!(
+        log,
+        "\n===== {} studycafe up: {why} {name} ({}) =====",
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S%:z"),
+        program.display()
+    )?;
+
+    let child = tokio::process::Command::new(own_executable())
+        .arg(EXEC_SUBCOMMAND)
+        .arg("--parent-pid")
+        .arg(std::process::id().to_string())
+        .arg(program)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: Ctrl-C in the terminal reaches `up` only, which then stops the
+        // services one by one in reverse order instead of all of them racing at once.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+
+    if let Some(pid) = child.id() {
+        let pid_file = data.pid_file(name);
+        std::fs::write(&pid_file, format!("{pid}\n{}\n", program.display()))
+            .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    }
+    Ok(Spawned { child, log_start })
+}
+
+/// `up`'s own executable for the shim. `/proc/self/exe` still works when cargo has replaced
+/// the file on disk since `up` started (a restart during development), where the path would
+/// name the new binary or nothing.
+fn own_executable() -> PathBuf {
+    let proc_self = Path::new("/proc/self/exe");
+    if proc_self.exists() {
+        proc_self.to_owned()
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("studycafe"))
+    }
+}
+
+pub fn remove_pid_file(data: &DataDir, name: &str) {
+    let _ = std::fs::remove_file(data.pid_file(name));
+}
+
+/// Stops what a previous, killed `up` left running (see the module doc). Must only be called
+/// while holding the data directory's lock.
+pub async fn stop_leftovers<'a>(
+    data: &DataDir,
+    names: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<()> {
+    for name in names {
+        let pid_file = data.pid_file(name);
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        if let Some((pid, program)) = parse_pid_file(&text)
+            && runs(pid, &program)
+        {
+            println!("stopping {name} left over from an earlier run (pid {pid})…");
+            let _ = kill(pid, Signal::SIGTERM);
+            if !gone_within(pid, &program, Duration::from_secs(10)).await {
+                let _ = kill(pid, Signal::SIGKILL);
+                if !gone_within(pid, &program, Duration::from_secs(5)).await {
+                    anyhow::bail!("{name} (pid {pid}) from an earlier run does not stop");
+                }
+            }
+        }
+        std::fs::remove_file(&pid_file)
+            .with_context(|| format!("cannot remove {}", pid_file.display()))?;
+    }
+    Ok(())
+}
+
+fn parse_pid_file(text: &str) -> Option<(Pid, PathBuf)> {
+    let mut lines = text.lines();
+    let pid: i32 = lines.next()?.trim().parse().ok()?;
+    let program = PathBuf::from(lines.next()?);
+    // 0 and -1 mean "the group" and "everyone" to kill(2); 1 is init.
+    (pid > 1).then(|| (Pid::from_raw(pid), program))
+}
+
+/// Whether `pid` still runs `program`: a recycled PID runs something else.
+fn runs(pid: Pid, program: &Path) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    // A binary rebuilt since it started shows as "<path> (deleted)".
+    let exe = exe.to_string_lossy();
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+    Path::new(exe) == program
+}
+
+async fn gone_within(pid: Pid, program: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while runs(pid, program) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
+/// The last `lines` lines of `path` written from byte `from` on.
+pub fn tail(path: &Path, from: u64, lines: usize) -> Vec<String> {
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        file.seek(SeekFrom::Start(from))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        text = String::from_utf8_lossy(&bytes).into_owned();
+        Ok(())
+    });
+    if read.is_err() {
+        return Vec::new();
+    }
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_files_round_trip_and_refuse_dangerous_pids() {
+        assert_eq!(
+            parse_pid_file("1234\n/opt/sc/seat-service\n"),
+            Some((Pid::from_raw(1234), PathBuf::from("/opt/sc/seat-service")))
+        );
+        assert_eq!(parse_pid_file("-1\n/x\n"), None);
+        assert_eq!(parse_pid_file("0\n/x\n"), None);
+        assert_eq!(parse_pid_file("1\n/x\n"), None);
+        assert_eq!(parse_pid_file("garbage"), None);
+        assert_eq!(parse_pid_file("42\n"), None);
+    }
+
+    #[test]
+    fn a_live_pid_running_something_else_is_not_a_leftover() {
+        let me = Pid::this();
+        let exe = std::env::current_exe().unwrap();
+        assert!(runs(me, &exe));
+        assert!(!runs(me, Path::new("/usr/bin/seat-service")));
+    }
+
+    #[test]
+    fn tail_reads_only_this_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.log");
+        std::fs::write(&path, "old 1\nold 2\n").unwrap();
+        let from = std::fs::metadata(&path).unwrap().len();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        for i in 0..30 {
+            writeln!(file, "new {i}").unwrap();
+        }
+        let lines = tail(&path, from, 20);
+        assert_eq!(lines.len(), 20);
+        assert_eq!(lines[0], "new 10");
+        assert_eq!(lines[19], "new 29");
+        assert_eq!(tail(&path, 0, 100)[0], "old 1");
+    }
+}

@@ -1,0 +1,221 @@
+//! The services of the suite, as a table: adding a service (identity, gateway, registration,
+//! payment, seat-view) is one row here. `up` starts them in table order, so a row may depend
+//! on the rows above it (everything needs the broker).
+//!
+//! Each service is configured only by environment variables; the ones a row lists are set by
+//! `up` (overriding the user's), everything else in the environment passes through.
+
+use std::collections::HashSet;
+
+use studycafe_platform::config::{ConfigError, Env};
+
+use crate::{data_dir::DataDir, exit::UsageError};
+
+/// How `up` knows a service is ready to be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Its port accepts TCP connections.
+    TcpConnect,
+    /// `GET http://127.0.0.1:<port><path>` answers 200.
+    HttpOk(&'static str),
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct ServiceSpec {
+    pub name: &'static str,
+    pub executable: &'static str,
+    /// The cargo package that builds `executable`.
+    pub package: &'static str,
+    /// The variable that moves its port, and the port without it.
+    pub port_var: &'static str,
+    pub default_port: u16,
+    pub readiness: Readiness,
+    /// Its configuration, given the resolved suite.
+    pub env: fn(&Suite) -> Vec<(&'static str, String)>,
+    /// Where it listens, for the summary.
+    pub endpoint: fn(u16) -> String,
+}
+
+pub static SERVICES: &[ServiceSpec] = &[
+    ServiceSpec {
+        name: "broker",
+        executable: "studycafe-broker",
+        package: "studycafe-broker",
+        port_var: "STUDYCAFE_BROKER_PORT",
+        default_port: 9092,
+        readiness: Readiness::TcpConnect,
+        env: |suite| {
+            vec![
+                ("BROKER_LISTEN_ADDR", suite.addr("broker")),
+                (
+                    "BROKER_DATA_DIR",
+                    suite.data.root().join("broker").display().to_string(),
+                ),
+            ]
+        },
+        endpoint: |port| format!("127.0.0.1:{port} (Kafka protocol)"),
+    },
+    ServiceSpec {
+        name: "seat",
+        executable: "seat-service",
+        package: "seat-service",
+        port_var: "STUDYCAFE_SEAT_PORT",
+        default_port: 8081,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            vec![
+                ("SEAT_HTTP_ADDR", suite.addr("seat")),
+                (
+                    "SEAT_DATABASE_URL",
+                    format!("sqlite://{}", suite.data.root().join("seat.db").display()),
+                ),
+                ("KAFKA_BROKERS", suite.addr("broker")),
+                ("KAFKA_GROUP_INSTANCE_ID", "seat-1".to_owned()),
+                ("AUTH_JWKS_FILE", suite.data.jwks().display().to_string()),
+            ]
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port}/api (seats, reservations)"),
+    },
+];
+
+/// The suite as this run of `up` lays it out: the data directory and every service's port.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub data: DataDir,
+    /// Parallel to [`SERVICES`].
+    ports: Vec<u16>,
+}
+
+impl Suite {
+    /// Reads each service's port variable from `env`; a malformed or repeated port is a
+    /// configuration error.
+    pub fn new(data: DataDir, env: &Env) -> Result<Self, UsageError> {
+        let mut ports = Vec::with_capacity(SERVICES.len());
+        let mut seen = HashSet::new();
+        for spec in SERVICES {
+            let port: u16 = env
+                .or(spec.port_var, spec.default_port)
+                .map_err(|e: ConfigError| UsageError(e.to_string()))?;
+            if port == 0 {
+                return Err(UsageError(format!(
+                    "{}: must be a port between 1 and 65535",
+                    spec.port_var
+                )));
+            }
+            if !seen.insert(port) {
+                return Err(UsageError(format!(
+                    "{}: port {port} is already used by another service of the suite",
+                    spec.port_var
+                )));
+            }
+            ports.push(port);
+        }
+        Ok(Self { data, ports })
+    }
+
+    pub fn port(&self, service: &str) -> u16 {
+        let index = SERVICES
+            .iter()
+            .position(|s| s.name == service)
+            .unwrap_or_else(|| panic!("no service {service:?} in the table"));
+        self.ports[index]
+    }
+
+    /// Where `service` listens. Always loopback: the one-machine suite has no authentication
+    /// between services and must not be reachable from the network.
+    pub fn addr(&self, service: &str) -> String {
+        format!("127.0.0.1:{}", self.port(service))
+    }
+
+    pub fn env(&self, spec: &ServiceSpec) -> Vec<(&'static str, String)> {
+        (spec.env)(self)
+    }
+}
+
+/// The `STUDYCAFE_*` variables of this process. Only those: `Env::from_process` would panic on
+/// an unrelated variable that is not UTF-8.
+pub fn studycafe_env() -> Env {
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("STUDYCAFE_"))
+        .collect();
+    Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn suite(vars: &[(&str, &str)]) -> Result<Suite, UsageError> {
+        let data = DataDir::resolve(Some("/srv/sc".into()), None, Path::new("/"));
+        Suite::new(data, &Env::from_pairs(vars.iter().copied()))
+    }
+
+    fn env_of(suite: &Suite, name: &str) -> Vec<(&'static str, String)> {
+        suite.env(SERVICES.iter().find(|s| s.name == name).unwrap())
+    }
+
+    #[test]
+    fn default_ports_and_env() {
+        let suite = suite(&[]).unwrap();
+        assert_eq!(
+            env_of(&suite, "broker"),
+            vec![
+                ("BROKER_LISTEN_ADDR", "127.0.0.1:9092".to_owned()),
+                ("BROKER_DATA_DIR", "/srv/sc/broker".to_owned()),
+            ]
+        );
+        assert_eq!(
+            env_of(&suite, "seat"),
+            vec![
+                ("SEAT_HTTP_ADDR", "127.0.0.1:8081".to_owned()),
+                ("SEAT_DATABASE_URL", "sqlite:///srv/sc/seat.db".to_owned()),
+                ("KAFKA_BROKERS", "127.0.0.1:9092".to_owned()),
+                ("KAFKA_GROUP_INSTANCE_ID", "seat-1".to_owned()),
+                ("AUTH_JWKS_FILE", "/srv/sc/keys/jwks.json".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn ports_move_with_their_variables_and_dependents_follow() {
+        let suite = suite(&[
+            ("STUDYCAFE_BROKER_PORT", "19092"),
+            ("STUDYCAFE_SEAT_PORT", "18081"),
+        ])
+        .unwrap();
+        let seat = env_of(&suite, "seat");
+        assert!(seat.contains(&("SEAT_HTTP_ADDR", "127.0.0.1:18081".to_owned())));
+        assert!(seat.contains(&("KAFKA_BROKERS", "127.0.0.1:19092".to_owned())));
+        assert!(
+            env_of(&suite, "broker")
+                .contains(&("BROKER_LISTEN_ADDR", "127.0.0.1:19092".to_owned()))
+        );
+    }
+
+    #[test]
+    fn bad_ports_are_configuration_errors() {
+        assert!(suite(&[("STUDYCAFE_SEAT_PORT", "http")]).is_err());
+        assert!(suite(&[("STUDYCAFE_SEAT_PORT", "70000")]).is_err());
+        assert!(suite(&[("STUDYCAFE_SEAT_PORT", "0")]).is_err());
+        let clash = suite(&[("STUDYCAFE_SEAT_PORT", "9092")]).unwrap_err();
+        assert!(clash.0.contains("STUDYCAFE_SEAT_PORT"), "{clash}");
+    }
+
+    #[test]
+    fn every_row_is_well_formed() {
+        let suite = suite(&[]).unwrap();
+        let mut names = HashSet::new();
+        for (i, spec) in SERVICES.iter().enumerate() {
+            assert!(names.insert(spec.name), "duplicate service {}", spec.name);
+            // Building the env panics when a row refers to a service missing from the table.
+            for (var, _) in suite.env(spec) {
+                assert!(!var.starts_with("STUDYCAFE_"), "{var}");
+            }
+            assert!(!(spec.endpoint)(suite.ports[i]).is_empty());
+        }
+    }
+}

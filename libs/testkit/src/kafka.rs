@@ -1,0 +1,105 @@
+//! Reading and writing topics directly, as an outside observer of the services.
+
+use std::{collections::HashMap, time::Duration};
+
+use rdkafka::{
+    ClientConfig, Message as _,
+    consumer::{BaseConsumer, Consumer as _, StreamConsumer},
+    message::Headers as _,
+    producer::{FutureProducer, FutureRecord},
+};
+
+/// One message as it sits on a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Whether the broker answers a metadata request.
+pub async fn metadata_ok(brokers: &str) -> bool {
+    let brokers = brokers.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: Result<BaseConsumer, _> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("log_level", "0")
+            .create();
+        consumer.is_ok_and(|c| c.fetch_metadata(None, Duration::from_secs(2)).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Sends one raw message and waits for the acknowledgement.
+pub async fn produce(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(20),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+}
+
+/// Reads `topic` from the beginning (a fresh consumer group) until `want` messages arrived
+/// or `timeout` passed; returns what it got.
+pub async fn read_topic(brokers: &str, topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("observer-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("log_level", "0")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while records.len() < want {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(remaining, consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let mut headers = HashMap::new();
+                if let Some(h) = message.headers() {
+                    for header in h.iter() {
+                        if let Some(v) = header.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                            headers.insert(header.key.to_owned(), v.to_owned());
+                        }
+                    }
+                }
+                records.push(Record {
+                    key: message
+                        .key()
+                        .and_then(|k| std::str::from_utf8(k).ok())
+                        .map(str::to_owned),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                    headers,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                });
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => break,
+        }
+    }
+    records
+}

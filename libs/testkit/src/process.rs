@@ -1,0 +1,205 @@
+//! Real processes: the embedded broker and service executables.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+
+/// The path of a workspace executable, built beside the running test.
+pub fn executable(name: &str) -> PathBuf {
+    let test_exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the executables first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed when dropped, with its output in a log file.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    name: String,
+    exe: PathBuf,
+    env: HashMap<String, String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServiceProcess {
+    /// Starts `exe` with exactly the variables in `env` added to a minimal environment.
+    pub fn start(name: &str, exe: PathBuf, env: HashMap<String, String>, log_dir: &Path) -> Self {
+        let mut process = Self {
+            name: name.to_owned(),
+            exe,
+            env,
+            log: log_dir.join(format!("{name}.log")),
+            child: None,
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let child = Command::new(&self.exe)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.exe.display()));
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: a crash, nothing flushed, nothing said goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 15 s). Returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again with the same executable, environment and log.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The last lines of its log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The embedded broker on a free port with its own data directory.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    process: ServiceProcess,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    /// Starts a broker and waits until it serves Kafka metadata.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = crate::free_port();
+        let env = HashMap::from([
+            ("BROKER_LISTEN_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("BROKER_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
+        ]);
+        let process = ServiceProcess::start(
+            "broker",
+            executable("studycafe-broker"),
+            env,
+            dir.path(),
+        );
+        let broker = Self {
+            process,
+            port,
+            _dir: dir,
+        };
+        broker.wait_ready().await;
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub async fn wait_ready(&self) {
+        let brokers = self.brokers();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if crate::kafka::metadata_ok(&brokers).await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker did not become ready:\n{}",
+                self.process.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL the broker (data stays).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// SIGTERM the broker (data stays).
+    pub fn stop(&mut self) -> bool {
+        self.process.stop()
+    }
+
+    /// Starts it again on the same port and data, and waits until it serves.
+    pub async fn restart(&mut self) {
+        self.process.restart();
+        self.wait_ready().await;
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+}
