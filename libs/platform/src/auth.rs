@@ -199,7 +199,9 @@ impl JwtVerifier {
         let kid = header
             .kid
             .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
-        let key = match self.keys.read().await.get(&kid).cloned() {
+        // Bound first: a read guard living through the match would deadlock `refresh`.
+        let cached = self.keys.read().await.get(&kid).cloned();
+        let key = match cached {
             Some(key) => key,
             None => {
                 self.refresh().await?;

@@ -34,15 +34,17 @@ pub type ReadinessCheck =
 /// readiness runs `ready` (its own store reachable) so a load balancer sends traffic only to
 /// instances that can answer.
 pub fn ops_routes(ready: ReadinessCheck) -> Router {
+    // Installs the recorder now, before the first request is counted.
+    let metrics = crate::observability::metrics();
     Router::new()
         .route("/health/live", get(|| async { axum::Json(serde_json::json!({"status": "up"})) }))
         .route("/health/ready", get(readiness).with_state(ready))
         .route(
             "/metrics",
-            get(|| async {
+            get(move || async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    crate::observability::metrics().render(),
+                    metrics.render(),
                 )
             }),
         )

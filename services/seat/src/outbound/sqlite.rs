@@ -63,7 +63,7 @@ impl SqliteStore {
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).create_if_missing(false))
             .await?;
         outbox::install(&writer).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;

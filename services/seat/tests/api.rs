@@ -1,0 +1,254 @@
+//! The seat service's HTTP API, in-process on port 0, with its own database and a real broker.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared_events::topics;
+use studycafe_testkit::kafka;
+use support::{assert_problem, in_hours, reservation_body, spawn_app};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_is_accepted_stored_and_published() {
+    let mut app = spawn_app().await;
+    let alice = app.keys.customer("alice");
+    let response = app.reserve(&alice, &reservation_body("A-01", &in_hours(2), 2)).await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    let id = body["reservationId"].as_str().unwrap().to_owned();
+    assert_eq!(body["status"], "REQUESTED");
+    assert_eq!(location, format!("/api/reservations/{id}"));
+
+    let view: Value = app.get(&alice, &id).await.json().await.unwrap();
+    assert_eq!(view["seatId"], "A-01");
+    assert_eq!(view["customerId"], "alice");
+    assert_eq!(view["hours"], 2);
+    assert_eq!(view["price"], json!({"amount": 4000, "currency": "KRW"}));
+    assert_eq!(view["status"], "REQUESTED");
+
+    // SeatReserved on the seat topic, keyed and correlated by the reservation id.
+    let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
+    let reserved: Vec<_> = records
+        .iter()
+        .filter(|r| r.json()["type"] == "SeatReserved")
+        .collect();
+    assert_eq!(reserved.len(), 1);
+    let event = reserved[0].json();
+    assert_eq!(reserved[0].key.as_deref(), Some(id.as_str()));
+    assert_eq!(event["correlationId"], id.as_str());
+    assert_eq!(event["source"], "seat");
+    assert_eq!(event["version"], 1);
+    assert_eq!(event["data"]["reservationId"], id.as_str());
+    assert_eq!(event["data"]["price"]["amount"], 4000);
+    assert!(event["data"].get("paymentToken").is_none(), "no payment token on the wire");
+    assert!(reserved[0].headers.contains_key("traceparent"), "trace context travels");
+    // The catalogue is announced too: 40 SeatDefined events.
+    assert_eq!(records.iter().filter(|r| r.json()["type"] == "SeatDefined").count(), 40);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seat_catalogue_is_public() {
+    let mut app = spawn_app().await;
+    let seats: Vec<Value> = app
+        .http
+        .get(format!("{}/api/seats", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seats.len(), 40);
+    assert_eq!(seats[0]["id"], "A-01");
+    assert_eq!(seats[0]["kind"], "open-desk");
+    assert_eq!(seats[0]["hourlyPrice"], json!({"amount": 2000, "currency": "KRW"}));
+    assert!(seats.iter().any(|s| s["enabled"] == false));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_a_problem_and_changes_nothing() {
+    let mut app = spawn_app().await;
+    let alice = app.keys.customer("alice");
+    let start = in_hours(3);
+    let url = format!("{}/api/reservations", app.base);
+
+    assert_problem(app.reserve(&alice, &reservation_body("Z-99", &start, 2)).await, 404, "/problems/seat-not-found").await;
+    assert_problem(app.reserve(&alice, &reservation_body("not a seat", &start, 2)).await, 400, "/problems/invalid-field").await;
+    assert_problem(app.reserve(&alice, &reservation_body("A-16", &start, 2)).await, 409, "/problems/seat-disabled").await;
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    assert_problem(app.reserve(&alice, &reservation_body("A-01", &past, 2)).await, 422, "/problems/starts-in-past").await;
+    assert_problem(app.reserve(&alice, &reservation_body("A-01", &start, 0)).await, 422, "/problems/hours-out-of-range").await;
+    assert_problem(app.reserve(&alice, &reservation_body("A-01", &start, 13)).await, 422, "/problems/hours-out-of-range").await;
+    let far = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    assert_problem(app.reserve(&alice, &reservation_body("A-01", &far, 1)).await, 422, "/problems/starts-too-far-ahead").await;
+    assert_problem(app.reserve(&alice, &reservation_body("A-01", "tomorrow at nine", 1)).await, 400, "/problems/invalid-field").await;
+    let mut no_token = reservation_body("A-01", &start, 1);
+    no_token["paymentToken"] = json!("");
+    assert_problem(app.reserve(&alice, &no_token).await, 400, "/problems/invalid-field").await;
+    let malformed = app.http.post(&url).bearer_auth(&alice).header("content-type", "application/json").body("{\"seatId\": ").send().await.unwrap();
+    assert_problem(malformed, 400, "/problems/malformed-request").await;
+    let wrong_shape = app.http.post(&url).bearer_auth(&alice).json(&json!({"seatId": "A-01", "hours": "two"})).send().await.unwrap();
+    assert_problem(wrong_shape, 400, "/problems/malformed-request").await;
+    let not_json = app.http.post(&url).bearer_auth(&alice).body("seat=A-01").send().await.unwrap();
+    assert_problem(not_json, 415, "/problems/unsupported-media-type").await;
+
+    // Who is asking.
+    let anonymous = app.http.post(&url).json(&reservation_body("A-01", &start, 1)).send().await.unwrap();
+    let body = assert_problem(anonymous, 401, "/problems/unauthorized").await;
+    assert!(body["detail"].as_str().unwrap().contains("missing"));
+    assert_problem(app.reserve("garbage", &reservation_body("A-01", &start, 1)).await, 401, "/problems/unauthorized").await;
+    assert_problem(app.reserve(&app.keys.forged("mallory"), &reservation_body("A-01", &start, 1)).await, 401, "/problems/unauthorized").await;
+    assert_problem(app.reserve(&app.keys.admin("root"), &reservation_body("A-01", &start, 1)).await, 403, "/problems/forbidden").await;
+    assert_problem(app.get(&alice, "not-an-id").await, 404, "/problems/not-found").await;
+    assert_problem(app.get(&alice, &uuid::Uuid::now_v7().to_string()).await, 404, "/problems/not-found").await;
+
+    // Nothing was written: the same seat and window is still free, and only one reservation
+    // event was ever published.
+    let ok = app.reserve(&alice, &reservation_body("A-01", &start, 1)).await;
+    assert_eq!(ok.status(), 202);
+    let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(records.iter().filter(|r| r.json()["type"] == "SeatReserved").count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation() {
+    let mut app = spawn_app().await;
+    let start = in_hours(5);
+    let body = reservation_body("FB-01", &start, 3);
+    let requests = (0..50).map(|i| {
+        let token = app.keys.customer(&format!("customer-{i}"));
+        let http = app.http.clone();
+        let url = format!("{}/api/reservations", app.base);
+        let body = body.clone();
+        async move {
+            let response = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let json: Value = response.json().await.unwrap();
+            (status, json)
+        }
+    });
+    let results = futures::future::join_all(requests).await;
+    let accepted = results.iter().filter(|(s, _)| *s == 202).count();
+    let conflicts: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
+    assert_eq!(accepted, 1, "{results:?}");
+    assert_eq!(conflicts.len(), 49);
+    assert!(conflicts.iter().all(|(_, b)| b["type"] == "/problems/seat-taken"));
+
+    // An overlapping window is also refused; a back-to-back one is fine.
+    let alice = app.keys.customer("alice");
+    let overlapping = reservation_body("FB-01", &in_hours(6), 1);
+    assert_problem(app.reserve(&alice, &overlapping).await, 409, "/problems/seat-taken").await;
+    let after = reservation_body("FB-01", &in_hours(8), 1);
+    assert_eq!(app.reserve(&alice, &after).await.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_key_replays_the_first_answer() {
+    let mut app = spawn_app().await;
+    let alice = app.keys.customer("alice");
+    let body = reservation_body("B-02", &in_hours(4), 2);
+    let send = |key: &'static str, body: Value| {
+        let http = app.http.clone();
+        let url = format!("{}/api/reservations", app.base);
+        let token = alice.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = send("k-1", body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = send("k-1", body.clone()).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["reservationId"], again["reservationId"]);
+
+    let mut other = body.clone();
+    other["hours"] = json!(3);
+    assert_problem(send("k-1", other).await, 422, "/problems/idempotency-key-reused").await;
+    // Another customer's identical key is theirs alone.
+    let bob = app.keys.customer("bob");
+    let bobs = app
+        .http
+        .post(format!("{}/api/reservations", app.base))
+        .bearer_auth(bob)
+        .header("Idempotency-Key", "k-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bobs, 409, "/problems/seat-taken").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_owner_or_an_admin_sees_and_cancels() {
+    let mut app = spawn_app().await;
+    let alice = app.keys.customer("alice");
+    let bob = app.keys.customer("bob");
+    let admin = app.keys.admin("admin");
+    let body: Value = app.reserve(&alice, &reservation_body("A-03", &in_hours(2), 1)).await.json().await.unwrap();
+    let id = body["reservationId"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/reservations/{id}", app.base);
+
+    assert_problem(app.get(&bob, &id).await, 403, "/problems/forbidden").await;
+    assert_eq!(app.get(&admin, &id).await.status(), 200);
+    let bob_cancel = app.http.delete(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_problem(bob_cancel, 403, "/problems/forbidden").await;
+    assert_eq!(app.status_of(&id).await, "REQUESTED", "bob changed nothing");
+
+    let cancel = app.http.delete(&url).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(cancel.status(), 202);
+    let cancelled: Value = cancel.json().await.unwrap();
+    assert_eq!(cancelled["status"], "CANCELLED");
+    let twice = app.http.delete(&url).bearer_auth(&alice).send().await.unwrap();
+    assert_problem(twice, 409, "/problems/illegal-state-change").await;
+
+    // The seat is free again for that window.
+    assert_eq!(app.reserve(&bob, &reservation_body("A-03", &in_hours(2), 1)).await.status(), 202);
+    let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 43, WAIT).await;
+    let cancelled: Vec<_> = records.iter().map(|r| r.json()).filter(|e| e["type"] == "ReservationCancelled").collect();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["data"]["cancelledBy"], "customer");
+    assert_eq!(cancelled[0]["data"]["wasPaid"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operational_endpoints() {
+    let mut app = spawn_app().await;
+    for path in ["/health/live", "/health/ready"] {
+        let response = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+    let _ = app.http.get(format!("{}/api/seats", app.base)).send().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    // A request id from the caller is kept.
+    let response = app
+        .http
+        .get(format!("{}/health/live", app.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    app.stop().await;
+}

@@ -1,0 +1,127 @@
+//! `spawn_app`: a seat service on port 0 with its own fresh database, a real embedded broker
+//! and a test signing key.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use seat_service::{App, SeatConfig};
+use serde_json::{Value, json};
+use studycafe_platform::config::Env;
+use studycafe_testkit::{BrokerProcess, TestKeys};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub keys: TestKeys,
+    pub broker: BrokerProcess,
+    pub shutdown: CancellationToken,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    studycafe_platform::observability::init_tracing("seat-test");
+    let broker = BrokerProcess::start().await;
+    let keys = TestKeys::new();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("seat.db").display());
+    let jwks = keys.jwks_file().display().to_string();
+    let brokers = broker.brokers();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("SEAT_HTTP_ADDR", "127.0.0.1:0"),
+        ("SEAT_DATABASE_URL", &db),
+        ("KAFKA_BROKERS", &brokers),
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("AUTH_JWKS_FILE", &jwks),
+        ("SEAT_TICK_MS", "100"),
+    ];
+    vars.extend_from_slice(extra);
+    let config = SeatConfig::from_env(&Env::from_pairs(vars)).expect("config");
+    let shutdown = CancellationToken::new();
+    let app = App::build(config, shutdown.clone()).await.expect("build");
+    let base = format!("http://{}", app.local_addr());
+    let task = tokio::spawn(app.run());
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        keys,
+        broker,
+        shutdown,
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+/// An hour from now, on the hour (so windows of different tests never meet by accident).
+pub fn in_hours(hours: i64) -> String {
+    let now = chrono::Utc::now();
+    let start = now + chrono::Duration::hours(hours);
+    start
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string()
+}
+
+pub fn reservation_body(seat: &str, starts_at: &str, hours: i64) -> Value {
+    json!({"seatId": seat, "startsAt": starts_at, "hours": hours, "paymentToken": "tok_approve"})
+}
+
+impl TestApp {
+    pub async fn reserve(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/reservations", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, token: &str, id: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/reservations/{id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn status_of(&self, id: &str) -> String {
+        let admin = self.keys.admin("admin");
+        let body: Value = self.get(&admin, id).await.json().await.unwrap();
+        body["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn wait_for_status(&self, id: &str, status: &str) {
+        studycafe_testkit::eventually(Duration::from_secs(60), status, || async {
+            (self.status_of(id).await == status).then_some(())
+        })
+        .await;
+    }
+
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Asserts a problem+json response with `status` and `type`; returns the body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, problem_type: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], problem_type, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
