@@ -1,0 +1,223 @@
+//! Taking payment for confirmed reservations through the payment port, with a test double
+//! behind it (the HTTP adapter and its circuit breaker come with the payment service), on the
+//! real SQLite store.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use seat_service::{
+    domain::{
+        CustomerId, PaymentToken, ReservationId, ReservationStatus, SeatId,
+        ports::{
+            Clock, Consumed, PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments,
+            ReservationStore as _,
+        },
+        service::{Reaction, ReservationService, ReserveSeat},
+    },
+    outbound::{catalogue, sqlite::SqliteStore},
+};
+use studycafe_messaging::{OutboxSignal, OutboxStore as _};
+
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Answers from a script and counts the calls per reservation.
+#[derive(Default)]
+struct ScriptedPayments {
+    answers: Mutex<Vec<Result<PaymentOutcome, PaymentUnavailable>>>,
+    calls: Mutex<Vec<ReservationId>>,
+}
+
+impl Payments for ScriptedPayments {
+    async fn pay(&self, request: PaymentRequest) -> Result<PaymentOutcome, PaymentUnavailable> {
+        self.calls.lock().unwrap().push(request.reservation_id);
+        self.answers.lock().unwrap().remove(0)
+    }
+}
+
+struct Fixture {
+    service: ReservationService<SqliteStore>,
+    store: SqliteStore,
+    clock: TestClock,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("seat.db").display());
+    let store = SqliteStore::open(&url, OutboxSignal::new()).await.unwrap();
+    store
+        .sync_catalogue(&catalogue::parse(catalogue::DEFAULT).unwrap())
+        .await
+        .unwrap();
+    let clock = TestClock(Arc::new(Mutex::new(
+        Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap(),
+    )));
+    let service = ReservationService::new(store.clone(), Default::default(), Arc::new(clock.clone()));
+    Fixture {
+        service,
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
+    let reserved = f
+        .service
+        .reserve(ReserveSeat {
+            customer: CustomerId::parse("alice").unwrap(),
+            seat_id: SeatId::parse(seat).unwrap(),
+            starts_at: f.clock.now() + Duration::hours(1),
+            hours: 2,
+            payment_token: PaymentToken::parse("tok_approve").unwrap(),
+            idempotency: None,
+            causation: "test".into(),
+        })
+        .await
+        .unwrap();
+    let consumed = Consumed {
+        consumer: "seat",
+        event_id: uuid::Uuid::now_v7(),
+    };
+    f.service
+        .react(reserved.reservation_id, &Reaction::BookingConfirmed, consumed)
+        .await
+        .unwrap();
+    reserved.reservation_id
+}
+
+async fn status(f: &Fixture, id: ReservationId) -> ReservationStatus {
+    f.store.get(id).await.unwrap().unwrap().status
+}
+
+#[tokio::test]
+async fn approved_is_paid_once_and_never_charged_again() {
+    let f = fixture().await;
+    let id = confirmed(&f, "A-01").await;
+    let payments = ScriptedPayments::default();
+    payments.answers.lock().unwrap().push(Ok(PaymentOutcome::Approved {
+        payment_id: "pay-1".into(),
+    }));
+    let settled = f
+        .service
+        .settle_due_payments(&payments, 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(settled, 1);
+    let reservation = f.store.get(id).await.unwrap().unwrap();
+    assert_eq!(reservation.status, ReservationStatus::Paid);
+    assert_eq!(reservation.payment.payment_id.as_deref(), Some("pay-1"));
+    // Nothing more is due: a second sweep calls nobody.
+    f.clock.advance(Duration::minutes(5));
+    assert_eq!(
+        f.service
+            .settle_due_payments(&payments, 10, Duration::seconds(30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(payments.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn declined_fails_the_reservation_and_frees_the_seat() {
+    let f = fixture().await;
+    let id = confirmed(&f, "A-02").await;
+    let payments = ScriptedPayments::default();
+    payments.answers.lock().unwrap().push(Ok(PaymentOutcome::Declined {
+        reason: "card declined".into(),
+    }));
+    f.service
+        .settle_due_payments(&payments, 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(status(&f, id).await, ReservationStatus::PaymentFailed);
+    // Seat A-02 is free for the same window again.
+    let again = f
+        .service
+        .reserve(ReserveSeat {
+            customer: CustomerId::parse("bob").unwrap(),
+            seat_id: SeatId::parse("A-02").unwrap(),
+            starts_at: f.clock.now() + Duration::hours(1),
+            hours: 2,
+            payment_token: PaymentToken::parse("tok_approve").unwrap(),
+            idempotency: None,
+            causation: "test".into(),
+        })
+        .await;
+    assert!(again.is_ok());
+}
+
+#[tokio::test]
+async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers() {
+    let f = fixture().await;
+    let id = confirmed(&f, "A-03").await;
+    let payments = ScriptedPayments::default();
+    {
+        let mut answers = payments.answers.lock().unwrap();
+        answers.push(Err(PaymentUnavailable("connection refused".into())));
+        answers.push(Err(PaymentUnavailable("breaker open".into())));
+        answers.push(Ok(PaymentOutcome::Approved {
+            payment_id: "pay-9".into(),
+        }));
+    }
+    let sweep = || f.service.settle_due_payments(&payments, 10, Duration::seconds(30));
+
+    assert_eq!(sweep().await.unwrap(), 0);
+    let r = f.store.get(id).await.unwrap().unwrap();
+    assert_eq!(r.status, ReservationStatus::Confirmed, "stays confirmed, payment pending");
+    assert_eq!(r.payment.attempts, 1);
+    // Not due again before the backoff (1 s after the first failure, 2 s after the second).
+    assert_eq!(sweep().await.unwrap(), 0);
+    assert_eq!(payments.calls.lock().unwrap().len(), 1);
+    f.clock.advance(Duration::seconds(1));
+    assert_eq!(sweep().await.unwrap(), 0);
+    assert_eq!(payments.calls.lock().unwrap().len(), 2);
+    f.clock.advance(Duration::seconds(2));
+    assert_eq!(sweep().await.unwrap(), 1);
+    assert_eq!(status(&f, id).await, ReservationStatus::Paid);
+    // Every attempt used the reservation id as the idempotency key.
+    assert!(payments.calls.lock().unwrap().iter().all(|c| *c == id));
+}
+
+#[tokio::test]
+async fn the_hold_ends_the_retries() {
+    let f = fixture().await;
+    let id = confirmed(&f, "A-04").await;
+    let payments = ScriptedPayments::default();
+    payments
+        .answers
+        .lock()
+        .unwrap()
+        .push(Err(PaymentUnavailable("down".into())));
+    f.service
+        .settle_due_payments(&payments, 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::minutes(11));
+    assert_eq!(f.service.expire_due_holds(10).await.unwrap(), 1);
+    assert_eq!(status(&f, id).await, ReservationStatus::Expired);
+    assert_eq!(
+        f.service
+            .settle_due_payments(&payments, 10, Duration::seconds(30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(payments.calls.lock().unwrap().len(), 1, "no call after expiry");
+    // Every state change left its event in the outbox: reserved, confirmed, expired.
+    assert_eq!(f.store.outbox().backlog().await.unwrap(), 40 + 3);
+}
