@@ -30,7 +30,10 @@ fn checked_in_schemas_are_current() {
         .collect();
     on_disk.sort();
     expected_files.sort();
-    assert_eq!(on_disk, expected_files, "schema files without an event (or missing)");
+    assert_eq!(
+        on_disk, expected_files,
+        "schema files without an event (or missing)"
+    );
 }
 
 #[test]
@@ -40,13 +43,21 @@ fn every_event_type_is_unique_and_has_a_topic() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), all.len());
-    assert!(all.iter().all(|(_, _, topic, _)| topics::ALL.contains(topic)));
+    assert!(
+        all.iter()
+            .all(|(_, _, topic, _)| topics::ALL.contains(topic))
+    );
 }
 
 fn sample() -> Envelope<SeatReserved> {
     let starts = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
     Envelope::wrap(
-        EventMeta::new("seat", "0192f0c4-0000-7000-8000-000000000001", "req-1", starts),
+        EventMeta::new(
+            "seat",
+            "0192f0c4-0000-7000-8000-000000000001",
+            "req-1",
+            starts,
+        ),
         SeatReserved {
             reservation: ReservationRef {
                 reservation_id: "0192f0c4-0000-7000-8000-000000000001".into(),
@@ -56,7 +67,10 @@ fn sample() -> Envelope<SeatReserved> {
                 ends_at: starts + chrono::Duration::hours(2),
             },
             hours: 2,
-            price: Money { amount: 6000, currency: Currency::Krw },
+            price: Money {
+                amount: 6000,
+                currency: Currency::Krw,
+            },
             hold_expires_at: starts,
         },
     )
@@ -70,7 +84,10 @@ fn round_trips_through_the_wire_format() {
     // camelCase on the wire, flattened reservation reference, type and version in the envelope.
     assert_eq!(json["type"], "SeatReserved");
     assert_eq!(json["version"], 1);
-    assert_eq!(json["correlationId"], "0192f0c4-0000-7000-8000-000000000001");
+    assert_eq!(
+        json["correlationId"],
+        "0192f0c4-0000-7000-8000-000000000001"
+    );
     assert_eq!(json["data"]["seatId"], "A-01");
     assert_eq!(json["data"]["price"]["currency"], "KRW");
     assert_eq!(json["occurredAt"], "2026-12-01T09:00:00Z");
@@ -100,7 +117,10 @@ fn unknown_types_and_bad_data_are_decode_errors() {
 
     let mut raw = sample().to_raw();
     raw.data["hours"] = serde_json::json!("two");
-    assert!(matches!(IntegrationEvent::decode(&raw), Err(DecodeError::Data { .. })));
+    assert!(matches!(
+        IntegrationEvent::decode(&raw),
+        Err(DecodeError::Data { .. })
+    ));
 
     assert!(matches!(
         RawEnvelope::from_json(b"{not json"),
@@ -122,7 +142,40 @@ fn schema_pins_type_and_version_and_requires_the_envelope() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for field in ["id", "type", "version", "occurredAt", "source", "correlationId", "causationId", "data"] {
+    for field in [
+        "id",
+        "type",
+        "version",
+        "occurredAt",
+        "source",
+        "correlationId",
+        "causationId",
+        "data",
+    ] {
         assert!(required.contains(&field), "{field} not required");
     }
+}
+
+#[test]
+fn real_events_validate_against_their_checked_in_schema_and_wrong_ones_do_not() {
+    let text =
+        std::fs::read_to_string(schema_dir().join(schema_file_name("SeatReserved", 1))).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    assert!(
+        validator.is_valid(&event),
+        "{:?}",
+        validator
+            .iter_errors(&event)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+
+    let mut wrong_type = event.clone();
+    wrong_type["type"] = "PaymentRefunded".into();
+    assert!(!validator.is_valid(&wrong_type));
+    let mut missing = event.clone();
+    missing["data"].as_object_mut().unwrap().remove("seatId");
+    assert!(!validator.is_valid(&missing));
 }

@@ -7,7 +7,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
-use studycafe_testkit::{BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port};
+use studycafe_testkit::{
+    BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port,
+};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -36,7 +38,10 @@ impl Suite {
             ),
             ("KAFKA_BROKERS".to_owned(), broker.brokers()),
             ("KAFKA_GROUP_INSTANCE_ID".to_owned(), "seat-1".to_owned()),
-            ("AUTH_JWKS_FILE".to_owned(), keys.jwks_file().display().to_string()),
+            (
+                "AUTH_JWKS_FILE".to_owned(),
+                keys.jwks_file().display().to_string(),
+            ),
             ("SEAT_TICK_MS".to_owned(), "200".to_owned()),
         ]);
         let seat = ServiceProcess::start("seat", executable("seat-service"), env, dir.path());
@@ -68,12 +73,21 @@ impl Suite {
             }
         })
         .await;
-        assert!(ready.is_ok(), "seat never became ready:\n{}", self.seat.log_tail(40));
+        assert!(
+            ready.is_ok(),
+            "seat never became ready:\n{}",
+            self.seat.log_tail(40)
+        );
     }
 
     /// Reserves `seat` `hours_ahead` hours from now (on the hour) as `customer`; returns the
     /// HTTP status and the reservation id (when accepted).
-    pub async fn reserve(&self, customer: &str, seat: &str, hours_ahead: i64) -> (u16, Option<String>) {
+    pub async fn reserve(
+        &self,
+        customer: &str,
+        seat: &str,
+        hours_ahead: i64,
+    ) -> (u16, Option<String>) {
         let starts = (chrono::Utc::now() + chrono::Duration::hours(hours_ahead))
             .format("%Y-%m-%dT%H:00:00Z")
             .to_string();
@@ -109,7 +123,11 @@ impl Suite {
             .send()
             .await;
         match response {
-            Ok(r) => r.json::<Value>().await.map(|b| b["status"].as_str().unwrap_or_default().to_owned()).unwrap_or_default(),
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .map(|b| b["status"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default(),
             Err(_) => String::new(),
         }
     }

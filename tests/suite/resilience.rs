@@ -18,12 +18,21 @@ fn by_reservation(records: &[kafka::Record]) -> HashMap<String, (Vec<String>, us
         if event["type"] == "SeatDefined" {
             continue;
         }
-        let key = event["correlationId"].as_str().unwrap_or_default().to_owned();
-        assert_eq!(record.key.as_deref(), Some(key.as_str()), "key = correlation id");
+        let key = event["correlationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            record.key.as_deref(),
+            Some(key.as_str()),
+            "key = correlation id"
+        );
         let entry = out.entry(key).or_default();
         entry.1 += 1;
         if seen_ids.insert(event["id"].as_str().unwrap_or_default().to_owned()) {
-            entry.0.push(event["type"].as_str().unwrap_or_default().to_owned());
+            entry
+                .0
+                .push(event["type"].as_str().unwrap_or_default().to_owned());
             entry.2 += 1;
         }
     }
@@ -33,15 +42,20 @@ fn by_reservation(records: &[kafka::Record]) -> HashMap<String, (Vec<String>, us
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_seat_service_killed_mid_stream_loses_and_reorders_nothing() {
     let mut suite = Suite::start().await;
-    let seats = ["A-01", "A-02", "A-03", "A-04", "A-05", "B-01", "B-02", "B-03", "B-04", "B-05"];
+    let seats = [
+        "A-01", "A-02", "A-03", "A-04", "A-05", "B-01", "B-02", "B-03", "B-04", "B-05",
+    ];
     // Accepted reservations, each followed by its cancellation: two events per reservation
     // whose order matters.
     let mut accepted = Vec::new();
     for (round, hours) in (2..5).enumerate() {
         let customer = format!("c{round}");
-        let batch =
-            futures::future::join_all(seats.iter().map(|seat| suite.reserve(&customer, seat, hours)))
-                .await;
+        let batch = futures::future::join_all(
+            seats
+                .iter()
+                .map(|seat| suite.reserve(&customer, seat, hours)),
+        )
+        .await;
         for (status, id) in batch {
             assert_eq!(status, 202);
             accepted.push(id.expect("id"));
@@ -59,18 +73,31 @@ async fn a_seat_service_killed_mid_stream_loses_and_reorders_nothing() {
     suite.wait_seat_ready().await;
 
     let expected_events = accepted.len() + accepted.len().div_ceil(2) + 40;
-    let records = kafka::read_topic(&suite.broker.brokers(), topics::SEAT, expected_events, WAIT).await;
+    let records =
+        kafka::read_topic(&suite.broker.brokers(), topics::SEAT, expected_events, WAIT).await;
     // Let any re-published duplicates land too.
     let records = if records.len() == expected_events {
-        kafka::read_topic(&suite.broker.brokers(), topics::SEAT, usize::MAX, std::time::Duration::from_secs(5)).await
+        kafka::read_topic(
+            &suite.broker.brokers(),
+            topics::SEAT,
+            usize::MAX,
+            std::time::Duration::from_secs(5),
+        )
+        .await
     } else {
         records
     };
     let by_id = by_reservation(&records);
     for (i, id) in accepted.iter().enumerate() {
-        let (types, _records, distinct) = by_id.get(id).unwrap_or_else(|| panic!("no events for {id}"));
+        let (types, _records, distinct) = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("no events for {id}"));
         if i % 2 == 0 {
-            assert_eq!(types, &["SeatReserved", "ReservationCancelled"], "{id}: order kept");
+            assert_eq!(
+                types,
+                &["SeatReserved", "ReservationCancelled"],
+                "{id}: order kept"
+            );
             assert_eq!(*distinct, 2);
         } else {
             assert_eq!(types, &["SeatReserved"], "{id}");
@@ -98,11 +125,23 @@ async fn a_redelivered_event_is_applied_once() {
     );
     // The same event three times, as a relay re-publishing after a crash would send it.
     for _ in 0..3 {
-        kafka::produce(&suite.broker.brokers(), topics::REGISTRATION, &id, &confirmed.to_json()).await;
+        kafka::produce(
+            &suite.broker.brokers(),
+            topics::REGISTRATION,
+            &id,
+            &confirmed.to_json(),
+        )
+        .await;
     }
     suite.wait_for_status(&id, "CONFIRMED").await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let records = kafka::read_topic(&suite.broker.brokers(), topics::SEAT, usize::MAX, std::time::Duration::from_secs(8)).await;
+    let records = kafka::read_topic(
+        &suite.broker.brokers(),
+        topics::SEAT,
+        usize::MAX,
+        std::time::Duration::from_secs(8),
+    )
+    .await;
     let confirmations = records
         .iter()
         .map(kafka::Record::json)
@@ -116,20 +155,39 @@ async fn reservations_are_accepted_while_the_broker_is_down_and_published_when_i
     let mut suite = Suite::start().await;
     suite.broker.kill();
     let mut accepted = Vec::new();
-    for (i, seat) in ["G-01", "G-02", "G-03", "G-04", "B-10", "B-11", "B-12", "A-10", "A-11", "A-12"].iter().enumerate() {
+    for (i, seat) in [
+        "G-01", "G-02", "G-03", "G-04", "B-10", "B-11", "B-12", "A-10", "A-11", "A-12",
+    ]
+    .iter()
+    .enumerate()
+    {
         let (status, id) = suite.reserve(&format!("customer-{i}"), seat, 2).await;
         assert_eq!(status, 202, "accepted with the broker down");
         accepted.push(id.expect("id"));
     }
     // Readiness does not depend on the broker: the service keeps taking traffic.
-    let ready = suite.http.get(format!("{}/health/ready", suite.seat_url)).send().await.unwrap();
+    let ready = suite
+        .http
+        .get(format!("{}/health/ready", suite.seat_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 
     suite.broker.restart().await;
-    let records = kafka::read_topic(&suite.broker.brokers(), topics::SEAT, 40 + accepted.len(), WAIT).await;
+    let records = kafka::read_topic(
+        &suite.broker.brokers(),
+        topics::SEAT,
+        40 + accepted.len(),
+        WAIT,
+    )
+    .await;
     let by_id = by_reservation(&records);
     for id in &accepted {
-        assert!(by_id.contains_key(id), "{id} published after the broker returned");
+        assert!(
+            by_id.contains_key(id),
+            "{id} published after the broker returned"
+        );
     }
 }
 
@@ -141,9 +199,18 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     // Wait until the consumer group is established, so the crash catches it as a member.
     let probe = Envelope::wrap(
         EventMeta::new("registration", &before, "test", chrono::Utc::now()),
-        BookingConfirmed { reservation_id: before.clone(), confirmed_by: "admin".into() },
+        BookingConfirmed {
+            reservation_id: before.clone(),
+            confirmed_by: "admin".into(),
+        },
     );
-    kafka::produce(&suite.broker.brokers(), topics::REGISTRATION, &before, &probe.to_json()).await;
+    kafka::produce(
+        &suite.broker.brokers(),
+        topics::REGISTRATION,
+        &before,
+        &probe.to_json(),
+    )
+    .await;
     suite.wait_for_status(&before, "CONFIRMED").await;
 
     // Power cut: broker and service die together, nobody leaves the group cleanly.
@@ -162,9 +229,18 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     let after = after.expect("accepted");
     let news = Envelope::wrap(
         EventMeta::new("registration", &after, "test", chrono::Utc::now()),
-        BookingConfirmed { reservation_id: after.clone(), confirmed_by: "admin".into() },
+        BookingConfirmed {
+            reservation_id: after.clone(),
+            confirmed_by: "admin".into(),
+        },
     );
-    kafka::produce(&suite.broker.brokers(), topics::REGISTRATION, &after, &news.to_json()).await;
+    kafka::produce(
+        &suite.broker.brokers(),
+        topics::REGISTRATION,
+        &after,
+        &news.to_json(),
+    )
+    .await;
     suite.wait_for_status(&after, "CONFIRMED").await;
     let records = kafka::read_topic(&suite.broker.brokers(), topics::SEAT, 44, WAIT).await;
     let by_id = by_reservation(&records);

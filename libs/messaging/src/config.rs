@@ -74,7 +74,10 @@ impl KafkaConfig {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", self.session_timeout.as_millis().to_string())
+            .set(
+                "session.timeout.ms",
+                self.session_timeout.as_millis().to_string(),
+            )
             .set(
                 "heartbeat.interval.ms",
                 (self.session_timeout.as_millis() / 3).max(500).to_string(),

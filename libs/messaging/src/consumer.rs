@@ -54,7 +54,8 @@ pub enum HandleError {
 /// Applies events. Implementations make their effect and the inbox record
 /// ([`crate::sqlite::claim`]) one transaction.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle(&self, event: &ReceivedEvent) -> impl Future<Output = Result<(), HandleError>> + Send;
+    fn handle(&self, event: &ReceivedEvent)
+    -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
 /// What one consumer reads and how it retries.
@@ -140,7 +141,9 @@ impl<H: EventHandler> EventConsumer<H> {
                 }
             };
 
-            let outcome = self.process(&message, &dlq_producer, &dead_letter, &shutdown).await;
+            let outcome = self
+                .process(&message, &dlq_producer, &dead_letter, &shutdown)
+                .await;
             let Some(outcome) = outcome else {
                 // Shut down mid-retry: do not store the offset, the event is redelivered.
                 break;
@@ -186,7 +189,10 @@ impl<H: EventHandler> EventConsumer<H> {
         };
         let event = match IntegrationEvent::decode(&envelope) {
             Ok(event) => event,
-            Err(DecodeError::UnknownType { event_type, version }) => {
+            Err(DecodeError::UnknownType {
+                event_type,
+                version,
+            }) => {
                 tracing::debug!(%event_type, version, "skipping an event type this service does not handle");
                 return Some(Outcome::Skipped);
             }
@@ -217,7 +223,12 @@ impl<H: EventHandler> EventConsumer<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.handler.handle(&received).instrument(span.clone()).await {
+            match self
+                .handler
+                .handle(&received)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(()) => return Some(Outcome::Applied),
                 Err(HandleError::Rejected(reason)) => {
                     return self
@@ -226,7 +237,14 @@ impl<H: EventHandler> EventConsumer<H> {
                 }
                 Err(HandleError::Failed(e)) if attempt >= self.settings.max_attempts => {
                     return self
-                        .dead_letter(message, dlq, dead_letter, &format!("{e:#}"), attempt, shutdown)
+                        .dead_letter(
+                            message,
+                            dlq,
+                            dead_letter,
+                            &format!("{e:#}"),
+                            attempt,
+                            shutdown,
+                        )
                         .await;
                 }
                 Err(HandleError::Failed(e)) => {

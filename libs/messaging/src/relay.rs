@@ -58,7 +58,12 @@ pub struct OutboxRelay<S> {
 }
 
 impl<S: OutboxStore> OutboxRelay<S> {
-    pub fn new(store: S, kafka: KafkaConfig, signal: OutboxSignal, settings: RelaySettings) -> Self {
+    pub fn new(
+        store: S,
+        kafka: KafkaConfig,
+        signal: OutboxSignal,
+        settings: RelaySettings,
+    ) -> Self {
         Self {
             store,
             kafka,
@@ -114,7 +119,8 @@ impl<S: OutboxStore> OutboxRelay<S> {
                     }
                 }
                 Some(result) => {
-                    metrics::counter!("outbox_published_total").increment(result.published.len() as u64);
+                    metrics::counter!("outbox_published_total")
+                        .increment(result.published.len() as u64);
                     if let Err(e) = self.store.mark_published(&result.published).await {
                         // Rows stay pending and are sent again: duplicates, never losses.
                         tracing::error!(error = %e, "marking outbox rows published failed");
@@ -124,7 +130,7 @@ impl<S: OutboxStore> OutboxRelay<S> {
                         metrics::counter!("outbox_publish_failures_total").increment(result.failed);
                         let backoff = Duration::from_millis(200 * 2u64.pow(failures.min(5)))
                             .min(Duration::from_secs(5));
-                        if failures == 1 || failures % 10 == 0 {
+                        if failures == 1 || failures.is_multiple_of(10) {
                             tracing::warn!(
                                 failed = result.failed,
                                 retry_in_ms = backoff.as_millis() as u64,

@@ -46,7 +46,12 @@ async fn database() -> (SqlitePool, tempfile::TempDir) {
 
 fn booking(reservation_id: &str, seq: usize) -> Envelope<BookingConfirmed> {
     Envelope::wrap(
-        EventMeta::new("test", reservation_id, format!("cmd-{seq}"), chrono::Utc::now()),
+        EventMeta::new(
+            "test",
+            reservation_id,
+            format!("cmd-{seq}"),
+            chrono::Utc::now(),
+        ),
         BookingConfirmed {
             reservation_id: reservation_id.to_owned(),
             confirmed_by: format!("seq-{seq}"),
@@ -120,7 +125,9 @@ async fn publish(broker: &BrokerProcess, events: &[Envelope<BookingConfirmed>]) 
         async move {
             producer
                 .send(
-                    FutureRecord::to(topics::REGISTRATION).key(&key).payload(&payload),
+                    FutureRecord::to(topics::REGISTRATION)
+                        .key(&key)
+                        .payload(&payload),
                     Duration::from_secs(30),
                 )
                 .await
@@ -136,7 +143,10 @@ fn spawn_consumer(
     pool: &SqlitePool,
     replica: &'static str,
     settings: ConsumerSettings,
-) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let token = CancellationToken::new();
     let consumer = EventConsumer::new(
         kafka_config(broker, replica),
@@ -192,15 +202,25 @@ async fn relay_publishes_everything_in_order_per_key_and_survives_a_broker_outag
     .await;
 
     // Broker down: events keep being committed, nothing is lost.
-    assert!(broker.stop(), "broker stops cleanly:\n{}", broker.log_tail(20));
+    assert!(
+        broker.stop(),
+        "broker stops cleanly:\n{}",
+        broker.log_tail(20)
+    );
     enqueue(50..100).await;
     signal.notify();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(store.backlog().await.unwrap(), 50, "held in the outbox while the broker is down");
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        50,
+        "held in the outbox while the broker is down"
+    );
     broker.restart().await;
-    eventually(WAIT, "the rest published after the broker returned", || async {
-        (store.backlog().await.unwrap() == 0).then_some(())
-    })
+    eventually(
+        WAIT,
+        "the rest published after the broker returned",
+        || async { (store.backlog().await.unwrap() == 0).then_some(()) },
+    )
     .await;
 
     let records = kafka::read_topic(&broker.brokers(), topics::REGISTRATION, 100, WAIT).await;
@@ -230,7 +250,11 @@ async fn relay_publishes_everything_in_order_per_key_and_survives_a_broker_outag
     }
     // Headers: event id and type ride along.
     assert!(records.iter().all(|r| r.headers.contains_key("event-id")));
-    assert!(records.iter().all(|r| r.headers.get("event-type").map(String::as_str) == Some("BookingConfirmed")));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.headers.get("event-type").map(String::as_str) == Some("BookingConfirmed"))
+    );
 
     shutdown.cancel();
     relay_task.await.unwrap().unwrap();
@@ -260,7 +284,11 @@ async fn two_replicas_in_one_group_apply_1000_events_exactly_once() {
     .await;
     // Give stragglers (redeliveries after the rebalance) time to show up if they were applied.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(applied(&pool).await, (1000, 1000), "every effect exactly once");
+    assert_eq!(
+        applied(&pool).await,
+        (1000, 1000),
+        "every effect exactly once"
+    );
     let replicas: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT replica) FROM applied")
         .fetch_one(&pool)
         .await
@@ -277,8 +305,12 @@ async fn two_replicas_in_one_group_apply_1000_events_exactly_once() {
 async fn a_stopped_consumer_processes_exactly_what_it_missed() {
     let broker = BrokerProcess::start().await;
     let (pool, _dir) = database().await;
-    let first: Vec<_> = (0..10).map(|i| booking(&Uuid::now_v7().to_string(), i)).collect();
-    let missed: Vec<_> = (10..110).map(|i| booking(&Uuid::now_v7().to_string(), i)).collect();
+    let first: Vec<_> = (0..10)
+        .map(|i| booking(&Uuid::now_v7().to_string(), i))
+        .collect();
+    let missed: Vec<_> = (10..110)
+        .map(|i| booking(&Uuid::now_v7().to_string(), i))
+        .collect();
 
     let (stop, task) = spawn_consumer(&broker, &pool, "replica-a", settings());
     publish(&broker, &first).await;
@@ -361,24 +393,58 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_partition_keeps_mov
     );
     let task = tokio::spawn(consumer.run(token.clone()));
 
-    kafka::produce(&broker.brokers(), topics::REGISTRATION, &key, b"{this is not json").await;
+    kafka::produce(
+        &broker.brokers(),
+        topics::REGISTRATION,
+        &key,
+        b"{this is not json",
+    )
+    .await;
     let mut bad_data = booking(&key, 1).to_raw();
     bad_data.data = serde_json::json!({"reservationId": 42});
-    kafka::produce(&broker.brokers(), topics::REGISTRATION, &key, &bad_data.to_json()).await;
+    kafka::produce(
+        &broker.brokers(),
+        topics::REGISTRATION,
+        &key,
+        &bad_data.to_json(),
+    )
+    .await;
     let mut poison = booking(&key, 2);
     poison.data.confirmed_by = "poison".into();
-    kafka::produce(&broker.brokers(), topics::REGISTRATION, &key, &poison.to_json()).await;
+    kafka::produce(
+        &broker.brokers(),
+        topics::REGISTRATION,
+        &key,
+        &poison.to_json(),
+    )
+    .await;
     let mut rejected = booking(&key, 3);
     rejected.data.confirmed_by = "reject".into();
-    kafka::produce(&broker.brokers(), topics::REGISTRATION, &key, &rejected.to_json()).await;
+    kafka::produce(
+        &broker.brokers(),
+        topics::REGISTRATION,
+        &key,
+        &rejected.to_json(),
+    )
+    .await;
     let good = booking(&key, 4);
-    kafka::produce(&broker.brokers(), topics::REGISTRATION, &key, &good.to_json()).await;
+    kafka::produce(
+        &broker.brokers(),
+        topics::REGISTRATION,
+        &key,
+        &good.to_json(),
+    )
+    .await;
 
     eventually(WAIT, "the good event behind the poison applied", || async {
         (applied(&pool).await.1 == 1).then_some(())
     })
     .await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 3, "retried max_attempts times");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "retried max_attempts times"
+    );
 
     let dead = kafka::read_topic(&broker.brokers(), &dead_letter, 4, WAIT).await;
     assert_eq!(dead.len(), 4, "undecodable, bad data, failing, rejected");

@@ -21,7 +21,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
-use crate::{Problem, config::{ConfigError, Env}};
+use crate::{
+    Problem,
+    config::{ConfigError, Env},
+};
 
 /// Where the public keys come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,7 +197,10 @@ impl JwtVerifier {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
         let kid = header
             .kid

@@ -1,7 +1,12 @@
 //! The HTTP edge every service shares: standard middleware, operational endpoints, and a
 //! server that stops gracefully.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -37,13 +42,19 @@ pub fn ops_routes(ready: ReadinessCheck) -> Router {
     // Installs the recorder now, before the first request is counted.
     let metrics = crate::observability::metrics();
     Router::new()
-        .route("/health/live", get(|| async { axum::Json(serde_json::json!({"status": "up"})) }))
+        .route(
+            "/health/live",
+            get(|| async { axum::Json(serde_json::json!({"status": "up"})) }),
+        )
         .route("/health/ready", get(readiness).with_state(ready))
         .route(
             "/metrics",
             get(move || async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     metrics.render(),
                 )
             }),

@@ -3,11 +3,11 @@
 //! graceful shutdown. Nothing here knows a domain.
 
 pub mod auth;
-pub mod signing;
 pub mod config;
 pub mod http;
 pub mod observability;
 pub mod problem;
 pub mod shutdown;
+pub mod signing;
 
 pub use problem::Problem;

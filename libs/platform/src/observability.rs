@@ -31,7 +31,11 @@ pub fn init_tracing(service: &'static str) {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = if json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
             .try_init()
     } else {
         registry

@@ -17,11 +17,9 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
     /// Extra members (RFC 9457 §3.2), e.g. the offending field.
     #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extensions: serde_json::Map<String, serde_json::Value>,
@@ -31,13 +29,17 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of kind `slug` (becomes `type: /problems/{slug}`).
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             problem_type: format!("/problems/{slug}"),
-            title: title.to_owned(),
+            title,
             status: status.as_u16(),
             detail: detail.into(),
-            instance: None,
             extensions: serde_json::Map::new(),
             retry_after_secs: None,
         }
@@ -57,16 +59,31 @@ impl Problem {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "Malformed request",
+            detail,
+        )
     }
 
     pub fn validation(field: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid-field", "Invalid field", detail)
-            .with("field", field)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-field",
+            "Invalid field",
+            detail,
+        )
+        .with("field", field)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {

@@ -4,7 +4,9 @@
 //! exists, the `studycafe token` command; tests). Verification lives in [`crate::auth`].
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
@@ -17,7 +19,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,17 +160,32 @@ mod tests {
         let reloaded = SigningKey::from_pkcs8_pem("k1", &pem).unwrap();
         let (verifier, _file) = verifier_for(&[&key]);
 
-        let claims = AccessClaims::new("iss", "aud", "alice", &["customer"], chrono::Duration::minutes(5));
-        let caller = verifier.verify(&reloaded.sign(&claims).unwrap()).await.unwrap();
+        let claims = AccessClaims::new(
+            "iss",
+            "aud",
+            "alice",
+            &["customer"],
+            chrono::Duration::minutes(5),
+        );
+        let caller = verifier
+            .verify(&reloaded.sign(&claims).unwrap())
+            .await
+            .unwrap();
         assert_eq!(caller.user_id, "alice");
         assert_eq!(caller.roles, vec![Role::Customer]);
 
         // Same kid, another key: a forgery.
         let forged = SigningKey::generate("k1").sign(&claims).unwrap();
-        assert!(matches!(verifier.verify(&forged).await, Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            verifier.verify(&forged).await,
+            Err(AuthError::Invalid(_))
+        ));
         // Unknown kid.
         let stranger = SigningKey::generate("k9").sign(&claims).unwrap();
-        assert!(matches!(verifier.verify(&stranger).await, Err(AuthError::UnknownKey(_))));
+        assert!(matches!(
+            verifier.verify(&stranger).await,
+            Err(AuthError::UnknownKey(_))
+        ));
         // Expired, wrong audience.
         let mut old = claims.clone();
         old.exp = chrono::Utc::now().timestamp() - 3600;

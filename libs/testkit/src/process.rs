@@ -59,7 +59,10 @@ impl ServiceProcess {
         let child = Command::new(&self.exe)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -146,14 +149,13 @@ impl BrokerProcess {
         let port = crate::free_port();
         let env = HashMap::from([
             ("BROKER_LISTEN_ADDR".to_owned(), format!("127.0.0.1:{port}")),
-            ("BROKER_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
+            (
+                "BROKER_DATA_DIR".to_owned(),
+                dir.path().join("data").display().to_string(),
+            ),
         ]);
-        let process = ServiceProcess::start(
-            "broker",
-            executable("studycafe-broker"),
-            env,
-            dir.path(),
-        );
+        let process =
+            ServiceProcess::start("broker", executable("studycafe-broker"), env, dir.path());
         let broker = Self {
             process,
             port,

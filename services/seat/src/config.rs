@@ -31,7 +31,8 @@ pub struct SeatConfig {
 
 impl SeatConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let database_url: String = env.or("SEAT_DATABASE_URL", "sqlite://var/seat.db".to_owned())?;
+        let database_url: String =
+            env.or("SEAT_DATABASE_URL", "sqlite://var/seat.db".to_owned())?;
         if !database_url.starts_with("sqlite:") {
             return Err(ConfigError::new(
                 "SEAT_DATABASE_URL",
@@ -40,11 +41,17 @@ impl SeatConfig {
         }
         let hold_secs: i64 = env.or("SEAT_HOLD_SECS", 600)?;
         if !(5..=86_400).contains(&hold_secs) {
-            return Err(ConfigError::new("SEAT_HOLD_SECS", "must be between 5 and 86400"));
+            return Err(ConfigError::new(
+                "SEAT_HOLD_SECS",
+                "must be between 5 and 86400",
+            ));
         }
         let max_hours: u8 = env.or("SEAT_MAX_HOURS", 12)?;
         if !(1..=24).contains(&max_hours) {
-            return Err(ConfigError::new("SEAT_MAX_HOURS", "must be between 1 and 24"));
+            return Err(ConfigError::new(
+                "SEAT_MAX_HOURS",
+                "must be between 1 and 24",
+            ));
         }
         let horizon_days: i64 = env.or("SEAT_BOOKING_HORIZON_DAYS", 30)?;
         if !(1..=365).contains(&horizon_days) {

@@ -16,7 +16,9 @@ pub mod outbound;
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use anyhow::Context as _;
-use studycafe_messaging::{ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings};
+use studycafe_messaging::{
+    ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
+};
 use studycafe_platform::{auth::JwtVerifier, http as web};
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +66,8 @@ impl App {
         let changed = store.sync_catalogue(&seats).await?;
         tracing::info!(seats = seats.len(), changed, "seat catalogue loaded");
 
-        let service = ReservationService::new(store.clone(), config.policy.clone(), Arc::new(SystemClock));
+        let service =
+            ReservationService::new(store.clone(), config.policy.clone(), Arc::new(SystemClock));
         let verifier = JwtVerifier::new(config.auth.clone());
         let payment_due = Arc::new(Notify::new());
 

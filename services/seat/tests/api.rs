@@ -15,7 +15,9 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn a_reservation_is_accepted_stored_and_published() {
     let mut app = spawn_app().await;
     let alice = app.keys.customer("alice");
-    let response = app.reserve(&alice, &reservation_body("A-01", &in_hours(2), 2)).await;
+    let response = app
+        .reserve(&alice, &reservation_body("A-01", &in_hours(2), 2))
+        .await;
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
@@ -44,10 +46,22 @@ async fn a_reservation_is_accepted_stored_and_published() {
     assert_eq!(event["version"], 1);
     assert_eq!(event["data"]["reservationId"], id.as_str());
     assert_eq!(event["data"]["price"]["amount"], 4000);
-    assert!(event["data"].get("paymentToken").is_none(), "no payment token on the wire");
-    assert!(reserved[0].headers.contains_key("traceparent"), "trace context travels");
+    assert!(
+        event["data"].get("paymentToken").is_none(),
+        "no payment token on the wire"
+    );
+    assert!(
+        reserved[0].headers.contains_key("traceparent"),
+        "trace context travels"
+    );
     // The catalogue is announced too: 40 SeatDefined events.
-    assert_eq!(records.iter().filter(|r| r.json()["type"] == "SeatDefined").count(), 40);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.json()["type"] == "SeatDefined")
+            .count(),
+        40
+    );
     app.stop().await;
 }
 
@@ -66,7 +80,10 @@ async fn the_seat_catalogue_is_public() {
     assert_eq!(seats.len(), 40);
     assert_eq!(seats[0]["id"], "A-01");
     assert_eq!(seats[0]["kind"], "open-desk");
-    assert_eq!(seats[0]["hourlyPrice"], json!({"amount": 2000, "currency": "KRW"}));
+    assert_eq!(
+        seats[0]["hourlyPrice"],
+        json!({"amount": 2000, "currency": "KRW"})
+    );
     assert!(seats.iter().any(|s| s["enabled"] == false));
     app.stop().await;
 }
@@ -78,43 +95,166 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     let start = in_hours(3);
     let url = format!("{}/api/reservations", app.base);
 
-    assert_problem(app.reserve(&alice, &reservation_body("Z-99", &start, 2)).await, 404, "/problems/seat-not-found").await;
-    assert_problem(app.reserve(&alice, &reservation_body("not a seat", &start, 2)).await, 400, "/problems/invalid-field").await;
-    assert_problem(app.reserve(&alice, &reservation_body("A-16", &start, 2)).await, 409, "/problems/seat-disabled").await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("Z-99", &start, 2))
+            .await,
+        404,
+        "/problems/seat-not-found",
+    )
+    .await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("not a seat", &start, 2))
+            .await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-16", &start, 2))
+            .await,
+        409,
+        "/problems/seat-disabled",
+    )
+    .await;
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    assert_problem(app.reserve(&alice, &reservation_body("A-01", &past, 2)).await, 422, "/problems/starts-in-past").await;
-    assert_problem(app.reserve(&alice, &reservation_body("A-01", &start, 0)).await, 422, "/problems/hours-out-of-range").await;
-    assert_problem(app.reserve(&alice, &reservation_body("A-01", &start, 13)).await, 422, "/problems/hours-out-of-range").await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-01", &past, 2))
+            .await,
+        422,
+        "/problems/starts-in-past",
+    )
+    .await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-01", &start, 0))
+            .await,
+        422,
+        "/problems/hours-out-of-range",
+    )
+    .await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-01", &start, 13))
+            .await,
+        422,
+        "/problems/hours-out-of-range",
+    )
+    .await;
     let far = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
-    assert_problem(app.reserve(&alice, &reservation_body("A-01", &far, 1)).await, 422, "/problems/starts-too-far-ahead").await;
-    assert_problem(app.reserve(&alice, &reservation_body("A-01", "tomorrow at nine", 1)).await, 400, "/problems/invalid-field").await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-01", &far, 1))
+            .await,
+        422,
+        "/problems/starts-too-far-ahead",
+    )
+    .await;
+    assert_problem(
+        app.reserve(&alice, &reservation_body("A-01", "tomorrow at nine", 1))
+            .await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
     let mut no_token = reservation_body("A-01", &start, 1);
     no_token["paymentToken"] = json!("");
-    assert_problem(app.reserve(&alice, &no_token).await, 400, "/problems/invalid-field").await;
-    let malformed = app.http.post(&url).bearer_auth(&alice).header("content-type", "application/json").body("{\"seatId\": ").send().await.unwrap();
+    assert_problem(
+        app.reserve(&alice, &no_token).await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
+    let malformed = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .body("{\"seatId\": ")
+        .send()
+        .await
+        .unwrap();
     assert_problem(malformed, 400, "/problems/malformed-request").await;
-    let wrong_shape = app.http.post(&url).bearer_auth(&alice).json(&json!({"seatId": "A-01", "hours": "two"})).send().await.unwrap();
+    let wrong_shape = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .json(&json!({"seatId": "A-01", "hours": "two"}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(wrong_shape, 400, "/problems/malformed-request").await;
-    let not_json = app.http.post(&url).bearer_auth(&alice).body("seat=A-01").send().await.unwrap();
+    let not_json = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .body("seat=A-01")
+        .send()
+        .await
+        .unwrap();
     assert_problem(not_json, 415, "/problems/unsupported-media-type").await;
 
     // Who is asking.
-    let anonymous = app.http.post(&url).json(&reservation_body("A-01", &start, 1)).send().await.unwrap();
+    let anonymous = app
+        .http
+        .post(&url)
+        .json(&reservation_body("A-01", &start, 1))
+        .send()
+        .await
+        .unwrap();
     let body = assert_problem(anonymous, 401, "/problems/unauthorized").await;
     assert!(body["detail"].as_str().unwrap().contains("missing"));
-    assert_problem(app.reserve("garbage", &reservation_body("A-01", &start, 1)).await, 401, "/problems/unauthorized").await;
-    assert_problem(app.reserve(&app.keys.forged("mallory"), &reservation_body("A-01", &start, 1)).await, 401, "/problems/unauthorized").await;
-    assert_problem(app.reserve(&app.keys.admin("root"), &reservation_body("A-01", &start, 1)).await, 403, "/problems/forbidden").await;
-    assert_problem(app.get(&alice, "not-an-id").await, 404, "/problems/not-found").await;
-    assert_problem(app.get(&alice, &uuid::Uuid::now_v7().to_string()).await, 404, "/problems/not-found").await;
+    assert_problem(
+        app.reserve("garbage", &reservation_body("A-01", &start, 1))
+            .await,
+        401,
+        "/problems/unauthorized",
+    )
+    .await;
+    assert_problem(
+        app.reserve(
+            &app.keys.forged("mallory"),
+            &reservation_body("A-01", &start, 1),
+        )
+        .await,
+        401,
+        "/problems/unauthorized",
+    )
+    .await;
+    assert_problem(
+        app.reserve(
+            &app.keys.admin("root"),
+            &reservation_body("A-01", &start, 1),
+        )
+        .await,
+        403,
+        "/problems/forbidden",
+    )
+    .await;
+    assert_problem(
+        app.get(&alice, "not-an-id").await,
+        404,
+        "/problems/not-found",
+    )
+    .await;
+    assert_problem(
+        app.get(&alice, &uuid::Uuid::now_v7().to_string()).await,
+        404,
+        "/problems/not-found",
+    )
+    .await;
 
     // Nothing was written: the same seat and window is still free, and only one reservation
     // event was ever published.
-    let ok = app.reserve(&alice, &reservation_body("A-01", &start, 1)).await;
+    let ok = app
+        .reserve(&alice, &reservation_body("A-01", &start, 1))
+        .await;
     assert_eq!(ok.status(), 202);
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(records.iter().filter(|r| r.json()["type"] == "SeatReserved").count(), 1);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.json()["type"] == "SeatReserved")
+            .count(),
+        1
+    );
     app.stop().await;
 }
 
@@ -129,7 +269,13 @@ async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation
         let url = format!("{}/api/reservations", app.base);
         let body = body.clone();
         async move {
-            let response = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             let json: Value = response.json().await.unwrap();
             (status, json)
@@ -140,12 +286,21 @@ async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation
     let conflicts: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
     assert_eq!(accepted, 1, "{results:?}");
     assert_eq!(conflicts.len(), 49);
-    assert!(conflicts.iter().all(|(_, b)| b["type"] == "/problems/seat-taken"));
+    assert!(
+        conflicts
+            .iter()
+            .all(|(_, b)| b["type"] == "/problems/seat-taken")
+    );
 
     // An overlapping window is also refused; a back-to-back one is fine.
     let alice = app.keys.customer("alice");
     let overlapping = reservation_body("FB-01", &in_hours(6), 1);
-    assert_problem(app.reserve(&alice, &overlapping).await, 409, "/problems/seat-taken").await;
+    assert_problem(
+        app.reserve(&alice, &overlapping).await,
+        409,
+        "/problems/seat-taken",
+    )
+    .await;
     let after = reservation_body("FB-01", &in_hours(8), 1);
     assert_eq!(app.reserve(&alice, &after).await.status(), 202);
     app.stop().await;
@@ -181,7 +336,12 @@ async fn idempotency_key_replays_the_first_answer() {
 
     let mut other = body.clone();
     other["hours"] = json!(3);
-    assert_problem(send("k-1", other).await, 422, "/problems/idempotency-key-reused").await;
+    assert_problem(
+        send("k-1", other).await,
+        422,
+        "/problems/idempotency-key-reused",
+    )
+    .await;
     // Another customer's identical key is theirs alone.
     let bob = app.keys.customer("bob");
     let bobs = app
@@ -203,27 +363,59 @@ async fn only_the_owner_or_an_admin_sees_and_cancels() {
     let alice = app.keys.customer("alice");
     let bob = app.keys.customer("bob");
     let admin = app.keys.admin("admin");
-    let body: Value = app.reserve(&alice, &reservation_body("A-03", &in_hours(2), 1)).await.json().await.unwrap();
+    let body: Value = app
+        .reserve(&alice, &reservation_body("A-03", &in_hours(2), 1))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = body["reservationId"].as_str().unwrap().to_owned();
     let url = format!("{}/api/reservations/{id}", app.base);
 
     assert_problem(app.get(&bob, &id).await, 403, "/problems/forbidden").await;
     assert_eq!(app.get(&admin, &id).await.status(), 200);
-    let bob_cancel = app.http.delete(&url).bearer_auth(&bob).send().await.unwrap();
+    let bob_cancel = app
+        .http
+        .delete(&url)
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
     assert_problem(bob_cancel, 403, "/problems/forbidden").await;
     assert_eq!(app.status_of(&id).await, "REQUESTED", "bob changed nothing");
 
-    let cancel = app.http.delete(&url).bearer_auth(&alice).send().await.unwrap();
+    let cancel = app
+        .http
+        .delete(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cancel.status(), 202);
     let cancelled: Value = cancel.json().await.unwrap();
     assert_eq!(cancelled["status"], "CANCELLED");
-    let twice = app.http.delete(&url).bearer_auth(&alice).send().await.unwrap();
+    let twice = app
+        .http
+        .delete(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_problem(twice, 409, "/problems/illegal-state-change").await;
 
     // The seat is free again for that window.
-    assert_eq!(app.reserve(&bob, &reservation_body("A-03", &in_hours(2), 1)).await.status(), 202);
+    assert_eq!(
+        app.reserve(&bob, &reservation_body("A-03", &in_hours(2), 1))
+            .await
+            .status(),
+        202
+    );
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 43, WAIT).await;
-    let cancelled: Vec<_> = records.iter().map(|r| r.json()).filter(|e| e["type"] == "ReservationCancelled").collect();
+    let cancelled: Vec<_> = records
+        .iter()
+        .map(|r| r.json())
+        .filter(|e| e["type"] == "ReservationCancelled")
+        .collect();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0]["data"]["cancelledBy"], "customer");
     assert_eq!(cancelled[0]["data"]["wasPaid"], false);
@@ -234,12 +426,30 @@ async fn only_the_owner_or_an_admin_sees_and_cancels() {
 async fn operational_endpoints() {
     let mut app = spawn_app().await;
     for path in ["/health/live", "/health/ready"] {
-        let response = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let response = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
         assert!(response.headers().contains_key("x-request-id"));
     }
-    let _ = app.http.get(format!("{}/api/seats", app.base)).send().await.unwrap();
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let _ = app
+        .http
+        .get(format!("{}/api/seats", app.base))
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     // A request id from the caller is kept.
     let response = app

@@ -65,7 +65,8 @@ async fn fixture() -> Fixture {
     let clock = TestClock(Arc::new(Mutex::new(
         Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap(),
     )));
-    let service = ReservationService::new(store.clone(), Default::default(), Arc::new(clock.clone()));
+    let service =
+        ReservationService::new(store.clone(), Default::default(), Arc::new(clock.clone()));
     Fixture {
         service,
         store,
@@ -93,7 +94,11 @@ async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
         event_id: uuid::Uuid::now_v7(),
     };
     f.service
-        .react(reserved.reservation_id, &Reaction::BookingConfirmed, consumed)
+        .react(
+            reserved.reservation_id,
+            &Reaction::BookingConfirmed,
+            consumed,
+        )
         .await
         .unwrap();
     reserved.reservation_id
@@ -108,9 +113,13 @@ async fn approved_is_paid_once_and_never_charged_again() {
     let f = fixture().await;
     let id = confirmed(&f, "A-01").await;
     let payments = ScriptedPayments::default();
-    payments.answers.lock().unwrap().push(Ok(PaymentOutcome::Approved {
-        payment_id: "pay-1".into(),
-    }));
+    payments
+        .answers
+        .lock()
+        .unwrap()
+        .push(Ok(PaymentOutcome::Approved {
+            payment_id: "pay-1".into(),
+        }));
     let settled = f
         .service
         .settle_due_payments(&payments, 10, Duration::seconds(30))
@@ -137,9 +146,13 @@ async fn declined_fails_the_reservation_and_frees_the_seat() {
     let f = fixture().await;
     let id = confirmed(&f, "A-02").await;
     let payments = ScriptedPayments::default();
-    payments.answers.lock().unwrap().push(Ok(PaymentOutcome::Declined {
-        reason: "card declined".into(),
-    }));
+    payments
+        .answers
+        .lock()
+        .unwrap()
+        .push(Ok(PaymentOutcome::Declined {
+            reason: "card declined".into(),
+        }));
     f.service
         .settle_due_payments(&payments, 10, Duration::seconds(30))
         .await
@@ -174,11 +187,18 @@ async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers(
             payment_id: "pay-9".into(),
         }));
     }
-    let sweep = || f.service.settle_due_payments(&payments, 10, Duration::seconds(30));
+    let sweep = || {
+        f.service
+            .settle_due_payments(&payments, 10, Duration::seconds(30))
+    };
 
     assert_eq!(sweep().await.unwrap(), 0);
     let r = f.store.get(id).await.unwrap().unwrap();
-    assert_eq!(r.status, ReservationStatus::Confirmed, "stays confirmed, payment pending");
+    assert_eq!(
+        r.status,
+        ReservationStatus::Confirmed,
+        "stays confirmed, payment pending"
+    );
     assert_eq!(r.payment.attempts, 1);
     // Not due again before the backoff (1 s after the first failure, 2 s after the second).
     assert_eq!(sweep().await.unwrap(), 0);
@@ -217,7 +237,11 @@ async fn the_hold_ends_the_retries() {
             .unwrap(),
         0
     );
-    assert_eq!(payments.calls.lock().unwrap().len(), 1, "no call after expiry");
+    assert_eq!(
+        payments.calls.lock().unwrap().len(),
+        1,
+        "no call after expiry"
+    );
     // Every state change left its event in the outbox: reserved, confirmed, expired.
     assert_eq!(f.store.outbox().backlog().await.unwrap(), 40 + 3);
 }

@@ -14,7 +14,11 @@ use support::{in_hours, reservation_body, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn publish<T: shared_events::Event>(brokers: &str, reservation_id: &str, data: T) -> Envelope<T> {
+async fn publish<T: shared_events::Event>(
+    brokers: &str,
+    reservation_id: &str,
+    data: T,
+) -> Envelope<T> {
     let envelope = Envelope::wrap(
         EventMeta::new("test", reservation_id, "test", chrono::Utc::now()),
         data,
@@ -28,32 +32,56 @@ async fn confirmed_paid_registered_each_exactly_once() {
     let mut app = spawn_app().await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
-    let body: Value = app.reserve(&alice, &reservation_body("G-01", &starts, 2)).await.json().await.unwrap();
+    let body: Value = app
+        .reserve(&alice, &reservation_body("G-01", &starts, 2))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = body["reservationId"].as_str().unwrap().to_owned();
     let brokers = app.broker.brokers();
 
-    let confirmed = publish(&brokers, &id, BookingConfirmed { reservation_id: id.clone(), confirmed_by: "admin".into() }).await;
+    let confirmed = publish(
+        &brokers,
+        &id,
+        BookingConfirmed {
+            reservation_id: id.clone(),
+            confirmed_by: "admin".into(),
+        },
+    )
+    .await;
     app.wait_for_status(&id, "CONFIRMED").await;
     let view: Value = app.get(&alice, &id).await.json().await.unwrap();
     assert_eq!(view["paymentPending"], true);
     // The same event delivered again (a producer retry) is applied once.
     kafka::produce(&brokers, topics::REGISTRATION, &id, &confirmed.to_json()).await;
 
-    publish(&brokers, &id, PaymentCompleted {
-        reservation_id: id.clone(),
-        payment_id: "pay-1".into(),
-        amount: Money { amount: 24000, currency: Currency::Krw },
-    })
+    publish(
+        &brokers,
+        &id,
+        PaymentCompleted {
+            reservation_id: id.clone(),
+            payment_id: "pay-1".into(),
+            amount: Money {
+                amount: 24000,
+                currency: Currency::Krw,
+            },
+        },
+    )
     .await;
     app.wait_for_status(&id, "PAID").await;
-    publish(&brokers, &id, SeatRegistered {
-        reservation_id: id.clone(),
-        registration_id: "reg-1".into(),
-        seat_id: "G-01".into(),
-        entry_pass_code: "123456".into(),
-        starts_at: chrono::Utc::now(),
-        ends_at: chrono::Utc::now(),
-    })
+    publish(
+        &brokers,
+        &id,
+        SeatRegistered {
+            reservation_id: id.clone(),
+            registration_id: "reg-1".into(),
+            seat_id: "G-01".into(),
+            entry_pass_code: "123456".into(),
+            starts_at: chrono::Utc::now(),
+            ends_at: chrono::Utc::now(),
+        },
+    )
     .await;
     app.wait_for_status(&id, "REGISTERED").await;
     let view: Value = app.get(&alice, &id).await.json().await.unwrap();
@@ -69,9 +97,21 @@ async fn confirmed_paid_registered_each_exactly_once() {
         .filter(|e| e["correlationId"] == id.as_str())
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(types, ["SeatReserved", "ReservationConfirmed", "ReservationPaid", "ReservationRegistered"]);
+    assert_eq!(
+        types,
+        [
+            "SeatReserved",
+            "ReservationConfirmed",
+            "ReservationPaid",
+            "ReservationRegistered"
+        ]
+    );
     // Causation: the reservation's reaction names the event that caused it.
-    let confirmed_event = records.iter().map(|r| r.json()).find(|e| e["type"] == "ReservationConfirmed").unwrap();
+    let confirmed_event = records
+        .iter()
+        .map(|r| r.json())
+        .find(|e| e["type"] == "ReservationConfirmed")
+        .unwrap();
     assert_eq!(confirmed_event["causationId"], confirmed.id.to_string());
     app.stop().await;
 }
@@ -81,21 +121,56 @@ async fn a_rejected_booking_releases_the_seat_and_late_news_is_ignored() {
     let mut app = spawn_app().await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(3);
-    let body: Value = app.reserve(&alice, &reservation_body("B-05", &starts, 1)).await.json().await.unwrap();
+    let body: Value = app
+        .reserve(&alice, &reservation_body("B-05", &starts, 1))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = body["reservationId"].as_str().unwrap().to_owned();
     let brokers = app.broker.brokers();
-    publish(&brokers, &id, BookingRejected { reservation_id: id.clone(), rejected_by: "admin".into(), reason: "closed for cleaning".into() }).await;
+    publish(
+        &brokers,
+        &id,
+        BookingRejected {
+            reservation_id: id.clone(),
+            rejected_by: "admin".into(),
+            reason: "closed for cleaning".into(),
+        },
+    )
+    .await;
     app.wait_for_status(&id, "REJECTED").await;
     let view: Value = app.get(&alice, &id).await.json().await.unwrap();
     assert_eq!(view["statusReason"], "closed for cleaning");
     // A confirmation arriving after the rejection changes nothing.
-    publish(&brokers, &id, BookingConfirmed { reservation_id: id.clone(), confirmed_by: "admin".into() }).await;
+    publish(
+        &brokers,
+        &id,
+        BookingConfirmed {
+            reservation_id: id.clone(),
+            confirmed_by: "admin".into(),
+        },
+    )
+    .await;
     // News about a reservation that does not exist is recorded and skipped, not fatal.
     let ghost = uuid::Uuid::now_v7().to_string();
-    publish(&brokers, &ghost, BookingConfirmed { reservation_id: ghost.clone(), confirmed_by: "admin".into() }).await;
+    publish(
+        &brokers,
+        &ghost,
+        BookingConfirmed {
+            reservation_id: ghost.clone(),
+            confirmed_by: "admin".into(),
+        },
+    )
+    .await;
     // The seat is free for the window again.
     let bob = app.keys.customer("bob");
-    assert_eq!(app.reserve(&bob, &reservation_body("B-05", &starts, 1)).await.status(), 202);
+    assert_eq!(
+        app.reserve(&bob, &reservation_body("B-05", &starts, 1))
+            .await
+            .status(),
+        202
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.status_of(&id).await, "REJECTED");
     app.stop().await;
@@ -106,13 +181,27 @@ async fn an_unpaid_hold_expires_and_frees_the_seat() {
     let mut app = spawn_app_with(&[("SEAT_HOLD_SECS", "5")]).await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
-    let body: Value = app.reserve(&alice, &reservation_body("A-05", &starts, 1)).await.json().await.unwrap();
+    let body: Value = app
+        .reserve(&alice, &reservation_body("A-05", &starts, 1))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = body["reservationId"].as_str().unwrap().to_owned();
     app.wait_for_status(&id, "EXPIRED").await;
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 42, WAIT).await;
-    let expired = records.iter().map(|r| r.json()).find(|e| e["type"] == "ReservationExpired").expect("ReservationExpired published");
+    let expired = records
+        .iter()
+        .map(|r| r.json())
+        .find(|e| e["type"] == "ReservationExpired")
+        .expect("ReservationExpired published");
     assert_eq!(expired["data"]["expiredIn"], "REQUESTED");
     let bob = app.keys.customer("bob");
-    assert_eq!(app.reserve(&bob, &reservation_body("A-05", &starts, 1)).await.status(), 202);
+    assert_eq!(
+        app.reserve(&bob, &reservation_body("A-05", &starts, 1))
+            .await
+            .status(),
+        202
+    );
     app.stop().await;
 }

@@ -52,7 +52,11 @@ impl SeatId {
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(IdError::new("seat id", raw, "like A-01 (zone letters, dash, number)"))
+            Err(IdError::new(
+                "seat id",
+                raw,
+                "like A-01 (zone letters, dash, number)",
+            ))
         }
     }
 
@@ -153,7 +157,17 @@ mod tests {
         for ok in ["A-01", "FB-3", "G-12", "ABC-123"] {
             assert!(SeatId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a-01", "A01", "A-", "-01", "ABCD-1", "A-1234", "A-0x", "A-01; DROP"] {
+        for bad in [
+            "",
+            "a-01",
+            "A01",
+            "A-",
+            "-01",
+            "ABCD-1",
+            "A-1234",
+            "A-0x",
+            "A-01; DROP",
+        ] {
             assert!(SeatId::parse(bad).is_err(), "{bad}");
         }
     }

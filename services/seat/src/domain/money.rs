@@ -50,6 +50,9 @@ mod tests {
     fn prices() {
         assert_eq!(Money::krw(3000).unwrap().times(3).unwrap().won(), 9000);
         assert_eq!(Money::krw(-1), Err(MoneyError::Negative));
-        assert_eq!(Money::krw(i64::MAX).unwrap().times(2), Err(MoneyError::Overflow));
+        assert_eq!(
+            Money::krw(i64::MAX).unwrap().times(2),
+            Err(MoneyError::Overflow)
+        );
     }
 }

@@ -290,7 +290,12 @@ impl Reservation {
             });
         }
         let was_paid = matches!(self.status, Paid | Registered);
-        self.transition(&[Requested, Confirmed, Paid, Registered], Cancelled, "cancelled", now)?;
+        self.transition(
+            &[Requested, Confirmed, Paid, Registered],
+            Cancelled,
+            "cancelled",
+            now,
+        )?;
         self.payment.next_attempt_at = None;
         Ok(ReservationEvent::Cancelled { by, was_paid })
     }
@@ -353,8 +358,8 @@ mod tests {
 
     fn requested() -> Reservation {
         let policy = ReservationPolicy::default();
-        let window = TimeWindow::for_new_reservation(now() + Duration::hours(1), 2, &policy, now())
-            .unwrap();
+        let window =
+            TimeWindow::for_new_reservation(now() + Duration::hours(1), 2, &policy, now()).unwrap();
         Reservation::request(
             &seat(true),
             CustomerId::parse("alice").unwrap(),
@@ -427,7 +432,11 @@ mod tests {
             }
         );
         let mut ended = requested();
-        assert!(ended.cancel(CancelledBy::Admin, now() + Duration::hours(4)).is_err());
+        assert!(
+            ended
+                .cancel(CancelledBy::Admin, now() + Duration::hours(4))
+                .is_err()
+        );
     }
 
     #[test]

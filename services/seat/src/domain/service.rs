@@ -298,7 +298,13 @@ impl<S: ReservationStore> ReservationService<S> {
             };
             match self
                 .store
-                .save(&reservation, version, Some(&event), &causation, Some(consumed))
+                .save(
+                    &reservation,
+                    version,
+                    Some(&event),
+                    &causation,
+                    Some(consumed),
+                )
                 .await?
             {
                 SaveOutcome::Saved => return Ok(Applied::Changed(reservation.status)),
@@ -328,7 +334,10 @@ impl<S: ReservationStore> ReservationService<S> {
         due: Due,
         limit: u32,
         causation: &str,
-        transition: fn(&mut Reservation, DateTime<Utc>) -> Result<ReservationEvent, TransitionError>,
+        transition: fn(
+            &mut Reservation,
+            DateTime<Utc>,
+        ) -> Result<ReservationEvent, TransitionError>,
     ) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut changed = 0;
@@ -361,8 +370,15 @@ impl<S: ReservationStore> ReservationService<S> {
         max_backoff: Duration,
     ) -> Result<usize, StoreError> {
         let mut settled = 0;
-        for reservation in self.store.due(Due::Payment, self.clock.now(), limit).await? {
-            if self.settle_payment(payments, reservation, max_backoff).await? {
+        for reservation in self
+            .store
+            .due(Due::Payment, self.clock.now(), limit)
+            .await?
+        {
+            if self
+                .settle_payment(payments, reservation, max_backoff)
+                .await?
+            {
                 settled += 1;
             }
         }
@@ -387,7 +403,9 @@ impl<S: ReservationStore> ReservationService<S> {
             let version = reservation.version;
             let now = self.clock.now();
             let event = match &answer {
-                Ok(PaymentOutcome::Approved { payment_id }) => reservation.mark_paid(payment_id, now).map(Some),
+                Ok(PaymentOutcome::Approved { payment_id }) => {
+                    reservation.mark_paid(payment_id, now).map(Some)
+                }
                 Ok(PaymentOutcome::Declined { reason }) => {
                     reservation.mark_payment_failed(reason, now).map(Some)
                 }

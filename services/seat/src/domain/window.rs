@@ -145,7 +145,10 @@ mod tests {
         let a = TimeWindow::restore(at(9), 2); // 9-11
         assert!(a.overlaps(&TimeWindow::restore(at(10), 1)));
         assert!(a.overlaps(&TimeWindow::restore(at(8), 2)));
-        assert!(!a.overlaps(&TimeWindow::restore(at(11), 1)), "back to back is fine");
+        assert!(
+            !a.overlaps(&TimeWindow::restore(at(11), 1)),
+            "back to back is fine"
+        );
         assert!(!a.overlaps(&TimeWindow::restore(at(7), 2)));
         assert!(a.has_ended(at(11)));
         assert!(!a.has_ended(at(10)));

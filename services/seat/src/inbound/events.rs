@@ -37,7 +37,9 @@ pub struct SagaReactions<S> {
 impl<S: ReservationStore> EventHandler for SagaReactions<S> {
     async fn handle(&self, received: &ReceivedEvent) -> Result<(), HandleError> {
         let (reservation_id, reaction) = match &received.event {
-            IntegrationEvent::BookingConfirmed(e) => (&e.reservation_id, Reaction::BookingConfirmed),
+            IntegrationEvent::BookingConfirmed(e) => {
+                (&e.reservation_id, Reaction::BookingConfirmed)
+            }
             IntegrationEvent::BookingRejected(e) => (
                 &e.reservation_id,
                 Reaction::BookingRejected {

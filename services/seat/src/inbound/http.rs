@@ -23,12 +23,12 @@ use studycafe_platform::{
 };
 
 use crate::{
+    domain::WindowError,
     domain::{
         CustomerId, PaymentToken, Reservation, ReservationId, Seat, SeatId,
         ports::{IdempotencyClaim, ReservationStore, StoreError},
         service::{Actor, CancelError, ReservationService, ReserveError, ReserveSeat, ViewError},
     },
-    domain::WindowError,
 };
 
 #[derive(Debug)]
@@ -95,10 +95,13 @@ impl IntoResponse for ApiError {
             ApiError::Problem(problem) => *problem,
             ApiError::Store(e) => unavailable(&e),
             ApiError::Reserve(e) => match &e {
-                ReserveError::UnknownSeat(seat) => {
-                    Problem::new(StatusCode::NOT_FOUND, "seat-not-found", "Unknown seat", e.to_string())
-                        .with("seatId", seat.as_str())
-                }
+                ReserveError::UnknownSeat(seat) => Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "seat-not-found",
+                    "Unknown seat",
+                    e.to_string(),
+                )
+                .with("seatId", seat.as_str()),
                 ReserveError::SeatDisabled(seat) => Problem::new(
                     StatusCode::CONFLICT,
                     "seat-disabled",
@@ -250,7 +253,8 @@ fn actor_of(caller: &Caller) -> Result<Actor, Problem> {
 
 fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {
     // An id that cannot exist is simply not found.
-    ReservationId::parse(raw).map_err(|_| Problem::not_found(format!("reservation {raw:?} does not exist")))
+    ReservationId::parse(raw)
+        .map_err(|_| Problem::not_found(format!("reservation {raw:?} does not exist")))
 }
 
 async fn reserve<S: ReservationStore>(
@@ -402,5 +406,9 @@ async fn cancel_reservation<S: ReservationStore>(
         .service
         .cancel(&actor_of(&caller)?, id, &causation_of(&headers))
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(ReservationView::from(reservation))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReservationView::from(reservation)),
+    )
+        .into_response())
 }

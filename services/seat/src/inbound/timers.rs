@@ -27,7 +27,9 @@ pub struct Timers<S, P> {
 impl<S: ReservationStore, P: Payments> Timers<S, P> {
     pub async fn run(self, shutdown: CancellationToken) {
         if self.payments.is_none() {
-            tracing::warn!("no payment service configured (SEAT_PAYMENT_URL): confirmed reservations wait for payment");
+            tracing::warn!(
+                "no payment service configured (SEAT_PAYMENT_URL): confirmed reservations wait for payment"
+            );
         }
         loop {
             self.step().await;

@@ -9,6 +9,8 @@ pub struct NotConfigured;
 
 impl Payments for NotConfigured {
     async fn pay(&self, _: PaymentRequest) -> Result<PaymentOutcome, PaymentUnavailable> {
-        Err(PaymentUnavailable("no payment service is configured".into()))
+        Err(PaymentUnavailable(
+            "no payment service is configured".into(),
+        ))
     }
 }

@@ -12,7 +12,9 @@ use std::{str::FromStr, time::Duration};
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{
     Row as _, SqliteConnection, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 use studycafe_messaging::{OutboxSignal, sqlite as outbox};
 
@@ -152,7 +154,8 @@ fn seat_from_row(row: &SqliteRow) -> Result<Seat, sqlx::Error> {
         id: SeatId::parse(&id).map_err(|e| decode(e.to_string()))?,
         zone: row.try_get("zone")?,
         kind: SeatKind::parse(&kind).ok_or_else(|| decode(format!("seat kind {kind}")))?,
-        hourly_price: Money::krw(row.try_get("hourly_price")?).map_err(|e| decode(e.to_string()))?,
+        hourly_price: Money::krw(row.try_get("hourly_price")?)
+            .map_err(|e| decode(e.to_string()))?,
         enabled: row.try_get("enabled")?,
     })
 }
@@ -173,7 +176,8 @@ fn reservation_from_row(row: &SqliteRow) -> Result<Reservation, sqlx::Error> {
         customer_id: CustomerId::parse(&customer).map_err(|e| decode(e.to_string()))?,
         window: TimeWindow::restore(from_ts(row.try_get("starts_at")?), hours as u8),
         price: Money::krw(row.try_get("price")?).map_err(|e| decode(e.to_string()))?,
-        status: ReservationStatus::parse(&status).ok_or_else(|| decode(format!("status {status}")))?,
+        status: ReservationStatus::parse(&status)
+            .ok_or_else(|| decode(format!("status {status}")))?,
         status_reason: row.try_get("status_reason")?,
         hold_expires_at: from_ts(row.try_get("hold_expires_at")?),
         payment_token: PaymentToken::parse(&token).map_err(|e| decode(e.to_string()))?,

@@ -62,9 +62,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub fn in_hours(hours: i64) -> String {
     let now = chrono::Utc::now();
     let start = now + chrono::Duration::hours(hours);
-    start
-        .format("%Y-%m-%dT%H:00:00Z")
-        .to_string()
+    start.format("%Y-%m-%dT%H:00:00Z").to_string()
 }
 
 pub fn reservation_body(seat: &str, starts_at: &str, hours: i64) -> Value {
