@@ -246,4 +246,8 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     let by_id = by_reservation(&records);
     assert_eq!(by_id[&before].0, ["SeatReserved", "ReservationConfirmed"]);
     assert_eq!(by_id[&after].0, ["SeatReserved", "ReservationConfirmed"]);
+
+    // And a polite stop is a clean exit for both.
+    assert!(suite.seat.stop(), "seat exits 0 on SIGTERM:\n{}", suite.seat.log_tail(20));
+    assert!(suite.broker.stop(), "broker exits 0 on SIGTERM:\n{}", suite.broker.log_tail(20));
 }
