@@ -248,6 +248,14 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     assert_eq!(by_id[&after].0, ["SeatReserved", "ReservationConfirmed"]);
 
     // And a polite stop is a clean exit for both.
-    assert!(suite.seat.stop(), "seat exits 0 on SIGTERM:\n{}", suite.seat.log_tail(20));
-    assert!(suite.broker.stop(), "broker exits 0 on SIGTERM:\n{}", suite.broker.log_tail(20));
+    assert!(
+        suite.seat.stop(),
+        "seat exits 0 on SIGTERM:\n{}",
+        suite.seat.log_tail(20)
+    );
+    assert!(
+        suite.broker.stop(),
+        "broker exits 0 on SIGTERM:\n{}",
+        suite.broker.log_tail(20)
+    );
 }

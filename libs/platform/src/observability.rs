@@ -4,7 +4,8 @@
 //!   `LOG_FORMAT=json` (for log shippers); filtered by `RUST_LOG` (default `info`).
 //! - Traces: an OpenTelemetry tracer provider behind `tracing`, with the W3C trace-context
 //!   propagator, so trace ids flow through HTTP headers and Kafka headers (see the messaging
-//!   crate). Spans are recorded for propagation and log correlation.
+//!   crate). With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported over OTLP/HTTP (the
+//!   standard `OTEL_*` variables apply); without it they serve propagation only.
 //! - Metrics: a Prometheus recorder; `GET /metrics` renders it.
 
 use std::sync::OnceLock;
@@ -14,6 +15,14 @@ use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+static TRACER_PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+
+/// Exports the spans still buffered. Call at the end of `main`.
+pub fn shutdown_tracing() {
+    if let Some(provider) = TRACER_PROVIDER.get() {
+        let _ = provider.shutdown();
+    }
+}
 
 /// Installs logging and tracing for `service`. Call once at the top of `main`; later calls
 /// (tests starting several apps in one process) do nothing.
@@ -21,9 +30,25 @@ pub fn init_tracing(service: &'static str) {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let mut builder = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(service)
+            .build(),
+    );
+    let exporting = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
+    if exporting {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
+            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Err(e) => eprintln!("{service}: OTLP exporter disabled: {e}"),
+        }
+    }
+    let provider = builder.build();
     let tracer = provider.tracer(service);
-    opentelemetry::global::set_tracer_provider(provider);
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let _ = TRACER_PROVIDER.set(provider);
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);

@@ -22,7 +22,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(addr = %app.local_addr(), "seat service listening");
-    match app.run().await {
+    let result = app.run().await;
+    observability::shutdown_tracing();
+    match result {
         Ok(()) => {
             tracing::info!("seat service stopped");
             ExitCode::SUCCESS
