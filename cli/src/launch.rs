@@ -146,6 +146,7 @@ pub async fn stop_leftovers<'a>(
             println!("stopping {name} left over from an earlier run (pid {pid})…");
             let _ = kill(pid, Signal::SIGTERM);
             if !gone_within(pid, &program, Duration::from_secs(10)).await {
+                println!("{name} (pid {pid}) did not stop within 10s; killing it");
                 let _ = kill(pid, Signal::SIGKILL);
                 if !gone_within(pid, &program, Duration::from_secs(5)).await {
                     anyhow::bail!("{name} (pid {pid}) from an earlier run does not stop");

@@ -89,7 +89,10 @@ mod tests {
             5,
         )
         .unwrap();
-        let caller = JwtVerifier::new(config).verify(&token).await.unwrap();
+        let verifier = JwtVerifier::new(config);
+        let verified =
+            tokio::time::timeout(std::time::Duration::from_secs(10), verifier.verify(&token));
+        let caller = verified.await.expect("verification hangs").unwrap();
         assert_eq!(caller.user_id, "alice");
         assert_eq!(
             caller.roles,

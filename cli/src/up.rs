@@ -98,8 +98,8 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
                     return fail(running, &mut signals, spec, &reason, log_start, &data).await;
                 }
                 Err(_) => {
-                    println!("failed");
                     let reason = "its supervisor stopped unexpectedly";
+                    println!("failed");
                     return fail(running, &mut signals, spec, reason, None, &data).await;
                 }
             },
@@ -401,17 +401,21 @@ fn describe(result: Result<Stopped, tokio::task::JoinError>) -> String {
     }
 }
 
-/// Reports a service that did not start, stops the ones that did, and fails the command.
+/// Shows the log of a service that did not start, stops the ones that did, and fails the
+/// command.
 async fn fail(
-    running: Vec<Handle>,
+    mut running: Vec<Handle>,
     signals: &mut Signals,
     spec: &ServiceSpec,
     reason: &str,
     log_start: Option<u64>,
     data: &DataDir,
 ) -> anyhow::Result<()> {
+    // The failed one is last and its supervisor has ended: nothing of it to stop.
+    if let Some(failed) = running.pop() {
+        let _ = failed.task.await;
+    }
     let log = data.log_file(spec.name);
-    eprintln!("{} {reason}", spec.name);
     if let Some(from) = log_start {
         let lines = launch::tail(&log, from, TAIL_LINES);
         if !lines.is_empty() {
@@ -528,6 +532,25 @@ async fn executables() -> anyhow::Result<PathBuf> {
         println!("building the services (the first build takes several minutes)…");
         let mut command = tokio::process::Command::new(cargo);
         command.arg("build").current_dir(workspace);
+        // `cargo run` describes the running package to it in these; a nested cargo that sees
+        // them thinks the environment changed (ring's build script watches
+        // CARGO_MANIFEST_DIR) and rebuilds half the tree, then the next plain `cargo build`
+        // rebuilds it back.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || matches!(
+                    &*name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                command.env_remove(&*name);
+            }
+        }
         if release {
             command.arg("--release");
         }

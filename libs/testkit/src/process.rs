@@ -86,10 +86,16 @@ impl ServiceProcess {
 
     /// SIGTERM, then wait (SIGKILL after 15 s). Returns whether it exited successfully.
     pub fn stop(&mut self) -> bool {
+        self.stop_with(Signal::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGINT is Ctrl-C), then waits (SIGKILL after 15 s). Returns whether it
+    /// exited successfully.
+    pub fn stop_with(&mut self, signal: Signal) -> bool {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
