@@ -27,7 +27,13 @@ impl Up {
             ("STUDYCAFE_BROKER_PORT".to_owned(), broker_port.to_string()),
             ("STUDYCAFE_SEAT_PORT".to_owned(), seat_port.to_string()),
         ]);
-        let process = ServiceProcess::start("up", executable("studycafe"), env, data.path());
+        let process = ServiceProcess::start_with_args(
+            "up",
+            executable("studycafe"),
+            &["up"],
+            env,
+            data.path(),
+        );
         Self {
             process,
             data,
@@ -41,7 +47,7 @@ impl Up {
         let ready = tokio::time::timeout(Duration::from_secs(90), async {
             loop {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("Ctrl-C") {
+                if text.contains("Ctrl-C") && text.contains(&self.seat) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -120,9 +126,10 @@ async fn up_runs_the_suite_and_a_reservation_goes_through_it() {
 
     // Again, on the same data: the reservation is still there.
     let mut again = Up {
-        process: ServiceProcess::start(
+        process: ServiceProcess::start_with_args(
             "up",
             executable("studycafe"),
+            &["up"],
             HashMap::from([
                 (
                     "STUDYCAFE_DATA_DIR".to_owned(),

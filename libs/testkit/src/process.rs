@@ -31,6 +31,7 @@ pub fn executable(name: &str) -> PathBuf {
 pub struct ServiceProcess {
     name: String,
     exe: PathBuf,
+    args: Vec<String>,
     env: HashMap<String, String>,
     log: PathBuf,
     child: Option<Child>,
@@ -39,9 +40,21 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `exe` with exactly the variables in `env` added to a minimal environment.
     pub fn start(name: &str, exe: PathBuf, env: HashMap<String, String>, log_dir: &Path) -> Self {
+        Self::start_with_args(name, exe, &[], env, log_dir)
+    }
+
+    /// [`ServiceProcess::start`] with command-line arguments.
+    pub fn start_with_args(
+        name: &str,
+        exe: PathBuf,
+        args: &[&str],
+        env: HashMap<String, String>,
+        log_dir: &Path,
+    ) -> Self {
         let mut process = Self {
             name: name.to_owned(),
             exe,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             env,
             log: log_dir.join(format!("{name}.log")),
             child: None,
@@ -57,6 +70,7 @@ impl ServiceProcess {
             .open(&self.log)
             .expect("open log");
         let child = Command::new(&self.exe)
+            .args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env(
