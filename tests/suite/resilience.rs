@@ -173,6 +173,15 @@ async fn reservations_are_accepted_while_the_broker_is_down_and_published_when_i
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    // A polite stop does not hang on the missing broker, and the unpublished events wait in
+    // the outbox across the restart.
+    assert!(
+        suite.seat.stop(),
+        "seat exits 0 on SIGTERM without a broker:\n{}",
+        suite.seat.log_tail(20)
+    );
+    suite.seat.restart();
+    suite.wait_seat_ready().await;
 
     suite.broker.restart().await;
     let records = kafka::read_topic(

@@ -28,6 +28,9 @@ use tracing::Instrument as _;
 
 use crate::KafkaConfig;
 
+/// How long a stopping consumer waits for the broker to take its last offsets.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One decoded event as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent {
@@ -161,10 +164,19 @@ impl<H: EventHandler> EventConsumer<H> {
             }
         }
 
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final offset commit");
+        // Committing and leaving the group are blocking calls that wait on the broker; off the
+        // async threads, and bounded, so an unreachable broker cannot hold up shutdown.
+        // Offsets not committed here are redelivered and absorbed by the inbox.
+        let leave = tokio::task::spawn_blocking(move || {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final offset commit");
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+        });
+        if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
+            tracing::warn!("the broker did not answer while leaving the group");
         }
-        consumer.unsubscribe();
         tracing::info!(group = %self.settings.group_id, "consumer stopped");
         Ok(())
     }

@@ -72,8 +72,8 @@ impl<S: OutboxStore> OutboxRelay<S> {
         }
     }
 
-    /// Runs until `shutdown`; on shutdown it finishes the round in flight, so nothing
-    /// acknowledged is left unmarked.
+    /// Runs until `shutdown`. A round in flight at shutdown is abandoned: its rows stay
+    /// pending, so at worst they are published twice (consumers deduplicate), never lost.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let producer: FutureProducer = self.kafka.producer().create()?;
         if !crate::topics::ensure_topics_retrying(&self.kafka, &self.settings.topics, &shutdown)
@@ -91,7 +91,12 @@ impl<S: OutboxStore> OutboxRelay<S> {
             }
             let round = match self.store.pending(self.settings.batch_size).await {
                 Ok(batch) if batch.is_empty() => None,
-                Ok(batch) => Some(publish_round(&producer, batch).await),
+                // A round can wait for `message.timeout.ms` on a dead broker; shutdown does not.
+                // Abandoning it is safe: unmarked rows stay pending and go out next time.
+                Ok(batch) => tokio::select! {
+                    round = publish_round(&producer, batch) => Some(round),
+                    _ = shutdown.cancelled() => break,
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox failed");
                     Some(RoundResult {
@@ -150,7 +155,9 @@ impl<S: OutboxStore> OutboxRelay<S> {
                 }
             }
         }
-        let _ = producer.flush(Duration::from_secs(5));
+        // Whatever is unacknowledged stays pending in the outbox: nothing to flush to be safe,
+        // only a courtesy to the broker, bounded and off the async threads.
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(3))).await;
         tracing::info!("outbox relay stopped");
         Ok(())
     }

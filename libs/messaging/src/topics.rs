@@ -50,7 +50,13 @@ pub async fn ensure_topics_retrying(
 ) -> bool {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match ensure_topics(config, topics).await {
+        // The attempt itself can take its full timeout against an unreachable broker; a
+        // shutdown must not wait for it.
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            attempt = ensure_topics(config, topics) => attempt,
+        };
+        match attempt {
             Ok(()) => return true,
             Err(e) => tracing::warn!(error = %e, ?topics, "topics not ready, retrying"),
         }

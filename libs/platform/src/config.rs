@@ -32,8 +32,17 @@ pub struct Env {
 impl Env {
     /// The process environment.
     pub fn from_process() -> Self {
+        // `std::env::vars` panics on a variable that is not UTF-8 (anyone's, not just ours);
+        // such a value is kept lossily and fails validation if it is one we read.
         Self {
-            vars: std::env::vars().collect(),
+            vars: std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect(),
         }
     }
 

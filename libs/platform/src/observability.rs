@@ -63,8 +63,14 @@ pub fn init_tracing(service: &'static str) {
             )
             .try_init()
     } else {
+        // Colours only for a person at a terminal, never into log files.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(ansi),
+            )
             .try_init()
     };
 }

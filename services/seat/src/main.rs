@@ -3,8 +3,25 @@ use std::process::ExitCode;
 use seat_service::{App, SeatConfig};
 use studycafe_platform::{config::Env, observability, shutdown};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("seat-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Blocking work abandoned at shutdown (a client waiting on an unreachable broker) must not
+    // hold the process: everything durable is committed by now.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run() -> ExitCode {
     let config = match SeatConfig::from_env(&Env::from_process()) {
         Ok(config) => config,
         Err(e) => {
