@@ -104,6 +104,17 @@ impl Suite {
         (status, body["reservationId"].as_str().map(str::to_owned))
     }
 
+    /// Publishes `event` to its topic, keyed by its correlation id, as its owner would.
+    pub async fn publish<T: shared_events::Event>(&self, event: &shared_events::Envelope<T>) {
+        studycafe_testkit::kafka::produce(
+            &self.broker.brokers(),
+            T::TOPIC,
+            &event.correlation_id,
+            &event.to_json(),
+        )
+        .await;
+    }
+
     pub async fn cancel(&self, customer: &str, id: &str) -> u16 {
         self.http
             .delete(format!("{}/api/reservations/{id}", self.seat_url))

@@ -8,6 +8,17 @@ use shared_events::{BookingConfirmed, Envelope, EventMeta, topics};
 use studycafe_e2e::{Suite, WAIT};
 use studycafe_testkit::kafka;
 
+/// The cafe's confirmation of a booking, as registration would publish it.
+fn booking_confirmed(reservation_id: &str) -> Envelope<BookingConfirmed> {
+    Envelope::wrap(
+        EventMeta::new("registration", reservation_id, "test", chrono::Utc::now()),
+        BookingConfirmed {
+            reservation_id: reservation_id.to_owned(),
+            confirmed_by: "admin".into(),
+        },
+    )
+}
+
 /// Per reservation: the event types in first-seen order, and how many records (duplicates
 /// included) and distinct event ids were on the topic.
 fn by_reservation(records: &[kafka::Record]) -> HashMap<String, (Vec<String>, usize, usize)> {
@@ -116,22 +127,10 @@ async fn a_redelivered_event_is_applied_once() {
     let suite = Suite::start().await;
     let (_, id) = suite.reserve("alice", "FB-02", 3).await;
     let id = id.expect("accepted");
-    let confirmed = Envelope::wrap(
-        EventMeta::new("registration", &id, "test", chrono::Utc::now()),
-        BookingConfirmed {
-            reservation_id: id.clone(),
-            confirmed_by: "admin".into(),
-        },
-    );
+    let confirmed = booking_confirmed(&id);
     // The same event three times, as a relay re-publishing after a crash would send it.
     for _ in 0..3 {
-        kafka::produce(
-            &suite.broker.brokers(),
-            topics::REGISTRATION,
-            &id,
-            &confirmed.to_json(),
-        )
-        .await;
+        suite.publish(&confirmed).await;
     }
     suite.wait_for_status(&id, "CONFIRMED").await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -206,20 +205,7 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     let (_, before) = suite.reserve("alice", "A-07", 2).await;
     let before = before.expect("accepted");
     // Wait until the consumer group is established, so the crash catches it as a member.
-    let probe = Envelope::wrap(
-        EventMeta::new("registration", &before, "test", chrono::Utc::now()),
-        BookingConfirmed {
-            reservation_id: before.clone(),
-            confirmed_by: "admin".into(),
-        },
-    );
-    kafka::produce(
-        &suite.broker.brokers(),
-        topics::REGISTRATION,
-        &before,
-        &probe.to_json(),
-    )
-    .await;
+    suite.publish(&booking_confirmed(&before)).await;
     suite.wait_for_status(&before, "CONFIRMED").await;
 
     // Power cut: broker and service die together, nobody leaves the group cleanly.
@@ -236,20 +222,7 @@ async fn the_whole_suite_killed_at_once_resumes_by_itself() {
     let (status, after) = suite.reserve("bob", "A-08", 2).await;
     assert_eq!(status, 202);
     let after = after.expect("accepted");
-    let news = Envelope::wrap(
-        EventMeta::new("registration", &after, "test", chrono::Utc::now()),
-        BookingConfirmed {
-            reservation_id: after.clone(),
-            confirmed_by: "admin".into(),
-        },
-    );
-    kafka::produce(
-        &suite.broker.brokers(),
-        topics::REGISTRATION,
-        &after,
-        &news.to_json(),
-    )
-    .await;
+    suite.publish(&booking_confirmed(&after)).await;
     suite.wait_for_status(&after, "CONFIRMED").await;
     let records = kafka::read_topic(&suite.broker.brokers(), topics::SEAT, 44, WAIT).await;
     let by_id = by_reservation(&records);

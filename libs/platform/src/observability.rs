@@ -27,6 +27,16 @@ pub fn shutdown_tracing() {
 /// Installs logging and tracing for `service`. Call once at the top of `main`; later calls
 /// (tests starting several apps in one process) do nothing.
 pub fn init_tracing(service: &'static str) {
+    install(service, true);
+}
+
+/// Tracing (spans, trace context propagation) without log output: for tests, whose report
+/// logs from the app's threads would drown.
+pub fn init_tracing_silent(service: &'static str) {
+    install(service, false);
+}
+
+fn install(service: &'static str, logs: bool) {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
@@ -54,7 +64,9 @@ pub fn init_tracing(service: &'static str) {
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let _ = if json {
+    let _ = if !logs {
+        registry.try_init()
+    } else if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()

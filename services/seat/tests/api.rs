@@ -94,103 +94,111 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     let alice = app.keys.customer("alice");
     let start = in_hours(3);
     let url = format!("{}/api/reservations", app.base);
-
-    assert_problem(
-        app.reserve(&alice, &reservation_body("Z-99", &start, 2))
-            .await,
-        404,
-        "/problems/seat-not-found",
-    )
-    .await;
-    assert_problem(
-        app.reserve(&alice, &reservation_body("not a seat", &start, 2))
-            .await,
-        400,
-        "/problems/invalid-field",
-    )
-    .await;
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-16", &start, 2))
-            .await,
-        409,
-        "/problems/seat-disabled",
-    )
-    .await;
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-01", &past, 2))
-            .await,
-        422,
-        "/problems/starts-in-past",
-    )
-    .await;
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-01", &start, 0))
-            .await,
-        422,
-        "/problems/hours-out-of-range",
-    )
-    .await;
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-01", &start, 13))
-            .await,
-        422,
-        "/problems/hours-out-of-range",
-    )
-    .await;
     let far = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-01", &far, 1))
-            .await,
-        422,
-        "/problems/starts-too-far-ahead",
-    )
-    .await;
-    assert_problem(
-        app.reserve(&alice, &reservation_body("A-01", "tomorrow at nine", 1))
-            .await,
-        400,
-        "/problems/invalid-field",
-    )
-    .await;
-    let mut no_token = reservation_body("A-01", &start, 1);
-    no_token["paymentToken"] = json!("");
-    assert_problem(
-        app.reserve(&alice, &no_token).await,
-        400,
-        "/problems/invalid-field",
-    )
-    .await;
-    let malformed = app
-        .http
-        .post(&url)
-        .bearer_auth(&alice)
-        .header("content-type", "application/json")
-        .body("{\"seatId\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(malformed, 400, "/problems/malformed-request").await;
-    let wrong_shape = app
-        .http
-        .post(&url)
-        .bearer_auth(&alice)
-        .json(&json!({"seatId": "A-01", "hours": "two"}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(wrong_shape, 400, "/problems/malformed-request").await;
-    let not_json = app
-        .http
-        .post(&url)
-        .bearer_auth(&alice)
-        .body("seat=A-01")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(not_json, 415, "/problems/unsupported-media-type").await;
+    let mut no_payment_token = reservation_body("A-01", &start, 1);
+    no_payment_token["paymentToken"] = json!("");
 
-    // Who is asking.
+    // (who, body, status, problem type)
+    let cases = [
+        (
+            alice.clone(),
+            reservation_body("Z-99", &start, 2),
+            404,
+            "seat-not-found",
+        ),
+        (
+            alice.clone(),
+            reservation_body("not a seat", &start, 2),
+            400,
+            "invalid-field",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-16", &start, 2),
+            409,
+            "seat-disabled",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-01", &past, 2),
+            422,
+            "starts-in-past",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-01", &start, 0),
+            422,
+            "hours-out-of-range",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-01", &start, 13),
+            422,
+            "hours-out-of-range",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-01", &far, 1),
+            422,
+            "starts-too-far-ahead",
+        ),
+        (
+            alice.clone(),
+            reservation_body("A-01", "tomorrow at nine", 1),
+            400,
+            "invalid-field",
+        ),
+        (alice.clone(), no_payment_token, 400, "invalid-field"),
+        (
+            "garbage".to_owned(),
+            reservation_body("A-01", &start, 1),
+            401,
+            "unauthorized",
+        ),
+        (
+            app.keys.forged("mallory"),
+            reservation_body("A-01", &start, 1),
+            401,
+            "unauthorized",
+        ),
+        (
+            app.keys.admin("root"),
+            reservation_body("A-01", &start, 1),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (token, body, status, problem) in &cases {
+        let response = app.reserve(token, body).await;
+        assert_problem(response, *status, &format!("/problems/{problem}")).await;
+    }
+
+    // Bodies that are not the expected JSON at all.
+    let raw_bodies = [
+        (
+            Some("application/json"),
+            "{\"seatId\": ",
+            400,
+            "malformed-request",
+        ),
+        (
+            Some("application/json"),
+            r#"{"seatId": "A-01", "hours": "two"}"#,
+            400,
+            "malformed-request",
+        ),
+        (None, "seat=A-01", 415, "unsupported-media-type"),
+    ];
+    for (content_type, body, status, problem) in raw_bodies {
+        let mut request = app.http.post(&url).bearer_auth(&alice).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_problem(response, status, &format!("/problems/{problem}")).await;
+    }
+
     let anonymous = app
         .http
         .post(&url)
@@ -201,44 +209,13 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     let body = assert_problem(anonymous, 401, "/problems/unauthorized").await;
     assert!(body["detail"].as_str().unwrap().contains("missing"));
     assert_problem(
-        app.reserve("garbage", &reservation_body("A-01", &start, 1))
-            .await,
-        401,
-        "/problems/unauthorized",
-    )
-    .await;
-    assert_problem(
-        app.reserve(
-            &app.keys.forged("mallory"),
-            &reservation_body("A-01", &start, 1),
-        )
-        .await,
-        401,
-        "/problems/unauthorized",
-    )
-    .await;
-    assert_problem(
-        app.reserve(
-            &app.keys.admin("root"),
-            &reservation_body("A-01", &start, 1),
-        )
-        .await,
-        403,
-        "/problems/forbidden",
-    )
-    .await;
-    assert_problem(
         app.get(&alice, "not-an-id").await,
         404,
         "/problems/not-found",
     )
     .await;
-    assert_problem(
-        app.get(&alice, &uuid::Uuid::now_v7().to_string()).await,
-        404,
-        "/problems/not-found",
-    )
-    .await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_problem(app.get(&alice, &unknown).await, 404, "/problems/not-found").await;
 
     // Nothing was written: the same seat and window is still free, and only one reservation
     // event was ever published.
@@ -248,13 +225,10 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     assert_eq!(ok.status(), 202);
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        records
-            .iter()
-            .filter(|r| r.json()["type"] == "SeatReserved")
-            .count(),
-        1
-    );
+    let reserved = records
+        .iter()
+        .filter(|r| r.json()["type"] == "SeatReserved");
+    assert_eq!(reserved.count(), 1);
     app.stop().await;
 }
 
@@ -363,13 +337,9 @@ async fn only_the_owner_or_an_admin_sees_and_cancels() {
     let alice = app.keys.customer("alice");
     let bob = app.keys.customer("bob");
     let admin = app.keys.admin("admin");
-    let body: Value = app
-        .reserve(&alice, &reservation_body("A-03", &in_hours(2), 1))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["reservationId"].as_str().unwrap().to_owned();
+    let id = app
+        .reserve_id(&alice, &reservation_body("A-03", &in_hours(2), 1))
+        .await;
     let url = format!("{}/api/reservations/{id}", app.base);
 
     assert_problem(app.get(&bob, &id).await, 403, "/problems/forbidden").await;

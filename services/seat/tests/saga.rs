@@ -32,13 +32,9 @@ async fn confirmed_paid_registered_each_exactly_once() {
     let mut app = spawn_app().await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
-    let body: Value = app
-        .reserve(&alice, &reservation_body("G-01", &starts, 2))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["reservationId"].as_str().unwrap().to_owned();
+    let id = app
+        .reserve_id(&alice, &reservation_body("G-01", &starts, 2))
+        .await;
     let brokers = app.broker.brokers();
 
     let confirmed = publish(
@@ -121,13 +117,9 @@ async fn a_rejected_booking_releases_the_seat_and_late_news_is_ignored() {
     let mut app = spawn_app().await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(3);
-    let body: Value = app
-        .reserve(&alice, &reservation_body("B-05", &starts, 1))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["reservationId"].as_str().unwrap().to_owned();
+    let id = app
+        .reserve_id(&alice, &reservation_body("B-05", &starts, 1))
+        .await;
     let brokers = app.broker.brokers();
     publish(
         &brokers,
@@ -181,13 +173,9 @@ async fn an_unpaid_hold_expires_and_frees_the_seat() {
     let mut app = spawn_app_with(&[("SEAT_HOLD_SECS", "5")]).await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
-    let body: Value = app
-        .reserve(&alice, &reservation_body("A-05", &starts, 1))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["reservationId"].as_str().unwrap().to_owned();
+    let id = app
+        .reserve_id(&alice, &reservation_body("A-05", &starts, 1))
+        .await;
     app.wait_for_status(&id, "EXPIRED").await;
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 42, WAIT).await;
     let expired = records

@@ -26,7 +26,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    studycafe_platform::observability::init_tracing("seat-test");
+    // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
+    // own threads, so they would drown the test report.
+    if std::env::var_os("TEST_LOG").is_some() {
+        studycafe_platform::observability::init_tracing("seat-test");
+    } else {
+        studycafe_platform::observability::init_tracing_silent("seat-test");
+    }
     let broker = BrokerProcess::start().await;
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().unwrap();
@@ -78,6 +84,14 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Reserves and returns the new reservation's id (asserting the 202).
+    pub async fn reserve_id(&self, token: &str, body: &Value) -> String {
+        let response = self.reserve(token, body).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["reservationId"].as_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, token: &str, id: &str) -> reqwest::Response {
