@@ -28,6 +28,9 @@ use tracing::Instrument as _;
 
 use crate::KafkaConfig;
 
+/// The longest pause between two attempts at one event.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How long a stopping consumer waits for the broker to take its last offsets.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,8 +81,10 @@ impl ConsumerSettings {
         Self {
             group_id: group_id.into(),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-            max_attempts: 5,
-            retry_backoff: Duration::from_millis(100),
+            // ~80 s of retries (0.2 s doubling, capped at 30 s): long enough to ride out a
+            // database restart, short enough that a truly poisonous event moves aside.
+            max_attempts: 10,
+            retry_backoff: Duration::from_millis(200),
         }
     }
 
@@ -265,7 +270,7 @@ impl<H: EventHandler> EventConsumer<H> {
                         _ = shutdown.cancelled() => return None,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                 }
             }
         }
