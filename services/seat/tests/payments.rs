@@ -40,6 +40,19 @@ struct ScriptedPayments {
     calls: Mutex<Vec<ReservationId>>,
 }
 
+impl ScriptedPayments {
+    fn answering(answers: Vec<Result<PaymentOutcome, PaymentUnavailable>>) -> Self {
+        Self {
+            answers: Mutex::new(answers),
+            calls: Mutex::default(),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}
+
 impl Payments for ScriptedPayments {
     async fn pay(&self, request: PaymentRequest) -> Result<PaymentOutcome, PaymentUnavailable> {
         self.calls.lock().unwrap().push(request.reservation_id);
@@ -75,11 +88,15 @@ async fn fixture() -> Fixture {
     }
 }
 
-async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
-    let reserved = f
-        .service
+/// `customer`'s two hours on `seat`, starting in an hour.
+async fn reserve(
+    f: &Fixture,
+    customer: &str,
+    seat: &str,
+) -> Result<seat_service::domain::service::Reserved, seat_service::domain::service::ReserveError> {
+    f.service
         .reserve(ReserveSeat {
-            customer: CustomerId::parse("alice").unwrap(),
+            customer: CustomerId::parse(customer).unwrap(),
             seat_id: SeatId::parse(seat).unwrap(),
             starts_at: f.clock.now() + Duration::hours(1),
             hours: 2,
@@ -88,7 +105,10 @@ async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
             causation: "test".into(),
         })
         .await
-        .unwrap();
+}
+
+async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
+    let reserved = reserve(f, "alice", seat).await.unwrap();
     let consumed = Consumed {
         consumer: "seat",
         event_id: uuid::Uuid::now_v7(),
@@ -104,6 +124,13 @@ async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
     reserved.reservation_id
 }
 
+async fn settle(f: &Fixture, payments: &ScriptedPayments) -> usize {
+    f.service
+        .settle_due_payments(payments, 10, Duration::seconds(30))
+        .await
+        .unwrap()
+}
+
 async fn status(f: &Fixture, id: ReservationId) -> ReservationStatus {
     f.store.get(id).await.unwrap().unwrap().status
 }
@@ -112,65 +139,31 @@ async fn status(f: &Fixture, id: ReservationId) -> ReservationStatus {
 async fn approved_is_paid_once_and_never_charged_again() {
     let f = fixture().await;
     let id = confirmed(&f, "A-01").await;
-    let payments = ScriptedPayments::default();
-    payments
-        .answers
-        .lock()
-        .unwrap()
-        .push(Ok(PaymentOutcome::Approved {
-            payment_id: "pay-1".into(),
-        }));
-    let settled = f
-        .service
-        .settle_due_payments(&payments, 10, Duration::seconds(30))
-        .await
-        .unwrap();
+    let payments = ScriptedPayments::answering(vec![Ok(PaymentOutcome::Approved {
+        payment_id: "pay-1".into(),
+    })]);
+    let settled = settle(&f, &payments).await;
     assert_eq!(settled, 1);
     let reservation = f.store.get(id).await.unwrap().unwrap();
     assert_eq!(reservation.status, ReservationStatus::Paid);
     assert_eq!(reservation.payment.payment_id.as_deref(), Some("pay-1"));
     // Nothing more is due: a second sweep calls nobody.
     f.clock.advance(Duration::minutes(5));
-    assert_eq!(
-        f.service
-            .settle_due_payments(&payments, 10, Duration::seconds(30))
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(payments.calls.lock().unwrap().len(), 1);
+    assert_eq!(settle(&f, &payments).await, 0);
+    assert_eq!(payments.calls(), 1);
 }
 
 #[tokio::test]
 async fn declined_fails_the_reservation_and_frees_the_seat() {
     let f = fixture().await;
     let id = confirmed(&f, "A-02").await;
-    let payments = ScriptedPayments::default();
-    payments
-        .answers
-        .lock()
-        .unwrap()
-        .push(Ok(PaymentOutcome::Declined {
-            reason: "card declined".into(),
-        }));
-    f.service
-        .settle_due_payments(&payments, 10, Duration::seconds(30))
-        .await
-        .unwrap();
+    let payments = ScriptedPayments::answering(vec![Ok(PaymentOutcome::Declined {
+        reason: "card declined".into(),
+    })]);
+    settle(&f, &payments).await;
     assert_eq!(status(&f, id).await, ReservationStatus::PaymentFailed);
     // Seat A-02 is free for the same window again.
-    let again = f
-        .service
-        .reserve(ReserveSeat {
-            customer: CustomerId::parse("bob").unwrap(),
-            seat_id: SeatId::parse("A-02").unwrap(),
-            starts_at: f.clock.now() + Duration::hours(1),
-            hours: 2,
-            payment_token: PaymentToken::parse("tok_approve").unwrap(),
-            idempotency: None,
-            causation: "test".into(),
-        })
-        .await;
+    let again = reserve(&f, "bob", "A-02").await;
     assert!(again.is_ok());
 }
 
@@ -178,15 +171,13 @@ async fn declined_fails_the_reservation_and_frees_the_seat() {
 async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers() {
     let f = fixture().await;
     let id = confirmed(&f, "A-03").await;
-    let payments = ScriptedPayments::default();
-    {
-        let mut answers = payments.answers.lock().unwrap();
-        answers.push(Err(PaymentUnavailable("connection refused".into())));
-        answers.push(Err(PaymentUnavailable("breaker open".into())));
-        answers.push(Ok(PaymentOutcome::Approved {
+    let payments = ScriptedPayments::answering(vec![
+        Err(PaymentUnavailable("connection refused".into())),
+        Err(PaymentUnavailable("breaker open".into())),
+        Ok(PaymentOutcome::Approved {
             payment_id: "pay-9".into(),
-        }));
-    }
+        }),
+    ]);
     let sweep = || {
         f.service
             .settle_due_payments(&payments, 10, Duration::seconds(30))
@@ -202,10 +193,10 @@ async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers(
     assert_eq!(r.payment.attempts, 1);
     // Not due again before the backoff (1 s after the first failure, 2 s after the second).
     assert_eq!(sweep().await.unwrap(), 0);
-    assert_eq!(payments.calls.lock().unwrap().len(), 1);
+    assert_eq!(payments.calls(), 1);
     f.clock.advance(Duration::seconds(1));
     assert_eq!(sweep().await.unwrap(), 0);
-    assert_eq!(payments.calls.lock().unwrap().len(), 2);
+    assert_eq!(payments.calls(), 2);
     f.clock.advance(Duration::seconds(2));
     assert_eq!(sweep().await.unwrap(), 1);
     assert_eq!(status(&f, id).await, ReservationStatus::Paid);
@@ -217,31 +208,13 @@ async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers(
 async fn the_hold_ends_the_retries() {
     let f = fixture().await;
     let id = confirmed(&f, "A-04").await;
-    let payments = ScriptedPayments::default();
-    payments
-        .answers
-        .lock()
-        .unwrap()
-        .push(Err(PaymentUnavailable("down".into())));
-    f.service
-        .settle_due_payments(&payments, 10, Duration::seconds(30))
-        .await
-        .unwrap();
+    let payments = ScriptedPayments::answering(vec![Err(PaymentUnavailable("down".into()))]);
+    settle(&f, &payments).await;
     f.clock.advance(Duration::minutes(11));
     assert_eq!(f.service.expire_due_holds(10).await.unwrap(), 1);
     assert_eq!(status(&f, id).await, ReservationStatus::Expired);
-    assert_eq!(
-        f.service
-            .settle_due_payments(&payments, 10, Duration::seconds(30))
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        payments.calls.lock().unwrap().len(),
-        1,
-        "no call after expiry"
-    );
+    assert_eq!(settle(&f, &payments).await, 0);
+    assert_eq!(payments.calls(), 1, "no call after expiry");
     // Every state change left its event in the outbox: reserved, confirmed, expired.
     assert_eq!(f.store.outbox().backlog().await.unwrap(), 40 + 3);
 }
