@@ -26,7 +26,7 @@ use shared_events::{DecodeError, IntegrationEvent, RawEnvelope};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::KafkaConfig;
+use crate::{KafkaConfig, logs::KafkaLogs};
 
 /// The longest pause between two attempts at one event.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
@@ -125,8 +125,14 @@ impl<H: EventHandler> EventConsumer<H> {
             return Ok(());
         }
 
-        let consumer: StreamConsumer = self.kafka.consumer(&self.settings.group_id).create()?;
-        let dlq_producer: FutureProducer = self.kafka.producer().create()?;
+        let consumer: StreamConsumer<KafkaLogs> = self
+            .kafka
+            .consumer(&self.settings.group_id)
+            .create_with_context(KafkaLogs::default())?;
+        let dlq_producer: FutureProducer<KafkaLogs> = self
+            .kafka
+            .producer()
+            .create_with_context(KafkaLogs::default())?;
         let subscribed: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&subscribed)?;
         tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
@@ -190,7 +196,7 @@ impl<H: EventHandler> EventConsumer<H> {
     async fn process(
         &self,
         message: &BorrowedMessage<'_>,
-        dlq: &FutureProducer,
+        dlq: &FutureProducer<KafkaLogs>,
         dead_letter: &str,
         shutdown: &CancellationToken,
     ) -> Option<Outcome> {
@@ -281,7 +287,7 @@ impl<H: EventHandler> EventConsumer<H> {
     async fn dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
-        dlq: &FutureProducer,
+        dlq: &FutureProducer<KafkaLogs>,
         dead_letter: &str,
         error: &str,
         attempts: u32,

@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod consumer;
+mod logs;
 pub mod outbox;
 pub mod relay;
 pub mod sqlite;

@@ -19,7 +19,7 @@ use rdkafka::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{KafkaConfig, OutboxSignal, OutboxStore, PendingMessage};
+use crate::{KafkaConfig, OutboxSignal, OutboxStore, PendingMessage, logs::KafkaLogs};
 
 /// Tuning of the relay.
 #[derive(Debug, Clone)]
@@ -75,7 +75,10 @@ impl<S: OutboxStore> OutboxRelay<S> {
     /// Runs until `shutdown`. A round in flight at shutdown is abandoned: its rows stay
     /// pending, so at worst they are published twice (consumers deduplicate), never lost.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let producer: FutureProducer = self.kafka.producer().create()?;
+        let producer: FutureProducer<KafkaLogs> = self
+            .kafka
+            .producer()
+            .create_with_context(KafkaLogs::default())?;
         if !crate::topics::ensure_topics_retrying(&self.kafka, &self.settings.topics, &shutdown)
             .await
         {
@@ -169,7 +172,10 @@ struct RoundResult {
 }
 
 /// Sends one batch: per key sequentially, keys concurrently.
-async fn publish_round(producer: &FutureProducer, batch: Vec<PendingMessage>) -> RoundResult {
+async fn publish_round(
+    producer: &FutureProducer<KafkaLogs>,
+    batch: Vec<PendingMessage>,
+) -> RoundResult {
     let mut chains: Vec<Vec<PendingMessage>> = Vec::new();
     let mut chain_of_key: HashMap<String, usize> = HashMap::new();
     for pending in batch {
@@ -210,7 +216,10 @@ async fn publish_round(producer: &FutureProducer, batch: Vec<PendingMessage>) ->
     round
 }
 
-async fn send(producer: &FutureProducer, pending: &PendingMessage) -> anyhow::Result<()> {
+async fn send(
+    producer: &FutureProducer<KafkaLogs>,
+    pending: &PendingMessage,
+) -> anyhow::Result<()> {
     let message = &pending.message;
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 1);
     headers = headers.insert(Header {

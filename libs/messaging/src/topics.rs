@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
     error::RDKafkaErrorCode,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::KafkaConfig;
+use crate::{KafkaConfig, logs::KafkaLogs};
 
 /// Creates `topics` (with [`shared_events::topics::PARTITIONS`] partitions) unless they exist.
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = config.admin().create()?;
+    let admin: AdminClient<KafkaLogs> = config.admin().create_with_context(KafkaLogs::default())?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
