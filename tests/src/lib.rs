@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
 use studycafe_testkit::{
-    BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port,
+    BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port, within,
 };
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -62,19 +62,13 @@ impl Suite {
 
     pub async fn wait_seat_ready(&self) {
         let url = format!("{}/health/ready", self.seat_url);
-        let ready = tokio::time::timeout(WAIT, async {
-            loop {
-                if let Ok(r) = self.http.get(&url).send().await
-                    && r.status() == 200
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let ready = within(WAIT, || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
         })
         .await;
         assert!(
-            ready.is_ok(),
+            ready.is_some(),
             "seat never became ready:\n{}",
             self.seat.log_tail(40)
         );

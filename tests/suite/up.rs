@@ -5,7 +5,7 @@ use std::{collections::HashMap, process::Command, time::Duration};
 
 use serde_json::{Value, json};
 use shared_events::topics;
-use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka};
+use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka, within};
 
 struct Up {
     process: ServiceProcess,
@@ -44,18 +44,13 @@ impl Up {
 
     async fn wait_ready(&mut self) {
         let log = self.data.path().join("up.log");
-        let ready = tokio::time::timeout(Duration::from_secs(90), async {
-            loop {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("Ctrl-C") && text.contains(&self.seat) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        let ready = within(Duration::from_secs(90), || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            (text.contains("Ctrl-C") && text.contains(&self.seat)).then_some(())
         })
         .await;
         assert!(
-            ready.is_ok(),
+            ready.is_some(),
             "up never printed its summary:\n{}",
             self.process.log_tail(40)
         );

@@ -5,6 +5,9 @@
 //! unit of work before returning; `main` waits for all of them. Tests cancel the token instead
 //! of sending signals.
 
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A token cancelled when the process receives SIGINT or SIGTERM.
@@ -33,4 +36,46 @@ async fn wait_for_signal() {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// Waits for every task. The first failure cancels the others (a half-running service is
+/// worse than a restarted one) and is returned. Once shutdown starts, tasks get `stop_within`
+/// to finish; stragglers are abandoned (everything durable is already committed) so a
+/// shutdown always ends.
+pub async fn supervise(
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+    stop_within: Duration,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let joined = match deadline {
+            None => tokio::select! {
+                joined = tasks.join_next() => joined,
+                _ = shutdown.cancelled() => {
+                    deadline = Some(tokio::time::Instant::now() + stop_within);
+                    continue;
+                }
+            },
+            Some(at) => match tokio::time::timeout_at(at, tasks.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!(
+                        stuck = tasks.len(),
+                        "tasks did not stop in time; abandoning them"
+                    );
+                    tasks.abort_all();
+                    break;
+                }
+            },
+        };
+        let Some(joined) = joined else { break };
+        if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+            tracing::error!(error = %format!("{e:#}"), "a task failed; shutting down");
+            shutdown.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }

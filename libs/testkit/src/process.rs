@@ -191,18 +191,15 @@ impl BrokerProcess {
 
     pub async fn wait_ready(&self) {
         let brokers = self.brokers();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if crate::kafka::metadata_ok(&brokers).await {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "broker did not become ready:\n{}",
-                self.process.log_tail(30)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let ready = crate::within(Duration::from_secs(30), || async {
+            crate::kafka::metadata_ok(&brokers).await.then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "broker did not become ready:\n{}",
+            self.process.log_tail(30)
+        );
     }
 
     /// SIGKILL the broker (data stays).

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
 };
-use studycafe_platform::{auth::JwtVerifier, http as web};
+use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -128,7 +128,7 @@ impl App {
                 timers.run(token).await;
                 Ok(())
             });
-            supervise(tasks, shutdown, grace + STOP_MARGIN).await
+            shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
         });
         Ok(Self { addr, run })
     }
@@ -145,45 +145,3 @@ impl App {
 
 /// Beyond the HTTP grace period, how long the other tasks may take to stop.
 const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(8);
-
-/// Waits for every task. The first failure cancels the others (a half-running service is
-/// worse than a restarted one) and is returned. Once shutdown starts, tasks get `stop_within`
-/// to finish; stragglers are abandoned (everything durable is already committed) so a
-/// shutdown always ends.
-async fn supervise(
-    mut tasks: JoinSet<anyhow::Result<()>>,
-    shutdown: CancellationToken,
-    stop_within: std::time::Duration,
-) -> anyhow::Result<()> {
-    let mut first_error = None;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let joined = match deadline {
-            None => tokio::select! {
-                joined = tasks.join_next() => joined,
-                _ = shutdown.cancelled() => {
-                    deadline = Some(tokio::time::Instant::now() + stop_within);
-                    continue;
-                }
-            },
-            Some(at) => match tokio::time::timeout_at(at, tasks.join_next()).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    tracing::warn!(
-                        stuck = tasks.len(),
-                        "tasks did not stop in time; abandoning them"
-                    );
-                    tasks.abort_all();
-                    break;
-                }
-            },
-        };
-        let Some(joined) = joined else { break };
-        if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
-            tracing::error!(error = %format!("{e:#}"), "a task failed; shutting down");
-            shutdown.cancel();
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
