@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod observability;
 pub mod problem;
+pub mod service;
 pub mod shutdown;
 pub mod signing;
 

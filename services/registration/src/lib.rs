@@ -1,0 +1,1 @@
+//! The registration service: cafe admin approvals (bookings) and registrations (entry passes).
