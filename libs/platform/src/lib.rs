@@ -3,6 +3,8 @@
 //! graceful shutdown. Nothing here knows a domain.
 
 pub mod auth;
+pub mod breaker;
+pub mod client_credentials;
 pub mod config;
 pub mod http;
 pub mod observability;
