@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use studycafe_messaging::KafkaConfig;
 use studycafe_platform::{
     auth::AuthConfig,
+    breaker::BreakerSettings,
+    client_credentials::ClientCredentials,
     config::{ConfigError, Env},
 };
 
@@ -25,8 +27,90 @@ pub struct SeatConfig {
     pub tick: Duration,
     /// `SEAT_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// The payment service, if any (`SEAT_PAYMENT_URL`); without it confirmed reservations wait.
+    pub payment: Option<PaymentClientConfig>,
     pub kafka: KafkaConfig,
     pub auth: AuthConfig,
+}
+
+/// How seat calls payment.
+#[derive(Debug, Clone)]
+pub struct PaymentClientConfig {
+    /// `SEAT_PAYMENT_URL`: payment's base URL, e.g. `http://127.0.0.1:8083`.
+    pub base_url: String,
+    /// `SEAT_TOKEN_URL`, `SEAT_CLIENT_ID`, `SEAT_CLIENT_SECRET`: seat's machine credentials at
+    /// the identity service (required with `SEAT_PAYMENT_URL`).
+    pub credentials: ClientCredentials,
+    /// `SEAT_PAYMENT_TIMEOUT_MS` (default 2000): the deadline of one attempt.
+    pub attempt_timeout: Duration,
+    /// `SEAT_PAYMENT_BREAKER_FAILURES` (default 5), `SEAT_PAYMENT_BREAKER_OPEN_MS` (default
+    /// 5000), `SEAT_PAYMENT_BREAKER_PROBES` (default 1).
+    pub breaker: BreakerSettings,
+    /// `SEAT_PAYMENT_MAX_BACKOFF_MS` (default 30000): the longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl PaymentClientConfig {
+    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(base_url) = env.optional::<String>("SEAT_PAYMENT_URL")? else {
+            return Ok(None);
+        };
+        let base_url = http_url("SEAT_PAYMENT_URL", base_url)?;
+        let token_url: String = env.required("SEAT_TOKEN_URL")?;
+        let token_url = http_url("SEAT_TOKEN_URL", token_url)?;
+        let failure_threshold: u32 = env.or("SEAT_PAYMENT_BREAKER_FAILURES", 5)?;
+        if !(1..=1000).contains(&failure_threshold) {
+            return Err(ConfigError::new(
+                "SEAT_PAYMENT_BREAKER_FAILURES",
+                "must be between 1 and 1000",
+            ));
+        }
+        let half_open_probes: u32 = env.or("SEAT_PAYMENT_BREAKER_PROBES", 1)?;
+        if !(1..=100).contains(&half_open_probes) {
+            return Err(ConfigError::new(
+                "SEAT_PAYMENT_BREAKER_PROBES",
+                "must be between 1 and 100",
+            ));
+        }
+        Ok(Some(Self {
+            base_url,
+            credentials: ClientCredentials {
+                token_url,
+                client_id: env.required("SEAT_CLIENT_ID")?,
+                client_secret: env.required("SEAT_CLIENT_SECRET")?,
+            },
+            attempt_timeout: env.millis(
+                "SEAT_PAYMENT_TIMEOUT_MS",
+                Duration::from_secs(2),
+                Duration::from_millis(50),
+                Duration::from_secs(120),
+            )?,
+            breaker: BreakerSettings {
+                failure_threshold,
+                open_for: env.millis(
+                    "SEAT_PAYMENT_BREAKER_OPEN_MS",
+                    Duration::from_secs(5),
+                    Duration::from_millis(100),
+                    Duration::from_secs(600),
+                )?,
+                half_open_probes,
+            },
+            max_backoff: env.millis(
+                "SEAT_PAYMENT_MAX_BACKOFF_MS",
+                Duration::from_secs(30),
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            )?,
+        }))
+    }
+}
+
+fn http_url(name: &str, raw: String) -> Result<String, ConfigError> {
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        Ok(raw.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::new(name, "must be an http(s) URL"))
+    }
 }
 
 impl SeatConfig {
@@ -82,6 +166,7 @@ impl SeatConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            payment: PaymentClientConfig::from_env(env)?,
             kafka: KafkaConfig::from_env(env, "seat")?,
             auth: AuthConfig::from_env(env)?,
         })

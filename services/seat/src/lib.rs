@@ -13,13 +13,16 @@ pub mod domain;
 pub mod inbound;
 pub mod outbound;
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
 };
-use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
+use studycafe_platform::{
+    auth::JwtVerifier, breaker::CircuitBreaker, client_credentials::ServiceToken, http as web,
+    shutdown,
+};
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +31,7 @@ pub use config::SeatConfig;
 use crate::{
     domain::{ports::SystemClock, service::ReservationService},
     inbound::{events::SagaReactions, http::ApiState, timers::Timers},
-    outbound::{catalogue, payments::NotConfigured, sqlite::SqliteStore},
+    outbound::{catalogue, payments::HttpPayments, sqlite::SqliteStore},
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -102,12 +105,33 @@ impl App {
                 payment_due: payment_due.clone(),
             },
         );
-        let timers: Timers<SqliteStore, NotConfigured> = Timers {
+        let payments = match &config.payment {
+            Some(payment) => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(payment.attempt_timeout.min(Duration::from_secs(1)))
+                    .build()
+                    .context("building the payment HTTP client")?;
+                Some(HttpPayments::new(
+                    &payment.base_url,
+                    ServiceToken::new(payment.credentials.clone(), http.clone()),
+                    CircuitBreaker::new("payment", payment.breaker),
+                    http,
+                    payment.attempt_timeout,
+                ))
+            }
+            None => None,
+        };
+        let max_backoff = config
+            .payment
+            .as_ref()
+            .map_or(Duration::from_secs(30), |p| p.max_backoff);
+        let timers = Timers {
             service,
-            payments: None,
+            payments,
             payment_due,
             tick: config.tick,
-            max_payment_backoff: chrono::Duration::seconds(30),
+            max_payment_backoff: chrono::Duration::from_std(max_backoff)
+                .context("SEAT_PAYMENT_MAX_BACKOFF_MS")?,
         };
 
         let grace = config.shutdown_grace;
@@ -144,4 +168,4 @@ impl App {
 }
 
 /// Beyond the HTTP grace period, how long the other tasks may take to stop.
-const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(8);
+const STOP_MARGIN: Duration = Duration::from_secs(8);

@@ -114,6 +114,9 @@ pub enum Applied {
     UnknownReservation,
 }
 
+/// Payment calls in flight at once per sweep.
+const PAYMENT_CONCURRENCY: usize = 16;
+
 const MAX_RETRIES: usize = 8;
 
 /// The seat service's application service. Cheap to clone.
@@ -369,20 +372,29 @@ impl<S: ReservationStore> ReservationService<S> {
         limit: u32,
         max_backoff: Duration,
     ) -> Result<usize, StoreError> {
-        let mut settled = 0;
-        for reservation in self
+        use futures::StreamExt as _;
+        let due = self
             .store
             .due(Due::Payment, self.clock.now(), limit)
-            .await?
-        {
-            if self
-                .settle_payment(payments, reservation, max_backoff)
-                .await?
-            {
-                settled += 1;
+            .await?;
+        // Concurrently: one slow answer (a payment that takes seconds) must not hold up the
+        // rest. Payment serializes calls per reservation, and each reservation is here once.
+        let mut outcomes = futures::stream::iter(due)
+            .map(|reservation| self.settle_payment(payments, reservation, max_backoff))
+            .buffer_unordered(PAYMENT_CONCURRENCY);
+        let mut settled = 0;
+        let mut failure = None;
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Ok(true) => settled += 1,
+                Ok(false) => {}
+                Err(e) => failure = Some(e),
             }
         }
-        Ok(settled)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(settled),
+        }
     }
 
     async fn settle_payment<P: Payments>(

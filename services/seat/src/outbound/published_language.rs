@@ -12,7 +12,7 @@ use crate::domain::{CancelledBy, Reservation, ReservationEvent, Seat};
 
 pub const SOURCE: &str = "seat";
 
-fn money(won: i64) -> pl::Money {
+pub(crate) fn money(won: i64) -> pl::Money {
     pl::Money {
         amount: won,
         currency: pl::Currency::Krw,
