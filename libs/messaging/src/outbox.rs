@@ -68,6 +68,18 @@ pub trait OutboxStore: Send + Sync + 'static {
 
     /// How many messages wait to be published (for metrics and readiness details).
     fn backlog(&self) -> impl Future<Output = anyhow::Result<i64>> + Send;
+
+    /// Takes or renews the outbox's relay lease for `holder` until `ttl` from now. True when
+    /// `holder` holds it. Replicas of a service share one outbox; only the lease holder
+    /// publishes, so events of one key never race each other out of two processes.
+    fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
+    /// Gives the lease up (at shutdown) so another replica takes over at once.
+    fn release_lease(&self, holder: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Wakes the relay after a commit that wrote outbox rows. Cheap to clone; a wake-up with no

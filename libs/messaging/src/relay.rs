@@ -32,6 +32,9 @@ pub struct RelaySettings {
     pub retention: Duration,
     /// Topics to create before the first send.
     pub topics: Vec<String>,
+    /// How long the relay lease lasts without renewal: a replica that dies holding it is
+    /// replaced after at most this long.
+    pub lease_ttl: Duration,
 }
 
 impl Default for RelaySettings {
@@ -44,11 +47,17 @@ impl Default for RelaySettings {
                 .iter()
                 .map(|t| (*t).to_owned())
                 .collect(),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
 
-/// Publishes one service's outbox. Run exactly one per outbox (per database).
+/// Publishes one service's outbox.
+///
+/// Every replica of a service runs a relay, but only the holder of the outbox's lease
+/// publishes: the others stand by and take over when the holder stops (it releases the lease)
+/// or dies (the lease runs out). Should a holder stall past its lease while a round is in
+/// flight, both may publish a row: a duplicate, which consumers drop by event id.
 #[derive(Debug)]
 pub struct OutboxRelay<S> {
     store: S,
@@ -86,11 +95,21 @@ impl<S: OutboxStore> OutboxRelay<S> {
         }
         tracing::info!(brokers = %self.kafka.brokers, "outbox relay started");
 
+        // Readable in the lease table: which service instance publishes.
+        let holder = format!("{}/{}", self.kafka.client_id, uuid::Uuid::new_v4());
+        let mut lease = Lease::default();
         let mut failures = 0u32;
         let mut last_prune = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 break;
+            }
+            if !lease.ensure(&self.store, &holder, self.settings.lease_ttl).await {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+                continue;
             }
             let round = match self.store.pending(self.settings.batch_size).await {
                 Ok(batch) if batch.is_empty() => None,
@@ -161,8 +180,51 @@ impl<S: OutboxStore> OutboxRelay<S> {
         // Whatever is unacknowledged stays pending in the outbox: nothing to flush to be safe,
         // only a courtesy to the broker, bounded and off the async threads.
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(3))).await;
+        if lease.held
+            && let Err(e) = self.store.release_lease(&holder).await
+        {
+            tracing::warn!(error = %e, "releasing the relay lease failed; it runs out by itself");
+        }
         tracing::info!("outbox relay stopped");
         Ok(())
+    }
+}
+
+/// This relay's view of the outbox lease.
+#[derive(Debug, Default)]
+struct Lease {
+    held: bool,
+    renewed_at: Option<tokio::time::Instant>,
+}
+
+impl Lease {
+    /// True when this relay may publish now. Renews at a third of the lease's life, so a
+    /// holder keeps it across a slow round.
+    async fn ensure<S: OutboxStore>(&mut self, store: &S, holder: &str, ttl: Duration) -> bool {
+        if self.held
+            && self
+                .renewed_at
+                .is_some_and(|at| at.elapsed() < ttl / 3)
+        {
+            return true;
+        }
+        let held = match store.acquire_lease(holder, ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the relay lease failed");
+                false
+            }
+        };
+        if held != self.held {
+            if held {
+                tracing::info!("this replica now publishes the outbox (relay lease taken)");
+            } else {
+                tracing::info!("another replica publishes the outbox; standing by");
+            }
+        }
+        self.held = held;
+        self.renewed_at = held.then(tokio::time::Instant::now);
+        held
     }
 }
 

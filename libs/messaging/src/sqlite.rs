@@ -28,6 +28,11 @@ pub async fn install(pool: &SqlitePool) -> sqlx::Result<()> {
         );
         CREATE INDEX IF NOT EXISTS messaging_outbox_pending
             ON messaging_outbox (seq) WHERE published_at IS NULL;
+        CREATE TABLE IF NOT EXISTS messaging_relay_lease (
+            id         INTEGER PRIMARY KEY CHECK (id = 1),
+            holder     TEXT NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS messaging_inbox (
             consumer     TEXT NOT NULL,
             event_id     TEXT NOT NULL,
@@ -153,5 +158,30 @@ impl OutboxStore for SqliteOutbox {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(count)
+    }
+
+    async fn acquire_lease(&self, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let now = Utc::now().timestamp_millis();
+        let until = now + i64::try_from(ttl.as_millis())?;
+        let done = sqlx::query(
+            "INSERT INTO messaging_relay_lease (id, holder, expires_at) VALUES (1, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE messaging_relay_lease.holder = excluded.holder
+                OR messaging_relay_lease.expires_at < ?",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, holder: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM messaging_relay_lease WHERE holder = ?")
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

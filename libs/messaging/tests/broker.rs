@@ -462,3 +462,86 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_partition_keeps_mov
     token.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_an_outbox_through_one_relay_and_the_standby_takes_over() {
+    let broker = BrokerProcess::start().await;
+    let (pool, _dir) = database().await;
+    let key = Uuid::now_v7().to_string();
+    let enqueue = |range: std::ops::Range<usize>| {
+        let pool = pool.clone();
+        let key = key.clone();
+        async move {
+            for seq in range {
+                let mut tx = pool.begin().await.unwrap();
+                sqlite::enqueue(&mut tx, &OutboxMessage::from_event(&booking(&key, seq)))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }
+    };
+    let settings = RelaySettings {
+        poll_interval: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(3),
+        ..RelaySettings::default()
+    };
+    let relay = |name: &str, token: &CancellationToken| {
+        let relay = OutboxRelay::new(
+            sqlite::SqliteOutbox::new(pool.clone()),
+            kafka_config(&broker, name),
+            OutboxSignal::new(),
+            settings.clone(),
+        );
+        tokio::spawn(relay.run(token.clone()))
+    };
+    let (first, second) = (CancellationToken::new(), CancellationToken::new());
+    let first_task = relay("relay-a", &first);
+    let second_task = relay("relay-b", &second);
+
+    enqueue(0..100).await;
+    let store = sqlite::SqliteOutbox::new(pool.clone());
+    eventually(WAIT, "the first 100 published", || async {
+        (store.backlog().await.unwrap() == 0).then_some(())
+    })
+    .await;
+
+    // The relay holding the lease stops; the other publishes the rest.
+    let holder: String = sqlx::query_scalar("SELECT holder FROM messaging_relay_lease")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (stopping, stopping_task, standby, standby_task) = if holder.starts_with("relay-a/") {
+        (first, first_task, second, second_task)
+    } else {
+        (second, second_task, first, first_task)
+    };
+    stopping.cancel();
+    stopping_task.await.unwrap().unwrap();
+    enqueue(100..200).await;
+    eventually(WAIT, "the standby published the next 100", || async {
+        (store.backlog().await.unwrap() == 0).then_some(())
+    })
+    .await;
+
+    let records = kafka::read_topic(&broker.brokers(), topics::REGISTRATION, 200, WAIT).await;
+    let seqs: Vec<usize> = records
+        .iter()
+        .map(|r| {
+            let by = r.json()["data"]["confirmedBy"].as_str().unwrap().to_owned();
+            by.trim_start_matches("seq-").parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..200).collect::<Vec<_>>(),
+        "one relay at a time: each event once, in commit order"
+    );
+    let new_holder: String = sqlx::query_scalar("SELECT holder FROM messaging_relay_lease")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(new_holder, holder, "the standby took the lease over");
+    standby.cancel();
+    standby_task.await.unwrap().unwrap();
+}
