@@ -76,12 +76,13 @@ impl DataDir {
         self.root.join("keys")
     }
 
-    pub fn signing_key(&self) -> PathBuf {
-        self.keys().join("dev-signing.pem")
+    /// The identity service's signing keys (`IDENTITY_KEYS_DIR`).
+    pub fn identity_keys(&self) -> PathBuf {
+        self.keys().join("identity")
     }
 
-    pub fn jwks(&self) -> PathBuf {
-        self.keys().join("jwks.json")
+    pub fn seat_client_secret(&self) -> PathBuf {
+        self.keys().join("seat-client.secret")
     }
 
     /// Held (`flock`) by the running `up`; the kernel drops it when `up` dies, however it dies.
@@ -122,7 +123,10 @@ mod tests {
         let data = DataDir::resolve(Some("/d".into()), None, Path::new("/"));
         assert_eq!(data.log_file("seat"), PathBuf::from("/d/logs/seat.log"));
         assert_eq!(data.pid_file("broker"), PathBuf::from("/d/pids/broker.pid"));
-        assert_eq!(data.signing_key(), PathBuf::from("/d/keys/dev-signing.pem"));
-        assert_eq!(data.jwks(), PathBuf::from("/d/keys/jwks.json"));
+        assert_eq!(data.identity_keys(), PathBuf::from("/d/keys/identity"));
+        assert_eq!(
+            data.seat_client_secret(),
+            PathBuf::from("/d/keys/seat-client.secret")
+        );
     }
 }

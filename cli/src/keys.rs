@@ -1,6 +1,9 @@
-//! The dev signing key: until the identity service exists, `up` plays its part by keeping an
-//! Ed25519 key in the data directory and publishing its public half as a JWKS file the
-//! services verify tokens against; `token` signs with the same key.
+//! Secrets of the one-machine suite, kept in the data directory.
+//!
+//! - The identity service's signing keys live in `keys/identity/` (its `IDENTITY_KEYS_DIR`);
+//!   identity creates and rotates them, `token` signs dev tokens with the newest one.
+//! - seat's machine-client secret (`client_credentials` at identity, to call payment) is
+//!   generated once into `keys/seat-client.secret` and handed to both identity and seat.
 
 use std::{
     fs::{DirBuilder, OpenOptions},
@@ -10,56 +13,78 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use studycafe_platform::signing::{SigningKey, jwks};
+use rand::RngCore as _;
+use studycafe_platform::signing::SigningKey;
 
 use crate::data_dir::DataDir;
 
-/// The key id of the dev key, in token headers and the JWKS.
-pub const DEV_KID: &str = "dev-1";
+/// The machine-client id seat uses at identity.
+pub const SEAT_CLIENT_ID: &str = "seat-service";
 
-/// Loads the data directory's dev key, generating it on first use, and (re)writes the JWKS
-/// next to it.
-pub fn ensure_dev_key(data: &DataDir) -> anyhow::Result<SigningKey> {
+/// seat's client secret, generated on first use.
+pub fn ensure_client_secret(data: &DataDir) -> anyhow::Result<String> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data.keys())
         .with_context(|| format!("cannot create {}", data.keys().display()))?;
-    let path = data.signing_key();
-    let key = if path.exists() {
-        read_key(&path)?
-    } else {
-        let key = SigningKey::generate(DEV_KID);
-        let pem = key.to_pkcs8_pem().context("encoding the new dev key")?;
-        write_atomically(&path, pem.as_bytes(), 0o600)?;
-        key
-    };
-    let document = serde_json::to_string_pretty(&jwks([&key]))?;
-    write_atomically(&data.jwks(), document.as_bytes(), 0o644)?;
-    Ok(key)
-}
-
-/// The data directory's dev key, which `up` must have created.
-pub fn load_dev_key(data: &DataDir) -> anyhow::Result<SigningKey> {
-    let path = data.signing_key();
-    if !path.exists() {
-        bail!(
-            "no signing key at {}: run `studycafe up` with this data directory first",
-            path.display()
-        );
+    let path = data.seat_client_secret();
+    if path.exists() {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let secret = secret.trim();
+        if secret.len() >= 32 {
+            return Ok(secret.to_owned());
+        }
+        tracing_free_warning(&path);
     }
-    read_key(&path)
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_atomically(&path, secret.as_bytes(), 0o600)?;
+    Ok(secret)
 }
 
-fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let pem =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    SigningKey::from_pkcs8_pem(DEV_KID, &pem)
+fn tracing_free_warning(path: &Path) {
+    eprintln!("{} is too short; generating a new secret", path.display());
+}
+
+/// The newest of identity's signing keys (identity names each `<kid>.pem`, kids sorting by
+/// age).
+pub fn newest_identity_key(data: &DataDir) -> anyhow::Result<SigningKey> {
+    let dir = data.identity_keys();
+    let mut newest: Option<(String, std::path::PathBuf)> = None;
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no signing keys in {}: run `studycafe up` with this data directory first",
+            dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "pem")
+            && let Some(kid) = path.file_stem().and_then(|s| s.to_str())
+            && newest.as_ref().is_none_or(|(best, _)| kid > best.as_str())
+        {
+            newest = Some((kid.to_owned(), path.clone()));
+        }
+    }
+    let Some((kid, path)) = newest else {
+        bail!(
+            "no signing keys in {}: run `studycafe up` with this data directory first",
+            dir.display()
+        );
+    };
+    let pem = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(kid, &pem)
         .with_context(|| format!("{} is not a usable key", path.display()))
 }
 
-/// Writes through a temporary file and a rename, so a crash mid-write never leaves a torn key
-/// that would stop every later start.
+/// Writes through a temporary file and a rename, so a crash mid-write never leaves a torn
+/// secret that would stop every later start.
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new()
@@ -86,26 +111,33 @@ mod tests {
     }
 
     #[test]
-    fn the_key_is_generated_once_then_reloaded() {
+    fn the_client_secret_is_generated_once_then_reloaded() {
         let tmp = tempfile::tempdir().unwrap();
         let data = data_dir(&tmp);
-        assert!(load_dev_key(&data).is_err(), "no key before the first `up`");
-
-        let first = ensure_dev_key(&data).unwrap();
-        let again = ensure_dev_key(&data).unwrap();
-        let loaded = load_dev_key(&data).unwrap();
-        assert_eq!(first.kid(), DEV_KID);
-        assert_eq!(first.public_jwk(), again.public_jwk());
-        assert_eq!(first.public_jwk(), loaded.public_jwk());
-
-        let mode = std::fs::metadata(data.signing_key())
+        let first = ensure_client_secret(&data).unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(ensure_client_secret(&data).unwrap(), first);
+        let mode = std::fs::metadata(data.seat_client_secret())
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let published: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(data.jwks()).unwrap()).unwrap();
-        assert_eq!(published["keys"][0], first.public_jwk());
-        assert!(!data.signing_key().with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn the_newest_identity_key_signs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = data_dir(&tmp);
+        assert!(newest_identity_key(&data).is_err(), "no keys before `up`");
+        std::fs::create_dir_all(data.identity_keys()).unwrap();
+        for kid in ["key-20260101T000000Z", "key-20261124T101010Z"] {
+            let pem = SigningKey::generate(kid).to_pkcs8_pem().unwrap();
+            std::fs::write(data.identity_keys().join(format!("{kid}.pem")), pem).unwrap();
+        }
+        std::fs::write(data.identity_keys().join("notes.txt"), "not a key").unwrap();
+        assert_eq!(
+            newest_identity_key(&data).unwrap().kid(),
+            "key-20261124T101010Z"
+        );
     }
 }

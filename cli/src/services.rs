@@ -9,7 +9,11 @@ use std::collections::HashSet;
 
 use studycafe_platform::config::{ConfigError, Env};
 
-use crate::{data_dir::DataDir, exit::UsageError};
+use crate::{data_dir::DataDir, exit::UsageError, keys::SEAT_CLIENT_ID};
+
+/// The operator account `up` creates (identity's `IDENTITY_ADMIN_*`), documented in the README
+/// with the demo customers identity creates in embedded mode.
+pub const DEMO_ADMIN: (&str, &str) = ("admin", "admin-studies");
 
 /// How `up` knows a service is ready to be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,49 @@ pub static SERVICES: &[ServiceSpec] = &[
         endpoint: |port| format!("127.0.0.1:{port} (Kafka protocol)"),
     },
     ServiceSpec {
+        name: "identity",
+        executable: "identity-service",
+        package: "identity-service",
+        port_var: "STUDYCAFE_IDENTITY_PORT",
+        default_port: 8085,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            vec![
+                ("IDENTITY_HTTP_ADDR", suite.addr("identity")),
+                ("IDENTITY_DATABASE_URL", suite.database("identity")),
+                (
+                    "IDENTITY_KEYS_DIR",
+                    suite.data.identity_keys().display().to_string(),
+                ),
+                ("IDENTITY_ADMIN_USERNAME", DEMO_ADMIN.0.to_owned()),
+                ("IDENTITY_ADMIN_PASSWORD", DEMO_ADMIN.1.to_owned()),
+                ("IDENTITY_DEMO_ACCOUNTS", "true".to_owned()),
+                (
+                    "IDENTITY_CLIENTS",
+                    format!("{SEAT_CLIENT_ID}:{}", suite.seat_client_secret),
+                ),
+            ]
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (accounts, /auth/token, JWKS)"),
+    },
+    ServiceSpec {
+        name: "payment",
+        executable: "payment-service",
+        package: "payment-service",
+        port_var: "STUDYCAFE_PAYMENT_PORT",
+        default_port: 8083,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            let mut env = vec![
+                ("PAYMENT_HTTP_ADDR", suite.addr("payment")),
+                ("PAYMENT_DATABASE_URL", suite.database("payment")),
+            ];
+            env.extend(suite.common("payment"));
+            env
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (payments, card simulator)"),
+    },
+    ServiceSpec {
         name: "seat",
         executable: "seat-service",
         package: "seat-service",
@@ -64,18 +111,91 @@ pub static SERVICES: &[ServiceSpec] = &[
         default_port: 8081,
         readiness: Readiness::HttpOk("/health/ready"),
         env: |suite| {
-            vec![
+            let mut env = vec![
                 ("SEAT_HTTP_ADDR", suite.addr("seat")),
+                ("SEAT_DATABASE_URL", suite.database("seat")),
                 (
-                    "SEAT_DATABASE_URL",
-                    format!("sqlite://{}", suite.data.root().join("seat.db").display()),
+                    "SEAT_PAYMENT_URL",
+                    format!("http://{}", suite.addr("payment")),
                 ),
-                ("KAFKA_BROKERS", suite.addr("broker")),
-                ("KAFKA_GROUP_INSTANCE_ID", "seat-1".to_owned()),
-                ("AUTH_JWKS_FILE", suite.data.jwks().display().to_string()),
+                (
+                    "SEAT_TOKEN_URL",
+                    format!("http://{}/auth/token", suite.addr("identity")),
+                ),
+                ("SEAT_CLIENT_ID", SEAT_CLIENT_ID.to_owned()),
+                ("SEAT_CLIENT_SECRET", suite.seat_client_secret.clone()),
+            ];
+            env.extend(suite.common("seat"));
+            env
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (seats, reservations)"),
+    },
+    ServiceSpec {
+        name: "registration",
+        executable: "registration-service",
+        package: "registration-service",
+        port_var: "STUDYCAFE_REGISTRATION_PORT",
+        default_port: 8082,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            let mut env = vec![
+                ("REGISTRATION_HTTP_ADDR", suite.addr("registration")),
+                ("REGISTRATION_DATABASE_URL", suite.database("registration")),
+            ];
+            env.extend(suite.common("registration"));
+            env
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (cafe admin: bookings)"),
+    },
+    ServiceSpec {
+        name: "seat-view",
+        executable: "seat-view-service",
+        package: "seat-view-service",
+        port_var: "STUDYCAFE_SEAT_VIEW_PORT",
+        default_port: 8084,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            let mut env = vec![
+                ("SEAT_VIEW_HTTP_ADDR", suite.addr("seat-view")),
+                ("SEAT_VIEW_DATABASE_URL", suite.database("seat-view")),
+            ];
+            env.extend(suite.common("seat-view"));
+            env
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (board, live stream, my reservations)"),
+    },
+    ServiceSpec {
+        name: "gateway",
+        executable: "gateway",
+        package: "studycafe-gateway",
+        port_var: "STUDYCAFE_GATEWAY_PORT",
+        default_port: 8080,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            vec![
+                ("GATEWAY_HTTP_ADDR", suite.addr("gateway")),
+                (
+                    "GATEWAY_IDENTITY_URL",
+                    format!("http://{}", suite.addr("identity")),
+                ),
+                ("GATEWAY_SEAT_URL", format!("http://{}", suite.addr("seat"))),
+                (
+                    "GATEWAY_REGISTRATION_URL",
+                    format!("http://{}", suite.addr("registration")),
+                ),
+                (
+                    "GATEWAY_PAYMENT_URL",
+                    format!("http://{}", suite.addr("payment")),
+                ),
+                (
+                    "GATEWAY_SEAT_VIEW_URL",
+                    format!("http://{}", suite.addr("seat-view")),
+                ),
+                ("GATEWAY_WEB_ROOT", suite.web_root.display().to_string()),
+                ("AUTH_JWKS_URL", suite.jwks_url()),
             ]
         },
-        endpoint: |port| format!("http://127.0.0.1:{port}/api (seats, reservations)"),
+        endpoint: |port| format!("http://127.0.0.1:{port} (the public API and web page)"),
     },
 ];
 
@@ -85,6 +205,10 @@ pub struct Suite {
     pub data: DataDir,
     /// Parallel to [`SERVICES`].
     ports: Vec<u16>,
+    /// seat's machine-client secret at identity (see `keys`).
+    pub seat_client_secret: String,
+    /// The gateway's static web root.
+    pub web_root: std::path::PathBuf,
 }
 
 impl Suite {
@@ -111,7 +235,12 @@ impl Suite {
             }
             ports.push(port);
         }
-        Ok(Self { data, ports })
+        Ok(Self {
+            data,
+            ports,
+            seat_client_secret: String::new(),
+            web_root: std::path::PathBuf::from(WEB_ROOT),
+        })
     }
 
     pub fn port(&self, service: &str) -> u16 {
@@ -128,10 +257,34 @@ impl Suite {
         format!("127.0.0.1:{}", self.port(service))
     }
 
+    /// `sqlite://<data>/<service>.db`.
+    pub fn database(&self, service: &str) -> String {
+        format!(
+            "sqlite://{}",
+            self.data.root().join(format!("{service}.db")).display()
+        )
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("http://{}/.well-known/jwks.json", self.addr("identity"))
+    }
+
+    /// What every service on the broker that checks tokens needs.
+    fn common(&self, service: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("KAFKA_BROKERS", self.addr("broker")),
+            ("KAFKA_GROUP_INSTANCE_ID", format!("{service}-1")),
+            ("AUTH_JWKS_URL", self.jwks_url()),
+        ]
+    }
+
     pub fn env(&self, spec: &ServiceSpec) -> Vec<(&'static str, String)> {
         (spec.env)(self)
     }
 }
+
+/// The repository's `web/` directory (the gateway serves it; it may not exist yet).
+const WEB_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../web");
 
 /// The `STUDYCAFE_*` variables of this process. Only those: `Env::from_process` would panic on
 /// an unrelated variable that is not UTF-8.
@@ -168,16 +321,26 @@ mod tests {
                 ("BROKER_DATA_DIR", "/srv/sc/broker".to_owned()),
             ]
         );
-        assert_eq!(
-            env_of(&suite, "seat"),
-            vec![
-                ("SEAT_HTTP_ADDR", "127.0.0.1:8081".to_owned()),
-                ("SEAT_DATABASE_URL", "sqlite:///srv/sc/seat.db".to_owned()),
-                ("KAFKA_BROKERS", "127.0.0.1:9092".to_owned()),
-                ("KAFKA_GROUP_INSTANCE_ID", "seat-1".to_owned()),
-                ("AUTH_JWKS_FILE", "/srv/sc/keys/jwks.json".to_owned()),
-            ]
-        );
+        let seat = env_of(&suite, "seat");
+        for expected in [
+            ("SEAT_HTTP_ADDR", "127.0.0.1:8081"),
+            ("SEAT_DATABASE_URL", "sqlite:///srv/sc/seat.db"),
+            ("SEAT_PAYMENT_URL", "http://127.0.0.1:8083"),
+            ("SEAT_TOKEN_URL", "http://127.0.0.1:8085/auth/token"),
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("KAFKA_GROUP_INSTANCE_ID", "seat-1"),
+            (
+                "AUTH_JWKS_URL",
+                "http://127.0.0.1:8085/.well-known/jwks.json",
+            ),
+        ] {
+            assert!(
+                seat.contains(&(expected.0, expected.1.to_owned())),
+                "{expected:?} in {seat:?}"
+            );
+        }
+        let gateway = env_of(&suite, "gateway");
+        assert!(gateway.contains(&("GATEWAY_SEAT_VIEW_URL", "http://127.0.0.1:8084".to_owned())));
     }
 
     #[test]

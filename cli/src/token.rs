@@ -1,5 +1,6 @@
-//! `studycafe token`: an access token signed with the data directory's dev key, shaped like
-//! the ones the identity service will issue, so curl demos work before identity exists.
+//! `studycafe token`: a dev access token signed with the identity service's newest key from
+//! the data directory, for scripts that want a token without a password (`POST /auth/token`
+//! is the real way in). The subject is whatever `--user` says, not an account id.
 
 use std::path::PathBuf;
 
@@ -33,7 +34,7 @@ pub fn run(
     ttl_mins: u32,
 ) -> anyhow::Result<()> {
     let data = DataDir::from_process(data_dir)?;
-    let key = keys::load_dev_key(&data)?;
+    let key = keys::newest_identity_key(&data)?;
     println!("{}", mint(&key, user, roles, ttl_mins)?);
     Ok(())
 }
@@ -72,13 +73,26 @@ mod tests {
     use super::*;
 
     /// The token must pass the services' own check, with their default issuer and audience,
-    /// against the JWKS `up` publishes.
+    /// against the JWKS of identity's keys.
     #[tokio::test]
     async fn the_services_accept_the_token() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::resolve(Some(tmp.path().into()), None, Path::new("/"));
-        let key = keys::ensure_dev_key(&data).unwrap();
-        let jwks = data.jwks().to_string_lossy().into_owned();
+        std::fs::create_dir_all(data.identity_keys()).unwrap();
+        let generated = studycafe_platform::signing::SigningKey::generate("key-20261124T000000Z");
+        std::fs::write(
+            data.identity_keys().join("key-20261124T000000Z.pem"),
+            generated.to_pkcs8_pem().unwrap(),
+        )
+        .unwrap();
+        let key = keys::newest_identity_key(&data).unwrap();
+        let jwks_path = tmp.path().join("jwks.json");
+        std::fs::write(
+            &jwks_path,
+            studycafe_platform::signing::jwks([&generated]).to_string(),
+        )
+        .unwrap();
+        let jwks = jwks_path.to_string_lossy().into_owned();
         let config =
             AuthConfig::from_env(&Env::from_pairs([("AUTH_JWKS_FILE", jwks.as_str())])).unwrap();
 

@@ -34,7 +34,7 @@ use tokio::{
 use crate::{
     data_dir::DataDir,
     keys, launch,
-    services::{self, Readiness, SERVICES, ServiceSpec, Suite},
+    services::{self, DEMO_ADMIN, Readiness, SERVICES, ServiceSpec, Suite},
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,12 +50,12 @@ const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let data_dir_flag = data_dir.is_some();
     let data = DataDir::from_process(data_dir)?.create()?;
-    let suite = Suite::new(data.clone(), &services::studycafe_env())?;
+    let mut suite = Suite::new(data.clone(), &services::studycafe_env())?;
     let _lock = lock(&data)?;
     launch::stop_leftovers(&data, SERVICES.iter().map(|s| s.name)).await?;
     check_ports(&suite)?;
     let bin_dir = executables().await?;
-    keys::ensure_dev_key(&data)?;
+    suite.seat_client_secret = keys::ensure_client_secret(&data)?;
     let mut signals = Signals::new()?;
 
     let http = reqwest::Client::builder()
@@ -456,12 +456,17 @@ fn summary(suite: &Suite, data_dir_flag: bool) {
     } else {
         String::new()
     };
+    let gateway = suite.port("gateway");
     println!();
-    println!("get a token:  studycafe token --user alice{data_arg}");
     println!(
-        "  e.g. curl -H \"Authorization: Bearer $(studycafe token --user alice{data_arg})\" \
-         http://127.0.0.1:{}/api/seats",
-        suite.port("seat")
+        "accounts: customers alice / alice-studies and bob / bob-studies, admin {} / {}",
+        DEMO_ADMIN.0, DEMO_ADMIN.1
+    );
+    println!(
+        "get a token:  curl -s -d grant_type=password -d username=alice -d password=alice-studies \\\n    http://127.0.0.1:{gateway}/auth/token"
+    );
+    println!(
+        "  the seat board:  curl -s http://127.0.0.1:{gateway}/api/board  (a dev token without a password: studycafe token --user alice{data_arg})"
     );
     println!("press Ctrl-C to stop");
 }
