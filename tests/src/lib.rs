@@ -11,9 +11,12 @@ use studycafe_testkit::{
     BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port, within,
 };
 
+pub mod stack;
+
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// The embedded suite: broker + seat service, each its own process.
+/// The seat service alone on the embedded broker, each its own process; other services are
+/// played by publishing their events. For the whole suite behind the gateway see [`stack`].
 #[derive(Debug)]
 pub struct Suite {
     pub keys: TestKeys,

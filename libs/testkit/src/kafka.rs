@@ -77,29 +77,85 @@ pub async fn read_topic(brokers: &str, topic: &str, want: usize, timeout: Durati
             break;
         }
         match tokio::time::timeout(remaining, consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let mut headers = HashMap::new();
-                if let Some(h) = message.headers() {
-                    for header in h.iter() {
-                        if let Some(v) = header.value.and_then(|v| std::str::from_utf8(v).ok()) {
-                            headers.insert(header.key.to_owned(), v.to_owned());
-                        }
-                    }
-                }
-                records.push(Record {
-                    key: message
-                        .key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .map(str::to_owned),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    partition: message.partition(),
-                    offset: message.offset(),
-                });
-            }
+            Ok(Ok(message)) => records.push(record_of(&message)),
             Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(_) => break,
         }
     }
     records
+}
+
+/// Everything `topic` holds right now: every partition read from the start up to its high
+/// watermark (no consumer group), so a count over the result sees duplicates too.
+pub async fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Record> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("observer-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("log_level", "0")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("topic metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut remaining = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .expect("watermarks");
+        if high > low {
+            remaining.insert(partition, high);
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("assignment");
+        }
+    }
+    let mut records = Vec::new();
+    if remaining.is_empty() {
+        return records;
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !remaining.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Ok(message)) = tokio::time::timeout(left, consumer.recv()).await else {
+            panic!("reading {topic} to its end took longer than {timeout:?}");
+        };
+        if remaining
+            .get(&message.partition())
+            .is_some_and(|high| message.offset() + 1 >= *high)
+        {
+            remaining.remove(&message.partition());
+        }
+        records.push(record_of(&message));
+    }
+    records
+}
+
+fn record_of(message: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    let mut headers = HashMap::new();
+    if let Some(h) = message.headers() {
+        for header in h.iter() {
+            if let Some(v) = header.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                headers.insert(header.key.to_owned(), v.to_owned());
+            }
+        }
+    }
+    Record {
+        key: message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(str::to_owned),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        headers,
+        partition: message.partition(),
+        offset: message.offset(),
+    }
 }

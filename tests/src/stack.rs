@@ -1,0 +1,614 @@
+//! The whole suite as processes behind the gateway: broker, identity, payment, seat,
+//! registration (one or more replicas), seat-view and gateway, each its own executable on free
+//! loopback ports with its own SQLite file, configured only by environment variables — the way
+//! `studycafe up` runs it. Tests talk to the gateway with real tokens from identity.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use chrono::{DateTime, Duration as Span, Timelike as _, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use studycafe_testkit::{
+    BrokerProcess, ServiceProcess, eventually, executable, free_port, kafka::Record, within,
+};
+use tokio::sync::Semaphore;
+
+use crate::WAIT;
+
+/// Whole stacks running at once in one test binary: each is eight processes, the machine may
+/// have two cores.
+static STACKS: Semaphore = Semaphore::const_new(2);
+
+pub const ADMIN: (&str, &str) = ("admin", "admin-password-e2e");
+const SEAT_CLIENT: (&str, &str) = ("seat-service", "seat-secret-for-the-e2e-suite");
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// `SEAT_HOLD_SECS`.
+    pub hold_secs: u32,
+    /// Registration processes sharing one database and one consumer group.
+    pub registration_replicas: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            hold_secs: 300,
+            registration_replicas: 1,
+        }
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    pub broker: BrokerProcess,
+    pub identity: ServiceProcess,
+    pub payment: ServiceProcess,
+    pub seat: ServiceProcess,
+    pub registrations: Vec<ServiceProcess>,
+    pub seat_view: ServiceProcess,
+    pub gateway: ServiceProcess,
+    /// The public entry point.
+    pub url: String,
+    /// Direct addresses, for what the gateway does not route (metrics, health).
+    pub seat_url: String,
+    pub payment_url: String,
+    pub seat_view_url: String,
+    pub http: reqwest::Client,
+    pub admin: User,
+    dir: tempfile::TempDir,
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+fn vars(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn sqlite(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(format!("{name}.db")).display())
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Self {
+        let permit = STACKS.acquire().await.expect("semaphore");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        let broker = BrokerProcess::start().await;
+        let port = |_: &str| free_port();
+        let (identity_port, payment_port, seat_port, registration_port, view_port, gateway_port) = (
+            port("identity"),
+            port("payment"),
+            port("seat"),
+            port("registration"),
+            port("seat-view"),
+            port("gateway"),
+        );
+        let at = |p: u16| format!("127.0.0.1:{p}");
+        let url = |p: u16| format!("http://127.0.0.1:{p}");
+        let jwks = format!("{}/.well-known/jwks.json", url(identity_port));
+        let common = |client: &str| {
+            vec![
+                ("KAFKA_BROKERS", broker.brokers()),
+                ("AUTH_JWKS_URL", jwks.clone()),
+                ("KAFKA_GROUP_INSTANCE_ID", client.to_owned()),
+            ]
+        };
+
+        let identity = ServiceProcess::start(
+            "identity",
+            executable("identity-service"),
+            vars(&[
+                ("IDENTITY_HTTP_ADDR", at(identity_port)),
+                ("IDENTITY_DATABASE_URL", sqlite(&path, "identity")),
+                (
+                    "IDENTITY_KEYS_DIR",
+                    path.join("identity-keys").display().to_string(),
+                ),
+                ("IDENTITY_ADMIN_USERNAME", ADMIN.0.to_owned()),
+                ("IDENTITY_ADMIN_PASSWORD", ADMIN.1.to_owned()),
+                (
+                    "IDENTITY_CLIENTS",
+                    format!("{}:{}", SEAT_CLIENT.0, SEAT_CLIENT.1),
+                ),
+            ]),
+            &path,
+        );
+        let mut payment_env = vec![
+            ("PAYMENT_HTTP_ADDR", at(payment_port)),
+            ("PAYMENT_DATABASE_URL", sqlite(&path, "payment")),
+            ("PAYMENT_REFUND_TICK_MS", "200".to_owned()),
+        ];
+        payment_env.extend(common("payment-1"));
+        let payment = ServiceProcess::start(
+            "payment",
+            executable("payment-service"),
+            vars(&payment_env),
+            &path,
+        );
+        let mut seat_env = vec![
+            ("SEAT_HTTP_ADDR", at(seat_port)),
+            ("SEAT_DATABASE_URL", sqlite(&path, "seat")),
+            ("SEAT_HOLD_SECS", options.hold_secs.to_string()),
+            ("SEAT_TICK_MS", "200".to_owned()),
+            ("SEAT_PAYMENT_URL", url(payment_port)),
+            (
+                "SEAT_TOKEN_URL",
+                format!("{}/auth/token", url(identity_port)),
+            ),
+            ("SEAT_CLIENT_ID", SEAT_CLIENT.0.to_owned()),
+            ("SEAT_CLIENT_SECRET", SEAT_CLIENT.1.to_owned()),
+            ("SEAT_PAYMENT_TIMEOUT_MS", "1000".to_owned()),
+            ("SEAT_PAYMENT_BREAKER_FAILURES", "3".to_owned()),
+            ("SEAT_PAYMENT_BREAKER_OPEN_MS", "1000".to_owned()),
+            ("SEAT_PAYMENT_MAX_BACKOFF_MS", "2000".to_owned()),
+        ];
+        seat_env.extend(common("seat-1"));
+        let seat =
+            ServiceProcess::start("seat", executable("seat-service"), vars(&seat_env), &path);
+        let registrations = (0..options.registration_replicas.max(1))
+            .map(|i| {
+                let http_port = if i == 0 {
+                    registration_port
+                } else {
+                    free_port()
+                };
+                let mut env = vec![
+                    ("REGISTRATION_HTTP_ADDR", at(http_port)),
+                    ("REGISTRATION_DATABASE_URL", sqlite(&path, "registration")),
+                ];
+                env.extend(common(&format!("registration-{}", i + 1)));
+                ServiceProcess::start(
+                    &format!("registration-{}", i + 1),
+                    executable("registration-service"),
+                    vars(&env),
+                    &path,
+                )
+            })
+            .collect();
+        let mut view_env = vec![
+            ("SEAT_VIEW_HTTP_ADDR", at(view_port)),
+            ("SEAT_VIEW_DATABASE_URL", sqlite(&path, "seat-view")),
+        ];
+        view_env.extend(common("seat-view-1"));
+        let seat_view = ServiceProcess::start(
+            "seat-view",
+            executable("seat-view-service"),
+            vars(&view_env),
+            &path,
+        );
+        let gateway = ServiceProcess::start(
+            "gateway",
+            executable("gateway"),
+            vars(&[
+                ("GATEWAY_HTTP_ADDR", at(gateway_port)),
+                ("GATEWAY_IDENTITY_URL", url(identity_port)),
+                ("GATEWAY_SEAT_URL", url(seat_port)),
+                ("GATEWAY_REGISTRATION_URL", url(registration_port)),
+                ("GATEWAY_PAYMENT_URL", url(payment_port)),
+                ("GATEWAY_SEAT_VIEW_URL", url(view_port)),
+                ("GATEWAY_WEB_ROOT", path.join("web").display().to_string()),
+                ("GATEWAY_RATE_LIMIT_PER_SEC", "1000".to_owned()),
+                ("GATEWAY_RATE_LIMIT_BURST", "2000".to_owned()),
+                ("AUTH_JWKS_URL", jwks.clone()),
+            ]),
+            &path,
+        );
+
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("client");
+        let mut stack = Self {
+            broker,
+            identity,
+            payment,
+            seat,
+            registrations,
+            seat_view,
+            gateway,
+            url: url(gateway_port),
+            seat_url: url(seat_port),
+            payment_url: url(payment_port),
+            seat_view_url: url(view_port),
+            http,
+            admin: User {
+                id: String::new(),
+                username: ADMIN.0.to_owned(),
+                token: String::new(),
+            },
+            dir,
+            _permit: permit,
+        };
+        for (name, base) in [
+            ("identity", url(identity_port)),
+            ("payment", url(payment_port)),
+            ("seat", url(seat_port)),
+            ("registration-1", url(registration_port)),
+            ("seat-view", url(view_port)),
+            ("gateway", url(gateway_port)),
+        ] {
+            stack.wait_ready(name, &base).await;
+        }
+        stack.admin = stack.sign_in(ADMIN.0, ADMIN.1).await;
+        stack
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits for `GET <base>/health/ready` to answer 200.
+    pub async fn wait_ready(&self, name: &str, base: &str) {
+        let url = format!("{base}/health/ready");
+        let ready = within(WAIT, || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "{name} never became ready:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Every process's last log lines, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut all = vec![
+            &self.identity,
+            &self.payment,
+            &self.seat,
+            &self.seat_view,
+            &self.gateway,
+        ];
+        all.extend(self.registrations.iter());
+        all.iter()
+            .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Signs up a new customer (through the gateway) and signs them in.
+    pub async fn customer(&self, name: &str) -> User {
+        let username = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let password = format!("{username}-password");
+        let response = self
+            .http
+            .post(self.api("/api/users"))
+            .json(&json!({"username": username, "password": password, "displayName": name}))
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(response.status(), 201, "sign-up of {username}");
+        self.sign_in(&username, &password).await
+    }
+
+    /// `POST /auth/token` with the password grant.
+    pub async fn sign_in(&self, username: &str, password: &str) -> User {
+        let response = self
+            .http
+            .post(self.api("/auth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            200,
+            "sign-in of {username}: {body}\n{}",
+            self.logs()
+        );
+        let token = body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        User {
+            id: subject_of(&token),
+            username: username.to_owned(),
+            token,
+        }
+    }
+
+    /// `POST /api/reservations` as `user`; the raw answer.
+    pub async fn reserve(
+        &self,
+        user: &User,
+        seat: &str,
+        window: &Window,
+        payment_token: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.api("/api/reservations"))
+            .bearer_auth(&user.token)
+            .json(&json!({
+                "seatId": seat,
+                "startsAt": window.starts_at.to_rfc3339(),
+                "hours": window.hours,
+                "paymentToken": payment_token,
+            }))
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Reserves and returns the reservation id, asserting a 202.
+    pub async fn reserve_ok(
+        &self,
+        user: &User,
+        seat: &str,
+        window: &Window,
+        token: &str,
+    ) -> String {
+        let (status, body) = self.reserve(user, seat, window, token).await;
+        assert_eq!(status, 202, "reserve {seat}: {body}");
+        body["reservationId"]
+            .as_str()
+            .expect("reservationId")
+            .to_owned()
+    }
+
+    pub async fn get(&self, user: &User, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        user: Option<&User>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.api(path));
+        if let Some(user) = user {
+            request = request.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The authoritative status (seat, through the gateway, as admin).
+    pub async fn status(&self, id: &str) -> String {
+        let (_, body) = self
+            .get(&self.admin, &format!("/api/reservations/{id}"))
+            .await;
+        body["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn wait_for_status(&self, id: &str, status: &str) {
+        let reached = within(WAIT, || async {
+            (self.status(id).await == status).then_some(())
+        })
+        .await;
+        if reached.is_none() {
+            panic!(
+                "{id} never reached {status} (is {}):\n{}",
+                self.status(id).await,
+                self.logs()
+            );
+        }
+    }
+
+    /// Sets the cafe's auto-confirm policy as admin.
+    pub async fn auto_confirm(&self, on: bool) {
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                Some(&self.admin),
+                "/api/admin/policy",
+                Some(json!({"autoConfirm": on})),
+            )
+            .await;
+        assert_eq!(status, 200, "policy: {body}");
+    }
+
+    pub async fn confirm(&self, id: &str) -> (StatusCode, Value) {
+        self.confirm_as(&self.admin, id).await
+    }
+
+    pub async fn confirm_as(&self, user: &User, id: &str) -> (StatusCode, Value) {
+        self.send(
+            reqwest::Method::POST,
+            Some(user),
+            &format!("/api/admin/bookings/{id}/confirm"),
+            None,
+        )
+        .await
+    }
+
+    /// The board's status of `seat` at `at` (seat-view, anonymous).
+    pub async fn board_status(&self, seat: &str, at: DateTime<Utc>) -> String {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let Ok(response) = self
+            .http
+            .get(self.api("/api/board"))
+            .query(&[("at", at.as_str())])
+            .send()
+            .await
+        else {
+            return String::new();
+        };
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        body["seats"]
+            .as_array()
+            .and_then(|seats| seats.iter().find(|s| s["seatId"] == seat))
+            .and_then(|s| s["status"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub async fn wait_for_board(&self, seat: &str, at: DateTime<Utc>, status: &str) {
+        let reached = within(WAIT, || async {
+            (self.board_status(seat, at).await == status).then_some(())
+        })
+        .await;
+        if reached.is_none() {
+            panic!(
+                "{seat} at {at} never showed {status} on the board (shows {:?}):\n{}",
+                self.board_status(seat, at).await,
+                self.logs()
+            );
+        }
+    }
+
+    /// A Prometheus metric line's value from `base`'s `/metrics`.
+    pub async fn metric(&self, base: &str, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .and_then(|line| line[series.len()..].trim().parse().ok())
+    }
+
+    /// Everything on `topic` now (duplicates included).
+    pub async fn events_of(&self, topic: &str) -> Vec<Record> {
+        studycafe_testkit::kafka::read_all(&self.broker.brokers(), topic, WAIT).await
+    }
+
+    /// Everything on `topic` once `check` holds for it.
+    pub async fn events_when(
+        &self,
+        topic: &str,
+        what: &str,
+        check: impl Fn(&[Record]) -> bool,
+    ) -> Vec<Record> {
+        let check = &check;
+        self.eventually(what, || async move {
+            let records = self.events_of(topic).await;
+            check(&records).then_some(records)
+        })
+        .await
+    }
+
+    /// Waits until `check` holds, with the stack's logs on failure.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        match within(WAIT, check).await {
+            Some(value) => value,
+            None => panic!("{what}: not within {WAIT:?}\n{}", self.logs()),
+        }
+    }
+}
+
+/// Events of `records` whose key is `key`, by type, in order.
+pub fn types_for(records: &[Record], key: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(key))
+        .map(|r| r.json()["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Distinct events (by envelope id) of `records` with key `key` and type `kind`.
+pub fn count_distinct(records: &[Record], key: &str, kind: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(key))
+        .map(|r| r.json())
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// A reservation window: whole hours, in the future.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub starts_at: DateTime<Utc>,
+    pub hours: u8,
+}
+
+impl Window {
+    /// `hours` long, starting on the hour `hours_ahead` hours from now.
+    pub fn ahead(hours_ahead: i64, hours: u8) -> Self {
+        let next_hour = (Utc::now() + Span::hours(1))
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .expect("on the hour");
+        Self {
+            starts_at: next_hour + Span::hours(hours_ahead),
+            hours,
+        }
+    }
+
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        self.starts_at + Span::hours(i64::from(self.hours))
+    }
+
+    /// An instant inside the window.
+    pub fn during(&self) -> DateTime<Utc> {
+        self.starts_at + Span::minutes(30)
+    }
+
+    /// An instant after it.
+    pub fn after(&self) -> DateTime<Utc> {
+        self.ends_at() + Span::minutes(30)
+    }
+}
+
+/// The `sub` claim of a JWT (no verification: the services verify).
+fn subject_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    claims["sub"].as_str().expect("sub").to_owned()
+}
+
+/// Waits for a condition without the stack (plain `eventually`).
+pub async fn wait<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually(WAIT, what, check).await
+}
