@@ -172,3 +172,61 @@ impl SeatConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: [(&str, &str); 2] = [
+        ("AUTH_JWKS_FILE", "/keys/jwks.json"),
+        ("KAFKA_BROKERS", "127.0.0.1:9092"),
+    ];
+
+    fn load(extra: &[(&str, &str)]) -> Result<SeatConfig, ConfigError> {
+        SeatConfig::from_env(&Env::from_pairs(BASE.iter().chain(extra).copied()))
+    }
+
+    #[test]
+    fn payment_is_optional_but_complete_when_given() {
+        assert!(load(&[]).unwrap().payment.is_none());
+        let err = load(&[("SEAT_PAYMENT_URL", "http://127.0.0.1:8083")]).unwrap_err();
+        assert!(err.to_string().contains("SEAT_TOKEN_URL"), "{err}");
+
+        let full = [
+            ("SEAT_PAYMENT_URL", "http://127.0.0.1:8083/"),
+            ("SEAT_TOKEN_URL", "http://127.0.0.1:8085/auth/token"),
+            ("SEAT_CLIENT_ID", "seat-service"),
+            ("SEAT_CLIENT_SECRET", "s3cret"),
+            ("SEAT_PAYMENT_BREAKER_FAILURES", "3"),
+            ("SEAT_PAYMENT_BREAKER_OPEN_MS", "1500"),
+        ];
+        let payment = load(&full).unwrap().payment.unwrap();
+        assert_eq!(payment.base_url, "http://127.0.0.1:8083");
+        assert_eq!(payment.breaker.failure_threshold, 3);
+        assert_eq!(payment.breaker.open_for, Duration::from_millis(1500));
+        assert_eq!(payment.attempt_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_payment_settings_name_their_variable() {
+        let base = [
+            ("SEAT_TOKEN_URL", "http://127.0.0.1:8085/auth/token"),
+            ("SEAT_CLIENT_ID", "seat-service"),
+            ("SEAT_CLIENT_SECRET", "s3cret"),
+        ];
+        for (name, value) in [
+            ("SEAT_PAYMENT_URL", "127.0.0.1:8083"),
+            ("SEAT_PAYMENT_BREAKER_FAILURES", "0"),
+            ("SEAT_PAYMENT_BREAKER_OPEN_MS", "soon"),
+            ("SEAT_PAYMENT_TIMEOUT_MS", "10"),
+        ] {
+            let mut vars = base.to_vec();
+            if name != "SEAT_PAYMENT_URL" {
+                vars.push(("SEAT_PAYMENT_URL", "http://127.0.0.1:8083"));
+            }
+            vars.push((name, value));
+            let err = load(&vars).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+}
