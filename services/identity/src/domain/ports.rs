@@ -1,0 +1,90 @@
+//! The ports of the identity domain: what it needs from the outside, in its own words.
+//!
+//! Driven (implemented in `outbound`): [`UserStore`] keeps accounts (SQLite now, PostgreSQL
+//! with the production stack); [`PasswordHasher`] turns passwords into slow salted hashes and
+//! checks them (argon2id); [`KeyRing`] holds the signing keys, signs with the newest and
+//! publishes them all. Driving adapters (HTTP in `inbound`) call
+//! [`crate::domain::service::IdentityService`].
+
+use std::future::Future;
+
+use crate::domain::{Password, PasswordHash, Role, TokenClaims, User, UserId, Username};
+
+/// The store failed (unreachable, I/O). Not a business outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("user store: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+        }
+    }
+}
+
+/// What storing a new account came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// Someone has that username already (usernames are unique whatever their case).
+    UsernameTaken,
+}
+
+pub trait UserStore: Clone + Send + Sync + 'static {
+    /// Stores a new account unless its username is taken; the check and the insert are one
+    /// atomic step, so two sign-ups racing for a name cannot both win.
+    fn insert(&self, user: &User)
+    -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+
+    fn by_username(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Adds `role` to the account (no-op if it has it); `false` if there is no such account.
+    fn grant_role(
+        &self,
+        user: UserId,
+        role: Role,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Hashing failed for a reason other than a wrong password (a corrupt stored hash, a worker
+/// that died).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing: {0}")]
+pub struct HashError(pub String);
+
+pub trait PasswordHasher: Clone + Send + Sync + 'static {
+    fn hash(
+        &self,
+        password: Password,
+    ) -> impl Future<Output = Result<PasswordHash, HashError>> + Send;
+
+    /// `Ok(false)` for a wrong password.
+    fn verify(
+        &self,
+        password: Password,
+        hash: PasswordHash,
+    ) -> impl Future<Output = Result<bool, HashError>> + Send;
+}
+
+/// No key could sign (should not happen once started: the ring is never empty).
+#[derive(Debug, thiserror::Error)]
+#[error("signing keys: {0}")]
+pub struct KeyRingError(pub String);
+
+pub trait KeyRing: Send + Sync + 'static {
+    /// Signs with the newest key, naming it in the header (`kid`).
+    fn sign(
+        &self,
+        claims: &TokenClaims,
+    ) -> impl Future<Output = Result<String, KeyRingError>> + Send;
+
+    /// The public halves of every key, newest first, as a JWKS document: tokens signed by an
+    /// older key stay verifiable as long as its key is published.
+    fn jwks(&self) -> impl Future<Output = serde_json::Value> + Send;
+}

@@ -1,0 +1,142 @@
+//! The account API (`POST /api/users`) and the router of the whole service.
+//!
+//! Input is parsed into domain types here, at the edge; every failure becomes a
+//! `problem+json` response through [`ApiError`], and nothing is written unless the whole
+//! request is valid. The token endpoint and the JWKS live in [`super::oauth`].
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use studycafe_platform::{Problem, problem::Json};
+
+use crate::{
+    domain::{
+        DisplayName, Field, FieldError, Password, User, Username,
+        ports::{KeyRing, PasswordHasher, StoreError, UserStore},
+        service::{IdentityService, NewAccount, SignUpError},
+    },
+    inbound::oauth,
+};
+
+/// Every handler's state: the application service.
+pub type ApiState<S, H, K> = Arc<IdentityService<S, H, K>>;
+
+pub fn routes<S: UserStore, H: PasswordHasher, K: KeyRing>(
+    service: IdentityService<S, H, K>,
+) -> Router {
+    Router::new()
+        .route("/api/users", post(sign_up::<S, H, K>))
+        .route("/auth/token", post(oauth::token::<S, H, K>))
+        .route("/.well-known/jwks.json", get(oauth::jwks::<S, H, K>))
+        .with_state(Arc::new(service))
+}
+
+/// Every way an account request can fail, mapped to `problem+json` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error(transparent)]
+    SignUp(#[from] SignUpError),
+}
+
+fn field_name(field: Field) -> &'static str {
+    match field {
+        Field::Username => "username",
+        Field::Password => "password",
+        Field::DisplayName => "displayName",
+    }
+}
+
+fn unavailable(e: &StoreError) -> Problem {
+    tracing::error!(error = %e, "user store unavailable");
+    Problem::unavailable("the account store is unavailable; try again shortly")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match &self {
+            ApiError::Invalid(e) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+                e.message.clone(),
+            )
+            .with("field", field_name(e.field)),
+            ApiError::SignUp(e) => match e {
+                SignUpError::UsernameTaken(username) => Problem::new(
+                    StatusCode::CONFLICT,
+                    "username-taken",
+                    "Username taken",
+                    e.to_string(),
+                )
+                .with("username", username.as_str()),
+                SignUpError::Store(s) => unavailable(s),
+                SignUpError::Hash(h) => Problem::internal(h),
+            },
+        };
+        problem.into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SignUpBody {
+    username: String,
+    password: String,
+    display_name: String,
+}
+
+// By hand, so the password never reaches a log through `{:?}`.
+impl std::fmt::Debug for SignUpBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignUpBody")
+            .field("username", &self.username)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    id: String,
+    username: String,
+    display_name: String,
+    roles: Vec<&'static str>,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            username: user.username.to_string(),
+            display_name: user.display_name.as_str().to_owned(),
+            roles: user.role_names(),
+        }
+    }
+}
+
+async fn sign_up<S: UserStore, H: PasswordHasher, K: KeyRing>(
+    State(service): State<ApiState<S, H, K>>,
+    Json(body): Json<SignUpBody>,
+) -> Result<Response, ApiError> {
+    let account = NewAccount {
+        username: Username::parse(&body.username)?,
+        password: Password::parse(body.password)?,
+        display_name: DisplayName::parse(&body.display_name)?,
+    };
+    let user = service.sign_up(account).await?;
+    let mut response = (StatusCode::CREATED, Json(UserView::from(&user))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/users/{}", user.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
