@@ -1,0 +1,100 @@
+//! The registration service's configuration, from environment variables, validated at
+//! start-up.
+
+use std::{net::SocketAddr, time::Duration};
+
+use studycafe_messaging::KafkaConfig;
+use studycafe_platform::{
+    auth::AuthConfig,
+    config::{ConfigError, Env},
+};
+
+use crate::domain::CafeId;
+
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    /// `REGISTRATION_HTTP_ADDR` (default `127.0.0.1:8082`; port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// `REGISTRATION_DATABASE_URL` (default `sqlite://var/registration.db`).
+    pub database_url: String,
+    /// `REGISTRATION_CAFE_ID` (default `main`): the cafe this deployment serves.
+    pub cafe_id: CafeId,
+    /// `REGISTRATION_AUTO_CONFIRM` (default false): the auto-confirm policy's initial value,
+    /// applied while no admin has set the policy.
+    pub auto_confirm: bool,
+    /// `REGISTRATION_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may
+    /// finish.
+    pub shutdown_grace: Duration,
+    pub kafka: KafkaConfig,
+    pub auth: AuthConfig,
+}
+
+impl RegistrationConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database_url: String = env.or(
+            "REGISTRATION_DATABASE_URL",
+            "sqlite://var/registration.db".to_owned(),
+        )?;
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "REGISTRATION_DATABASE_URL",
+                "must be a sqlite: URL (PostgreSQL support arrives with the production stack)",
+            ));
+        }
+        let cafe: String = env.or("REGISTRATION_CAFE_ID", "main".to_owned())?;
+        let cafe_id = CafeId::parse(&cafe)
+            .map_err(|e| ConfigError::new("REGISTRATION_CAFE_ID", e.to_string()))?;
+        Ok(Self {
+            http_addr: env.or(
+                "REGISTRATION_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8082)),
+            )?,
+            database_url,
+            cafe_id,
+            auto_confirm: env.flag("REGISTRATION_AUTO_CONFIRM", false)?,
+            shutdown_grace: env.millis(
+                "REGISTRATION_SHUTDOWN_GRACE_MS",
+                Duration::from_secs(10),
+                Duration::ZERO,
+                Duration::from_secs(120),
+            )?,
+            kafka: KafkaConfig::from_env(env, "registration")?,
+            auth: AuthConfig::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![("AUTH_JWKS_FILE", "/tmp/jwks.json")]
+    }
+
+    #[test]
+    fn defaults() {
+        let config = RegistrationConfig::from_env(&Env::from_pairs(base())).unwrap();
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(config.database_url, "sqlite://var/registration.db");
+        assert_eq!(config.cafe_id.as_str(), "main");
+        assert!(!config.auto_confirm);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("REGISTRATION_HTTP_ADDR", "nowhere"),
+            ("REGISTRATION_DATABASE_URL", "postgres://db/registration"),
+            ("REGISTRATION_AUTO_CONFIRM", "maybe"),
+            ("REGISTRATION_SHUTDOWN_GRACE_MS", "999999999"),
+            ("REGISTRATION_CAFE_ID", "a\u{7}b"),
+        ] {
+            let mut vars = base();
+            vars.push((name, value));
+            let err = RegistrationConfig::from_env(&Env::from_pairs(vars)).unwrap_err();
+            assert_eq!(err.variable, name, "{err}");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The registration service's admin REST API.
+//!
+//! Every route needs the admin role ([`AdminCaller`]: 401 without a valid token, 403 for
+//! anyone else). Input is parsed into domain types here, at the edge; every failure becomes a
+//! `problem+json` response through [`ApiError`], and nothing is written unless the whole
+//! request is valid.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{FromRef, FromRequestParts, Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use studycafe_platform::{
+    Problem,
+    auth::{Caller, JwtVerifier, Role},
+    problem::Json,
+};
+
+use crate::domain::{
+    AdminId, AutoConfirmPolicy, Booking, BookingStatus, RejectionReason, ReservationId,
+    ports::{BookingStore, StoreError},
+    service::{BookingService, DecideError, ViewError},
+};
+
+/// Bookings per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: u32 = 100;
+/// The most bookings one page holds; a larger `limit` is capped.
+const MAX_LIMIT: u32 = 500;
+
+#[derive(Debug)]
+pub struct ApiState<S> {
+    pub service: BookingService<S>,
+    pub verifier: Arc<JwtVerifier>,
+}
+
+impl<S: Clone> Clone for ApiState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
+    fn from_ref(state: &ApiState<S>) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn routes<S: BookingStore>(state: ApiState<S>) -> Router {
+    Router::new()
+        .route("/api/admin/bookings", get(list_bookings::<S>))
+        .route("/api/admin/bookings/{id}", get(get_booking::<S>))
+        .route("/api/admin/bookings/{id}/confirm", post(confirm::<S>))
+        .route("/api/admin/bookings/{id}/reject", post(reject::<S>))
+        .route(
+            "/api/admin/policy",
+            get(get_policy::<S>).put(put_policy::<S>),
+        )
+        .with_state(state)
+}
+
+/// An authenticated caller with the admin role. Runs before any other extractor, so a
+/// request without the right to ask learns nothing else (not even that its input is bad).
+#[derive(Debug, Clone)]
+pub struct AdminCaller(pub AdminId);
+
+impl<S> FromRequestParts<S> for AdminCaller
+where
+    Arc<JwtVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        caller
+            .require(Role::Admin)
+            .map_err(IntoResponse::into_response)?;
+        AdminId::parse(&caller.user_id)
+            .map(Self)
+            .map_err(|e| Problem::unauthorized(e.to_string()).into_response())
+    }
+}
+
+/// Every way a request can fail, mapped to `problem+json` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Problem(#[from] Box<Problem>),
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(Box::new(problem))
+    }
+}
+
+fn unavailable(e: &StoreError) -> Problem {
+    tracing::error!(error = %e, "store unavailable");
+    Problem::unavailable("the booking store is unavailable; try again shortly")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::Problem(problem) => *problem,
+            ApiError::Store(e) => unavailable(&e),
+            ApiError::View(e) => match &e {
+                ViewError::NotFound(_) => Problem::not_found(e.to_string()),
+                ViewError::Store(s) => unavailable(s),
+            },
+            ApiError::Decide(e) => match &e {
+                DecideError::NotFound(_) => Problem::not_found(e.to_string()),
+                DecideError::NotPending { illegal, .. } => Problem::new(
+                    StatusCode::CONFLICT,
+                    "illegal-state-change",
+                    "Not possible in this state",
+                    e.to_string(),
+                )
+                .with("status", illegal.from.as_str()),
+                DecideError::Contended(_) => Problem::new(
+                    StatusCode::CONFLICT,
+                    "contended",
+                    "Changed concurrently",
+                    e.to_string(),
+                )
+                .retry_after(1),
+                DecideError::Store(s) => unavailable(s),
+            },
+        };
+        problem.into_response()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MoneyView {
+    amount: i64,
+    currency: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BookingView {
+    reservation_id: String,
+    seat_id: String,
+    customer_id: String,
+    starts_at: String,
+    ends_at: String,
+    price: MoneyView,
+    status: &'static str,
+    hold_expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_pass_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+impl From<Booking> for BookingView {
+    fn from(b: Booking) -> Self {
+        Self {
+            reservation_id: b.reservation_id.to_string(),
+            seat_id: b.seat_id.to_string(),
+            customer_id: b.customer_id.to_string(),
+            starts_at: rfc3339(b.window.starts_at()),
+            ends_at: rfc3339(b.window.ends_at()),
+            price: MoneyView {
+                amount: b.price.won(),
+                currency: "KRW",
+            },
+            status: b.status.as_str(),
+            hold_expires_at: rfc3339(b.hold_expires_at),
+            decided_by: b.decided_by.map(|d| d.as_str().to_owned()),
+            reason: b.reason,
+            registration_id: b.registration.as_ref().map(|r| r.id.to_string()),
+            entry_pass_code: b
+                .registration
+                .as_ref()
+                .map(|r| r.entry_pass_code.to_string()),
+            registered_at: b.registration.as_ref().map(|r| rfc3339(r.registered_at)),
+            created_at: rfc3339(b.created_at),
+            updated_at: rfc3339(b.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BookingsView {
+    bookings: Vec<BookingView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyView {
+    cafe_id: String,
+    auto_confirm: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+}
+
+impl From<AutoConfirmPolicy> for PolicyView {
+    fn from(p: AutoConfirmPolicy) -> Self {
+        Self {
+            cafe_id: p.cafe_id.to_string(),
+            auto_confirm: p.auto_confirm,
+            updated_by: p.updated_by.map(|by| by.to_string()),
+            updated_at: p.updated_at.map(rfc3339),
+        }
+    }
+}
+
+fn causation_of(headers: &HeaderMap) -> String {
+    headers
+        .get(studycafe_platform::http::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {
+    ReservationId::parse(raw).map_err(|e| Problem::validation("reservationId", e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_bookings<S: BookingStore>(
+    AdminCaller(_admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<BookingsView>, ApiError> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(raw) => Some(BookingStatus::parse(raw).ok_or_else(|| {
+            Problem::validation(
+                "status",
+                format!(
+                    "status {:?} is not one of pending, confirmed, rejected, registered, cancelled",
+                    raw.chars().take(32).collect::<String>()
+                ),
+            )
+        })?),
+    };
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Problem::validation(
+                    "limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            })?
+            .min(MAX_LIMIT),
+    };
+    let bookings = state.service.bookings(status, limit).await?;
+    Ok(Json(BookingsView {
+        bookings: bookings.into_iter().map(BookingView::from).collect(),
+    }))
+}
+
+async fn get_booking<S: BookingStore>(
+    AdminCaller(_admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>, ApiError> {
+    let id = parse_reservation_id(&id)?;
+    Ok(Json(state.service.booking(id).await?.into()))
+}
+
+async fn confirm<S: BookingStore>(
+    AdminCaller(admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>, ApiError> {
+    let id = parse_reservation_id(&id)?;
+    let booking = state
+        .service
+        .confirm(id, admin, &causation_of(&headers))
+        .await?;
+    Ok(Json(booking.into()))
+}
+
+#[derive(Debug, Deserialize)]
+struct RejectBody {
+    /// Optional here so that a missing reason is the same rule violation (422) as an empty
+    /// one, not a malformed body.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn reject<S: BookingStore>(
+    AdminCaller(admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<BookingView>, ApiError> {
+    let id = parse_reservation_id(&id)?;
+    // An empty body is a rejection without a reason (422); a body that is not JSON is
+    // malformed (400).
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody { reason: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::bad_request(format!(
+                "the body must be JSON like {{\"reason\": \"…\"}}: {e}"
+            ))
+        })?
+    };
+    let reason =
+        RejectionReason::parse(body.reason.as_deref().unwrap_or_default()).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-reason",
+                "Rejection reason required",
+                e.to_string(),
+            )
+            .with("field", "reason")
+        })?;
+    let booking = state
+        .service
+        .reject(id, admin, reason, &causation_of(&headers))
+        .await?;
+    Ok(Json(booking.into()))
+}
+
+async fn get_policy<S: BookingStore>(
+    AdminCaller(_admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+) -> Result<Json<PolicyView>, ApiError> {
+    Ok(Json(state.service.policy().await?.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyBody {
+    auto_confirm: bool,
+}
+
+async fn put_policy<S: BookingStore>(
+    AdminCaller(admin): AdminCaller,
+    State(state): State<ApiState<S>>,
+    Json(body): Json<PolicyBody>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let policy = state.service.set_policy(body.auto_confirm, admin).await?;
+    Ok(Json(policy.into()))
+}
