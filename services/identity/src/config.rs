@@ -133,9 +133,6 @@ fn clients(env: &Env) -> Result<ClientRegistry, ConfigError> {
                 format!("client {id} has an empty secret"),
             ));
         }
-        if secret.len() < 12 {
-            tracing::warn!(client_id = %id, "client secret is shorter than 12 characters");
-        }
         clients.push(Client::new(id, &ClientSecret::new(secret)));
     }
     ClientRegistry::new(clients).map_err(|e| ConfigError::new(NAME, e))

@@ -23,7 +23,7 @@ pub use config::IdentityConfig;
 use crate::{
     domain::{
         DisplayName, Password, Role, Username,
-        service::{Ensured, IdentityService, NewAccount},
+        service::{EnsureError, Ensured, IdentityService, NewAccount},
     },
     outbound::{argon::Argon2Hasher, keys::DirKeyRing, sqlite::SqliteUserStore},
 };
@@ -135,7 +135,7 @@ async fn bootstrap(service: &Service, config: &IdentityConfig) -> anyhow::Result
         match service
             .ensure_account(account, Role::Admin)
             .await
-            .context("ensuring the admin account")?
+            .context("ensuring the admin account (IDENTITY_ADMIN_USERNAME)")?
         {
             Ensured::Created => tracing::info!(%username, "admin account created"),
             Ensured::Existed { granted } => tracing::info!(
@@ -152,12 +152,14 @@ async fn bootstrap(service: &Service, config: &IdentityConfig) -> anyhow::Result
                 password: Password::parse(password)?,
                 display_name: DisplayName::parse(display_name)?,
             };
-            let outcome = service
-                .ensure_account(account, Role::Customer)
-                .await
-                .context("ensuring the demo accounts")?;
-            if outcome == Ensured::Created {
-                tracing::info!(%username, "demo account created");
+            match service.ensure_account(account, Role::Customer).await {
+                Ok(Ensured::Created) => tracing::info!(%username, "demo account created"),
+                Ok(Ensured::Existed { .. }) => {}
+                // Someone's own account under a demo name: theirs to keep.
+                Err(e @ EnsureError::NotYours(..)) => {
+                    tracing::warn!(error = %e, "demo account skipped");
+                }
+                Err(e) => return Err(e).context("ensuring the demo accounts"),
             }
         }
     }

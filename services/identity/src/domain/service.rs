@@ -46,6 +46,19 @@ pub enum Ensured {
 }
 
 #[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    #[error(
+        "the account {0} exists without the {role} role and another password; it is not given the role",
+        role = .1.as_str()
+    )]
+    NotYours(Username, Role),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum PasswordGrantError {
     /// Unknown user or wrong password: deliberately the same answer.
     #[error("the username or password is wrong")]
@@ -149,22 +162,35 @@ impl<S: UserStore, H: PasswordHasher, K: KeyRing> IdentityService<S, H, K> {
 
     /// Makes sure an account exists and has `role` (start-up bootstrap of the admin and the
     /// demo customers). An existing account keeps its password: an operator may have changed
-    /// it since, and a restart must not undo that.
+    /// it since, and a restart must not undo that. An existing account that lacks the role
+    /// gets it only if the configured password is its password: otherwise whoever signed up
+    /// first under the admin's name would be made admin, with their own password.
     pub async fn ensure_account(
         &self,
         account: NewAccount,
         role: Role,
-    ) -> Result<Ensured, SignUpError> {
+    ) -> Result<Ensured, EnsureError> {
         let username = account.username.clone();
         if let Some(user) = self.store.by_username(&username).await? {
-            let granted = !user.has(role) && self.store.grant_role(user.id, role).await?;
+            if user.has(role) {
+                return Ok(Ensured::Existed { granted: false });
+            }
+            if !self
+                .hasher
+                .verify(account.password, user.password_hash.clone())
+                .await?
+            {
+                return Err(EnsureError::NotYours(username, role));
+            }
+            let granted = self.store.grant_role(user.id, role).await?;
             return Ok(Ensured::Existed { granted });
         }
         match self.create(account, role).await {
             Ok(_) => Ok(Ensured::Created),
             // Another instance created it a moment ago.
             Err(SignUpError::UsernameTaken(_)) => Ok(Ensured::Existed { granted: false }),
-            Err(e) => Err(e),
+            Err(SignUpError::Hash(e)) => Err(e.into()),
+            Err(SignUpError::Store(e)) => Err(e.into()),
         }
     }
 
