@@ -1,0 +1,302 @@
+//! The seat-view REST API: the seat board (anonymous), its live stream (anonymous), and the
+//! caller's reservations (token required).
+//!
+//! Input is parsed into domain types here, at the edge; every failure becomes a
+//! `problem+json` response through [`ApiError`].
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{FromRef, Query, State, rejection::QueryRejection},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use studycafe_platform::{
+    Problem,
+    auth::{Caller, JwtVerifier},
+    problem::Json,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{
+        BoardSeat, CustomerId, ExternalRef, Money, PageLimit, TimelineEntry,
+        ports::{StoreError, ViewStore},
+        service::{BoardError, TimelineError, ViewService},
+    },
+    outbound::feed::BroadcastFeed,
+};
+
+#[derive(Debug)]
+pub struct ApiState<S> {
+    pub service: ViewService<S>,
+    pub verifier: Arc<JwtVerifier>,
+    pub feed: BroadcastFeed,
+    /// Cancelled on shutdown: ends the open board streams.
+    pub shutdown: CancellationToken,
+}
+
+impl<S: Clone> Clone for ApiState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            verifier: self.verifier.clone(),
+            feed: self.feed.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
+    fn from_ref(state: &ApiState<S>) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn routes<S: ViewStore>(state: ApiState<S>) -> Router {
+    Router::new()
+        .route("/api/board", get(board::<S>))
+        .route("/api/board/stream", get(board_stream::<S>))
+        .route("/api/my/reservations", get(my_reservations::<S>))
+        .with_state(state)
+}
+
+/// Every way a request can fail, mapped to `problem+json` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Problem(#[from] Box<Problem>),
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Timeline(#[from] TimelineError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(Box::new(problem))
+    }
+}
+
+fn unavailable(e: &StoreError) -> Problem {
+    tracing::error!(error = %e, "view store unavailable");
+    Problem::unavailable("the seat views are unavailable; try again shortly")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::Problem(problem) => *problem,
+            ApiError::Board(BoardError::Store(e)) => unavailable(&e),
+            ApiError::Timeline(TimelineError::Store(e)) => unavailable(&e),
+        };
+        problem.into_response()
+    }
+}
+
+fn query_problem(rejection: QueryRejection) -> Problem {
+    Problem::bad_request(format!(
+        "the query string is malformed: {}",
+        rejection.body_text()
+    ))
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MoneyView {
+    amount: i64,
+    currency: &'static str,
+}
+
+impl From<Money> for MoneyView {
+    fn from(money: Money) -> Self {
+        Self {
+            amount: money.won(),
+            currency: "KRW",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct BoardQuery {
+    at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoardView {
+    at: String,
+    seats: Vec<BoardSeatView>,
+}
+
+/// One seat on the board. Deliberately nothing about who holds it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoardSeatView {
+    seat_id: String,
+    zone: String,
+    kind: String,
+    hourly_price: MoneyView,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+}
+
+impl From<BoardSeat> for BoardSeatView {
+    fn from(s: BoardSeat) -> Self {
+        Self {
+            seat_id: s.seat.id.to_string(),
+            zone: s.seat.zone,
+            kind: s.seat.kind.to_string(),
+            hourly_price: s.seat.hourly_price.into(),
+            status: s.status.as_str(),
+            until: s.until.map(ts),
+        }
+    }
+}
+
+async fn board<S: ViewStore>(
+    State(state): State<ApiState<S>>,
+    query: Result<Query<BoardQuery>, QueryRejection>,
+) -> Result<Json<BoardView>, ApiError> {
+    let Query(query) = query.map_err(query_problem)?;
+    let at = match query.at.as_deref().map(str::trim) {
+        None | Some("") => Utc::now(),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map_err(|e| {
+                Problem::validation(
+                    "at",
+                    format!("at must be an RFC 3339 timestamp with offset (e.g. 2030-01-01T09:00:00Z): {e}"),
+                )
+            })?
+            .with_timezone(&Utc),
+    };
+    let board = state.service.board(at).await?;
+    Ok(Json(BoardView {
+        at: ts(board.at),
+        seats: board.seats.into_iter().map(BoardSeatView::from).collect(),
+    }))
+}
+
+async fn board_stream<S: ViewStore>(State(state): State<ApiState<S>>) -> Response {
+    super::stream::board_stream(&state.feed, state.shutdown.clone()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    limit: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TimelineView {
+    reservations: Vec<ReservationView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReservationView {
+    reservation_id: String,
+    seat_id: String,
+    starts_at: String,
+    ends_at: String,
+    hours: u8,
+    /// Null only if neither the reservation nor its payment was ever seen.
+    price: Option<MoneyView>,
+    status: &'static str,
+    /// Null only if the reservation's `SeatReserved` was never seen.
+    hold_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking_decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_amount: Option<MoneyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_pass_code: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<TimelineEntry> for ReservationView {
+    fn from(entry: TimelineEntry) -> Self {
+        let updated_at = ts(entry.updated_at());
+        let TimelineEntry {
+            reservation: r,
+            details,
+        } = entry;
+        let d = details.as_ref();
+        let text = |v: Option<&ExternalRef>| v.map(ExternalRef::to_string);
+        Self {
+            reservation_id: r.reference.id.to_string(),
+            seat_id: r.reference.seat_id.to_string(),
+            starts_at: ts(r.reference.window.starts_at()),
+            ends_at: ts(r.reference.window.ends_at()),
+            hours: r.hours,
+            price: r.price.map(MoneyView::from),
+            status: r.status.as_str(),
+            hold_expires_at: r.hold_expires_at.map(ts),
+            reason: r.reason,
+            booking_decision: d.and_then(|d| d.booking).map(|b| b.as_str()),
+            payment_status: d.and_then(|d| d.payment_status).map(|s| s.as_str()),
+            payment_id: text(
+                d.and_then(|d| d.payment_id.as_ref())
+                    .or(r.payment_id.as_ref()),
+            ),
+            refund_status: d.and_then(|d| d.refund_id.as_ref()).map(|_| "REFUNDED"),
+            refund_amount: d.and_then(|d| d.refund_amount).map(MoneyView::from),
+            registration_status: d.and_then(|d| d.registration_status).map(|s| s.as_str()),
+            registration_id: text(
+                d.and_then(|d| d.registration_id.as_ref())
+                    .or(r.registration_id.as_ref()),
+            ),
+            entry_pass_code: text(d.and_then(|d| d.entry_pass_code.as_ref())),
+            created_at: ts(r.created_at),
+            updated_at,
+        }
+    }
+}
+
+async fn my_reservations<S: ViewStore>(
+    State(state): State<ApiState<S>>,
+    caller: Caller,
+    query: Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Json<TimelineView>, ApiError> {
+    let customer =
+        CustomerId::parse(&caller.user_id).map_err(|e| Problem::unauthorized(e.to_string()))?;
+    let Query(query) = query.map_err(query_problem)?;
+    let limit = match query.limit.as_deref().map(str::trim) {
+        None => PageLimit::DEFAULT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| PageLimit::new(n).ok())
+            .ok_or_else(|| {
+                Problem::validation(
+                    "limit",
+                    format!("limit must be a whole number from 1 to {}", PageLimit::MAX),
+                )
+            })?,
+    };
+    let entries = state.service.reservations_of(&customer, limit).await?;
+    Ok(Json(TimelineView {
+        reservations: entries.into_iter().map(ReservationView::from).collect(),
+    }))
+}
