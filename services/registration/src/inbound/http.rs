@@ -134,7 +134,7 @@ impl IntoResponse for ApiError {
                     "Not possible in this state",
                     e.to_string(),
                 )
-                .with("status", illegal.from.as_str()),
+                .with("currentStatus", illegal.from.as_str()),
                 DecideError::Contended(_) => Problem::new(
                     StatusCode::CONFLICT,
                     "contended",
