@@ -47,6 +47,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long opening retries a database another process keeps locked.
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -70,7 +73,27 @@ fn from_ms(millis: i64) -> DateTime<Utc> {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    ///
+    /// Two replicas starting at once on a new file can find it locked in ways SQLite's busy
+    /// timeout does not cover (switching the new file to WAL needs an exclusive lock and does
+    /// not wait for it), so a locked database at start-up is retried for a while.
     pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
+        let deadline = tokio::time::Instant::now() + OPEN_RETRY_FOR;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match Self::try_open(url, signal.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(e) if is_locked(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), "database locked while opening (another replica starting?); retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -122,6 +145,14 @@ impl SqliteStore {
             .await
             .map_err(store_error)
     }
+}
+
+/// Whether opening failed only because another connection held a lock (`SQLITE_BUSY`).
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("database is locked") || text.contains("(code: 5)")
+    })
 }
 
 fn booking_from_row(row: &SqliteRow) -> Result<Booking, StoreError> {
