@@ -90,6 +90,8 @@ impl App {
             })
             .merge(web::ops_routes(readiness)),
         );
+        // After `ops_routes`, which installs the metrics recorder.
+        metrics::gauge!("seat_view_generation").set(f64::from(generation.get()));
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding SEAT_VIEW_HTTP_ADDR={}", config.http_addr))?;

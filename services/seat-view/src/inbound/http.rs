@@ -169,7 +169,7 @@ async fn board<S: ViewStore>(
     let Query(query) = query.map_err(query_problem)?;
     let at = match query.at.as_deref().map(str::trim) {
         None | Some("") => Utc::now(),
-        Some(raw) => DateTime::parse_from_rfc3339(raw)
+        Some(raw) => parse_instant(raw)
             .map_err(|e| {
                 Problem::validation(
                     "at",
@@ -183,6 +183,23 @@ async fn board<S: ViewStore>(
         at: ts(board.at),
         seats: board.seats.into_iter().map(BoardSeatView::from).collect(),
     }))
+}
+
+/// An RFC 3339 instant. A `+hh:mm` offset written unencoded in a URL arrives with its `+`
+/// turned into a space (form encoding); that one case is read as meant.
+fn parse_instant(raw: &str) -> Result<DateTime<chrono::FixedOffset>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(raw).or_else(|e| {
+        let split = raw
+            .len()
+            .checked_sub(6)
+            .filter(|&i| raw.is_char_boundary(i));
+        match split.map(|i| raw.split_at(i)) {
+            Some((time, offset)) if offset.starts_with(' ') => {
+                DateTime::parse_from_rfc3339(&format!("{time}+{}", &offset[1..]))
+            }
+            _ => Err(e),
+        }
+    })
 }
 
 async fn board_stream<S: ViewStore>(State(state): State<ApiState<S>>) -> Response {
@@ -299,4 +316,25 @@ async fn my_reservations<S: ViewStore>(
     Ok(Json(TimelineView {
         reservations: entries.into_iter().map(ReservationView::from).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_with_an_offset_whose_plus_became_a_space() {
+        let expected = parse_instant("2030-01-01T10:00:00+09:00").unwrap();
+        assert_eq!(
+            parse_instant("2030-01-01T10:00:00 09:00").unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_instant("2030-01-01T01:00:00Z").unwrap(),
+            expected.with_timezone(&Utc)
+        );
+        assert!(parse_instant("2030-01-01T10:00:00 9:00").is_err());
+        assert!(parse_instant("tomorrow").is_err());
+        assert!(parse_instant("").is_err());
+    }
 }
