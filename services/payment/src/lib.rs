@@ -1,1 +1,145 @@
-//! The payment service: payments and refunds behind a provider port (card simulator built in).
+//! The payment service: payments and refunds behind a card provider port.
+//!
+//! Seat calls `POST /internal/payments` to charge a confirmed reservation (idempotent by
+//! reservation id: one charge, whatever the retries); the outcome is published as
+//! `PaymentCompleted` or `PaymentDeclined`. When seat reports a reservation closed (cancelled,
+//! expired, payment failed), a completed payment is refunded exactly once (`PaymentRefunded`),
+//! including a payment that completes only after the closure.
+//!
+//! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
+//! adapters that drive it (HTTP, Kafka consumer, refund worker); [`outbound`] the adapters it
+//! drives (SQLite store with outbox, published-language mapping, the card simulator). [`App`]
+//! wires them.
+
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use studycafe_messaging::{
+    ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
+};
+use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use config::PaymentConfig;
+
+use crate::{
+    domain::{
+        ports::{CardProvider, SystemClock},
+        service::PaymentService,
+    },
+    inbound::{events::ClosureReactions, http::ApiState, refunds::RefundWorker},
+    outbound::{simulator::CardSimulator, sqlite::SqliteStore},
+};
+
+type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A built, bound, not yet running payment service.
+pub struct App {
+    addr: SocketAddr,
+    run: RunFuture,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("addr", &self.addr).finish()
+    }
+}
+
+impl App {
+    /// The service with the built-in card simulator as its provider.
+    pub async fn build(config: PaymentConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        tracing::warn!("card provider: the built-in card simulator (no real money moves)");
+        Self::build_with_provider(config, shutdown, CardSimulator::new()).await
+    }
+
+    /// Opens the database and binds the HTTP port, charging through `provider`. Nothing here
+    /// needs the broker: payments are taken (and their events kept in the outbox) while Kafka
+    /// is down.
+    pub async fn build_with_provider<P: CardProvider>(
+        config: PaymentConfig,
+        shutdown: CancellationToken,
+        provider: P,
+    ) -> anyhow::Result<Self> {
+        let signal = OutboxSignal::new();
+        let store = SqliteStore::open(&config.database_url, signal.clone())
+            .await
+            .with_context(|| format!("opening PAYMENT_DATABASE_URL={}", config.database_url))?;
+        let service = PaymentService::new(store.clone(), Arc::new(provider), Arc::new(SystemClock));
+        let verifier = JwtVerifier::new(config.auth.clone());
+
+        let ready_store = store.clone();
+        let readiness: web::ReadinessCheck = Arc::new(move || {
+            let store = ready_store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+        });
+        let router = web::with_standard_layers(
+            inbound::http::routes(ApiState {
+                service: service.clone(),
+                verifier,
+            })
+            .merge(web::ops_routes(readiness)),
+        );
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding PAYMENT_HTTP_ADDR={}", config.http_addr))?;
+        let addr = listener.local_addr()?;
+
+        let relay = OutboxRelay::new(
+            store.outbox(),
+            config.kafka.clone(),
+            signal,
+            RelaySettings::default(),
+        );
+        let consumer = EventConsumer::new(
+            config.kafka.clone(),
+            ConsumerSettings::new(inbound::events::CONSUMER, inbound::events::TOPICS),
+            ClosureReactions {
+                service: service.clone(),
+            },
+        );
+        let refunds = RefundWorker {
+            service,
+            tick: config.refund_tick,
+        };
+
+        let grace = config.shutdown_grace;
+        let run = Box::pin(async move {
+            let mut tasks = JoinSet::new();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                web::serve(listener, router, token, grace)
+                    .await
+                    .context("HTTP server")
+            });
+            let token = shutdown.clone();
+            tasks.spawn(async move { relay.run(token).await.context("outbox relay") });
+            let token = shutdown.clone();
+            tasks.spawn(async move { consumer.run(token).await.context("event consumer") });
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                refunds.run(token).await;
+                Ok(())
+            });
+            shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
+        });
+        Ok(Self { addr, run })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until the shutdown token is cancelled (or a task fails, which cancels it).
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run.await
+    }
+}
+
+/// Beyond the HTTP grace period, how long the other tasks may take to stop.
+const STOP_MARGIN: Duration = Duration::from_secs(8);

@@ -1,0 +1,185 @@
+//! The ports of the payments domain: what it needs from the outside, in its own words.
+//!
+//! Driven (implemented in `outbound`):
+//! - [`PaymentStore`] keeps payments, refunds, reservation closures, the outbox and the inbox
+//!   — one store, because a state change, the event it causes and the event that caused it
+//!   must commit together.
+//! - [`CardProvider`] is the card processor. The built-in adapter is the card simulator; a
+//!   real processor's adapter implements the same trait. Both calls take an idempotency key
+//!   and a real processor honours it: asking twice never charges (or refunds) twice.
+//! - [`Clock`] tells the time.
+//!
+//! Driving adapters (HTTP, Kafka consumer, refund worker in `inbound`) call
+//! [`crate::domain::service::PaymentService`].
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    Money, Payment, PaymentEvent, PaymentId, PaymentToken, Refund, ReservationClosure,
+    ReservationId,
+};
+
+/// The store failed (unreachable, I/O, corrupt row). Not a business outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("payment store: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+        }
+    }
+}
+
+/// An event consumed from Kafka, recorded with the change it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    pub consumer: &'static str,
+    pub event_id: Uuid,
+}
+
+/// What recording a new payment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// A payment for the reservation exists already (made by another process meanwhile).
+    Exists(Payment),
+}
+
+/// What storing a change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveOutcome<T = ()> {
+    Saved(T),
+    /// Someone else changed the row since it was read: reload and decide again.
+    Stale,
+}
+
+/// What recording a closure came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// Recorded; `refund` is the refund it made owed, if any.
+    Recorded { refund: Option<Refund> },
+    /// The consumed event had already been applied: nothing was written.
+    AlreadyApplied,
+}
+
+pub trait PaymentStore: Clone + Send + Sync + 'static {
+    /// Records a new PENDING payment (committed before the provider is called).
+    fn insert(
+        &self,
+        payment: &Payment,
+    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+
+    fn by_reservation(
+        &self,
+        id: ReservationId,
+    ) -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
+
+    fn refunds_of(
+        &self,
+        payment: PaymentId,
+    ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+
+    /// Stores a settled payment (if still at `expected_version`) with its event. When the
+    /// payment completed and its reservation is already known closed, `refund_if_closed` is
+    /// stored too — all in one transaction, so a closure recorded concurrently cannot be
+    /// missed. Returns the refund when one was stored.
+    fn settle(
+        &self,
+        payment: &Payment,
+        expected_version: i64,
+        event: &PaymentEvent,
+        causation: &str,
+        refund_if_closed: Option<&Refund>,
+    ) -> impl Future<Output = Result<SaveOutcome<Option<Refund>>, StoreError>> + Send;
+
+    /// Stores an unanswered attempt (if still at `expected_version`); no event.
+    fn save_attempt(
+        &self,
+        payment: &Payment,
+        expected_version: i64,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+
+    /// Records that a reservation is closed and, in the same transaction with the consumed
+    /// event's inbox record, the refund its payment is now owed ([`Refund::owed`]) unless it
+    /// has one already.
+    fn close_reservation(
+        &self,
+        closure: &ReservationClosure,
+        consumed: Consumed,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<CloseOutcome, StoreError>> + Send;
+
+    /// PENDING refunds whose next attempt is due, oldest first.
+    fn due_refunds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+
+    /// Stores a refund that just completed, with its `PaymentRefunded` event, only if it is
+    /// still PENDING (otherwise `Stale`: someone else completed it; nothing is written).
+    fn complete_refund(
+        &self,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+
+    /// Stores an unanswered refund attempt (its new attempt count and due time), only if it
+    /// is still PENDING.
+    fn postpone_refund(
+        &self,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+}
+
+/// The card processor's answer to a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charge {
+    Approved { provider_ref: String },
+    Declined { reason: String },
+}
+
+/// No answer from the card processor (down, timed out). The charge may or may not have
+/// happened; asking again with the same idempotency key is safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("card provider unavailable: {0}")]
+pub struct ProviderUnavailable(pub String);
+
+pub trait CardProvider: Send + Sync + 'static {
+    /// Charges `amount` to `token`. Asked again with the same `idempotency_key`, the processor
+    /// answers the first result and charges nothing more.
+    fn charge(
+        &self,
+        idempotency_key: &str,
+        amount: Money,
+        token: &PaymentToken,
+    ) -> impl Future<Output = Result<Charge, ProviderUnavailable>> + Send;
+
+    /// Refunds `amount` of the charge `provider_ref`; returns the refund's reference. Asked
+    /// again with the same `idempotency_key`, it refunds nothing more.
+    fn refund(
+        &self,
+        idempotency_key: &str,
+        provider_ref: &str,
+        amount: Money,
+    ) -> impl Future<Output = Result<String, ProviderUnavailable>> + Send;
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

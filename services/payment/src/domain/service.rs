@@ -1,0 +1,389 @@
+//! The use cases of the payment service, each with its own error type.
+//!
+//! - [`PaymentService::pay`]: charge a reservation, idempotently by reservation id.
+//! - [`PaymentService::payments_of`]: a reservation's payments and refunds, for its owner.
+//! - [`PaymentService::reservation_closed`]: seat says a reservation is over; refund it.
+//! - [`PaymentService::refund_due`]: ask the provider for every refund that is due.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use futures::StreamExt as _;
+use tokio::sync::Notify;
+
+use crate::domain::{
+    ChargeRequest, Mismatch, Payment, PaymentEvent, Refund, ReservationClosure, ReservationId,
+    locks::KeyedLocks,
+    ports::{
+        CardProvider, Charge, Clock, CloseOutcome, Consumed, InsertOutcome, PaymentStore,
+        ProviderUnavailable, SaveOutcome, StoreError,
+    },
+};
+
+/// `POST /internal/payments`, parsed.
+#[derive(Debug, Clone)]
+pub struct Pay {
+    pub charge: ChargeRequest,
+    /// The command's id (request id), recorded as the event's causation.
+    pub causation: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// The reservation was paid (or tried) with another amount or by another customer.
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
+    /// The card processor did not answer; the payment stays PENDING and a retry is safe.
+    #[error("payment {} for reservation {reservation} is pending: {source}", payment.id)]
+    ProviderUnavailable {
+        payment: Payment,
+        reservation: ReservationId,
+        #[source]
+        source: ProviderUnavailable,
+    },
+    #[error("payment of reservation {0} kept changing; try again")]
+    Contended(ReservationId),
+    /// The background task running the payment died (a bug, or the runtime is stopping).
+    #[error("the payment task was interrupted: {0}")]
+    Interrupted(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: String,
+    pub admin: bool,
+}
+
+impl Actor {
+    fn may_see(&self, payment: &Payment) -> bool {
+        self.admin || payment.customer_id.as_str() == self.user
+    }
+}
+
+/// One payment with its refunds, as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub payment: Payment,
+    pub refunds: Vec<Refund>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("no payment is known for reservation {0}")]
+    NotFound(ReservationId),
+    #[error("the payments of reservation {0} belong to someone else")]
+    Forbidden(ReservationId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one refund round came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefundRound {
+    pub completed: usize,
+    pub postponed: usize,
+}
+
+/// How many stale-version retries before a change gives up.
+const MAX_RETRIES: usize = 8;
+
+/// Refund calls in flight at once per round: one slow provider answer must not hold up the
+/// rest.
+const REFUND_CONCURRENCY: usize = 8;
+
+/// The longest wait between two attempts at one refund.
+pub const MAX_REFUND_BACKOFF: Duration = Duration::seconds(30);
+
+/// The payment service's application service. Cheap to clone.
+#[derive(Debug)]
+pub struct PaymentService<S, P> {
+    store: S,
+    provider: Arc<P>,
+    clock: Arc<dyn Clock>,
+    locks: Arc<KeyedLocks<ReservationId>>,
+    refund_due: Arc<Notify>,
+}
+
+impl<S: Clone, P> Clone for PaymentService<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            provider: self.provider.clone(),
+            clock: self.clock.clone(),
+            locks: self.locks.clone(),
+            refund_due: self.refund_due.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
+    pub fn new(store: S, provider: Arc<P>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            provider,
+            clock,
+            locks: Arc::default(),
+            refund_due: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notified whenever a refund becomes owed, so the refund worker starts at once.
+    pub fn refund_signal(&self) -> Arc<Notify> {
+        self.refund_due.clone()
+    }
+
+    /// Charges a reservation. Idempotent by reservation id: a settled payment is answered
+    /// from the records, a PENDING one is asked of the provider again with the same key.
+    ///
+    /// Runs as its own task: once the provider has been asked, the answer is recorded even
+    /// if the HTTP caller hangs up meanwhile.
+    pub async fn pay(&self, command: Pay) -> Result<Payment, PayError> {
+        let this = self.clone();
+        tokio::spawn(async move { this.pay_serialized(command).await })
+            .await
+            .map_err(|e| PayError::Interrupted(e.to_string()))?
+    }
+
+    async fn pay_serialized(&self, command: Pay) -> Result<Payment, PayError> {
+        let reservation = command.charge.reservation_id;
+        // One provider call per reservation at a time in this process: a concurrent repeat
+        // waits here and then finds the payment settled.
+        let _serialized = self.locks.lock(reservation).await;
+
+        let mut payment = match self.store.by_reservation(reservation).await? {
+            Some(existing) => {
+                existing.check_repeat(&command.charge)?;
+                existing
+            }
+            None => {
+                let fresh = Payment::start(command.charge.clone(), self.clock.now());
+                // Committed before the provider call: a crash mid-call leaves a PENDING row
+                // to resume from, never a charge without a trace.
+                match self.store.insert(&fresh).await? {
+                    InsertOutcome::Inserted => {
+                        tracing::info!(reservation_id = %reservation, payment_id = %fresh.id, amount = %fresh.amount, "payment recorded");
+                        fresh
+                    }
+                    InsertOutcome::Exists(existing) => {
+                        existing.check_repeat(&command.charge)?;
+                        existing
+                    }
+                }
+            }
+        };
+        if payment.is_settled() {
+            tracing::debug!(reservation_id = %reservation, status = payment.status.as_str(), "payment answered from the records");
+            return Ok(payment);
+        }
+
+        // The reservation id is the processor's idempotency key: a retry after a lost answer
+        // or a crash never charges twice.
+        let answer = self
+            .provider
+            .charge(&reservation.to_string(), payment.amount, &payment.token)
+            .await;
+
+        for _ in 0..MAX_RETRIES {
+            if payment.is_settled() {
+                return Ok(payment);
+            }
+            let version = payment.version;
+            let now = self.clock.now();
+            match &answer {
+                Err(unavailable) => {
+                    if payment.provider_unavailable(now).is_err() {
+                        continue;
+                    }
+                    match self.store.save_attempt(&payment, version).await? {
+                        SaveOutcome::Saved(()) => {
+                            payment.version += 1;
+                            metrics::counter!("payments_provider_unavailable_total").increment(1);
+                            tracing::warn!(reservation_id = %reservation, payment_id = %payment.id, attempts = payment.attempts, error = %unavailable, "payment pending: provider unavailable");
+                            return Err(PayError::ProviderUnavailable {
+                                reservation,
+                                payment,
+                                source: unavailable.clone(),
+                            });
+                        }
+                        SaveOutcome::Stale => {}
+                    }
+                }
+                Ok(charge) => {
+                    let event = match charge {
+                        Charge::Approved { provider_ref } => payment.complete(provider_ref, now),
+                        Charge::Declined { reason } => payment.decline(reason, now),
+                    };
+                    let Ok(event) = event else { continue };
+                    // Only stored if the reservation is known closed by then (checked in the
+                    // same transaction): the money goes straight back.
+                    let refund = Refund::owed(&payment, &command.causation, now);
+                    match self
+                        .store
+                        .settle(
+                            &payment,
+                            version,
+                            &event,
+                            &command.causation,
+                            refund.as_ref(),
+                        )
+                        .await?
+                    {
+                        SaveOutcome::Saved(refund) => {
+                            payment.version += 1;
+                            self.settled(&payment, &event, refund.as_ref());
+                            return Ok(payment);
+                        }
+                        SaveOutcome::Stale => {}
+                    }
+                }
+            }
+            // Stale: another process changed it meanwhile; decide again on what it stored.
+            payment = self
+                .store
+                .by_reservation(reservation)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::new(format!("the payment of reservation {reservation} vanished"))
+                })?;
+        }
+        Err(PayError::Contended(reservation))
+    }
+
+    fn settled(&self, payment: &Payment, event: &PaymentEvent, refund: Option<&Refund>) {
+        match event {
+            PaymentEvent::Completed => {
+                metrics::counter!("payments_completed_total").increment(1);
+                tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, amount = %payment.amount, attempts = payment.attempts, "payment completed");
+            }
+            PaymentEvent::Declined { reason } => {
+                metrics::counter!("payments_declined_total").increment(1);
+                tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, %reason, "payment declined");
+            }
+        }
+        if let Some(refund) = refund {
+            tracing::info!(reservation_id = %payment.reservation_id, refund_id = %refund.id, "reservation already closed: refund owed");
+            self.refund_owed();
+        }
+    }
+
+    fn refund_owed(&self) {
+        metrics::counter!("refunds_owed_total").increment(1);
+        self.refund_due.notify_one();
+    }
+
+    /// The payments of a reservation (at most one) with their refunds.
+    pub async fn payments_of(
+        &self,
+        actor: &Actor,
+        reservation: ReservationId,
+    ) -> Result<Vec<PaymentRecord>, ViewError> {
+        let payment = self
+            .store
+            .by_reservation(reservation)
+            .await?
+            .ok_or(ViewError::NotFound(reservation))?;
+        if !actor.may_see(&payment) {
+            return Err(ViewError::Forbidden(reservation));
+        }
+        let refunds = self.store.refunds_of(payment.id).await?;
+        Ok(vec![PaymentRecord { payment, refunds }])
+    }
+
+    /// Seat closed a reservation (cancelled, expired, payment failed): remember it, and owe a
+    /// refund if its payment completed. Decided on payment's own records, not on what the
+    /// event says about payment: that may be stale. Exactly once per consumed event.
+    pub async fn reservation_closed(
+        &self,
+        closure: ReservationClosure,
+        consumed: Consumed,
+    ) -> Result<CloseOutcome, StoreError> {
+        let outcome = self
+            .store
+            .close_reservation(&closure, consumed, self.clock.now())
+            .await?;
+        match &outcome {
+            CloseOutcome::Recorded {
+                refund: Some(refund),
+            } => {
+                tracing::info!(reservation_id = %closure.reservation_id, reason = closure.reason.as_str(), refund_id = %refund.id, amount = %refund.amount, "reservation closed: refund owed");
+                self.refund_owed();
+            }
+            CloseOutcome::Recorded { refund: None } => {
+                tracing::info!(reservation_id = %closure.reservation_id, reason = closure.reason.as_str(), "reservation closed: nothing to refund");
+            }
+            CloseOutcome::AlreadyApplied => {
+                tracing::debug!(reservation_id = %closure.reservation_id, "duplicate closure");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Asks the provider for every due refund. A refund is completed (with its event) only
+    /// while still PENDING, and the provider key is the payment id, so a refund raced by
+    /// another worker or retried after a lost answer is paid out once.
+    pub async fn refund_due(&self, limit: u32) -> Result<RefundRound, StoreError> {
+        let due = self.store.due_refunds(self.clock.now(), limit).await?;
+        let mut outcomes = futures::stream::iter(due)
+            .map(|refund| self.refund_one(refund))
+            .buffer_unordered(REFUND_CONCURRENCY);
+        let mut round = RefundRound::default();
+        let mut failure = None;
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Ok(Some(true)) => round.completed += 1,
+                Ok(Some(false)) => round.postponed += 1,
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(round),
+        }
+    }
+
+    /// `Some(true)` refunded, `Some(false)` postponed, `None` settled elsewhere meanwhile.
+    async fn refund_one(&self, mut refund: Refund) -> Result<Option<bool>, StoreError> {
+        let answer = self
+            .provider
+            .refund(
+                &refund.payment_id.to_string(),
+                &refund.charge_ref,
+                refund.amount,
+            )
+            .await;
+        let now = self.clock.now();
+        match answer {
+            Ok(provider_ref) => {
+                if refund.complete(&provider_ref, now).is_err() {
+                    return Ok(None);
+                }
+                match self.store.complete_refund(&refund).await? {
+                    SaveOutcome::Saved(()) => {
+                        metrics::counter!("refunds_completed_total").increment(1);
+                        tracing::info!(reservation_id = %refund.reservation_id, refund_id = %refund.id, payment_id = %refund.payment_id, amount = %refund.amount, "refund completed");
+                        Ok(Some(true))
+                    }
+                    SaveOutcome::Stale => Ok(None),
+                }
+            }
+            Err(unavailable) => {
+                refund.postpone(now, MAX_REFUND_BACKOFF);
+                tracing::warn!(reservation_id = %refund.reservation_id, refund_id = %refund.id, attempts = refund.attempts, next_attempt_at = %refund.next_attempt_at, error = %unavailable, "refund postponed");
+                match self.store.postpone_refund(&refund).await? {
+                    SaveOutcome::Saved(()) => Ok(Some(false)),
+                    SaveOutcome::Stale => Ok(None),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The payment service's REST API.
+//!
+//! - `POST /internal/payments` — seat's synchronous "pay" call (role `service` only).
+//! - `GET /api/payments?reservationId=` — a reservation's payments and refunds (owner, admin).
+//!
+//! Every failure is `application/problem+json`, mapped in one place ([`ApiError`]). Note for
+//! the 4xx/5xx split: seat treats 400/409/422 as a final "no" and 5xx as "try again later", so
+//! anything transient (provider down, store busy, contention) must be a 503.
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    Router,
+    extract::{FromRef, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use studycafe_platform::{
+    Problem,
+    auth::{Caller, JwtVerifier, Role},
+    problem::Json,
+};
+
+use crate::domain::{
+    ChargeRequest, CustomerId, Money, Payment, PaymentToken, Refund, ReservationId,
+    ports::{CardProvider, PaymentStore, StoreError},
+    service::{Actor, Pay, PayError, PaymentRecord, PaymentService, ViewError},
+};
+
+#[derive(Debug)]
+pub struct ApiState<S, P> {
+    pub service: PaymentService<S, P>,
+    pub verifier: Arc<JwtVerifier>,
+}
+
+impl<S: Clone, P> Clone for ApiState<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+impl<S, P> FromRef<ApiState<S, P>> for Arc<JwtVerifier> {
+    fn from_ref(state: &ApiState<S, P>) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn routes<S: PaymentStore, P: CardProvider>(state: ApiState<S, P>) -> Router {
+    Router::new()
+        .route("/internal/payments", post(pay::<S, P>))
+        .route("/api/payments", get(payments_of::<S, P>))
+        .with_state(state)
+}
+
+/// Every way a request can fail, mapped to `problem+json` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Problem(#[from] Box<Problem>),
+    #[error(transparent)]
+    Pay(#[from] PayError),
+    #[error(transparent)]
+    View(#[from] ViewError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(Box::new(problem))
+    }
+}
+
+fn store_unavailable(e: &StoreError) -> Problem {
+    tracing::error!(error = %e, "store unavailable");
+    Problem::unavailable("the payment store is unavailable; try again shortly").retry_after(1)
+}
+
+/// A well-formed request whose values break a rule (422).
+fn invalid(field: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-value",
+        "Invalid value",
+        detail,
+    )
+    .with("field", field)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::Problem(problem) => *problem,
+            ApiError::Pay(e) => match &e {
+                PayError::Mismatch(_) => Problem::new(
+                    StatusCode::CONFLICT,
+                    "payment-conflict",
+                    "Reservation already paid differently",
+                    e.to_string(),
+                ),
+                PayError::ProviderUnavailable {
+                    payment,
+                    reservation,
+                    ..
+                } => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider-unavailable",
+                    "Card processor unavailable",
+                    format!(
+                        "the card processor did not answer; payment of reservation {reservation} is pending, retry with the same request"
+                    ),
+                )
+                .with("paymentId", payment.id.to_string())
+                .with("paymentStatus", payment.status.as_str())
+                .retry_after(1),
+                PayError::Contended(_) | PayError::Interrupted(_) => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "try-again",
+                    "Try again",
+                    e.to_string(),
+                )
+                .retry_after(1),
+                PayError::Store(s) => store_unavailable(s),
+            },
+            ApiError::View(e) => match &e {
+                ViewError::NotFound(_) => Problem::not_found(e.to_string()),
+                ViewError::Forbidden(_) => Problem::forbidden(e.to_string()),
+                ViewError::Store(s) => store_unavailable(s),
+            },
+        };
+        problem.into_response()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MoneyView {
+    amount: i64,
+    currency: &'static str,
+}
+
+impl From<Money> for MoneyView {
+    fn from(money: Money) -> Self {
+        Self {
+            amount: money.amount(),
+            currency: money.currency().as_str(),
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn causation_of(headers: &HeaderMap) -> String {
+    headers
+        .get(studycafe_platform::http::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct AmountBody {
+    amount: i64,
+    currency: String,
+}
+
+/// Seat's request. Unknown fields are tolerated (a newer seat may send more).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayBody {
+    reservation_id: String,
+    customer_id: String,
+    amount: AmountBody,
+    payment_token: String,
+}
+
+impl PayBody {
+    fn parse(self) -> Result<ChargeRequest, Problem> {
+        Ok(ChargeRequest {
+            reservation_id: ReservationId::parse(&self.reservation_id)
+                .map_err(|e| invalid("reservationId", e.to_string()))?,
+            customer_id: CustomerId::parse(&self.customer_id)
+                .map_err(|e| invalid("customerId", e.to_string()))?,
+            amount: Money::parse(self.amount.amount, &self.amount.currency)
+                .map_err(|e| invalid("amount", e.to_string()))?,
+            token: PaymentToken::parse(&self.payment_token)
+                .map_err(|e| invalid("paymentToken", e.to_string()))?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PayAnswer {
+    payment_id: String,
+    reservation_id: String,
+    status: &'static str,
+    amount: MoneyView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<Payment> for PayAnswer {
+    fn from(p: Payment) -> Self {
+        Self {
+            payment_id: p.id.to_string(),
+            reservation_id: p.reservation_id.to_string(),
+            status: p.status.as_str(),
+            amount: p.amount.into(),
+            reason: p.decline_reason,
+        }
+    }
+}
+
+async fn pay<S: PaymentStore, P: CardProvider>(
+    State(state): State<ApiState<S, P>>,
+    caller: Caller,
+    headers: HeaderMap,
+    // Taken as a Result so that a caller without the role hears 403 before anything about
+    // its body.
+    body: Result<Json<PayBody>, Problem>,
+) -> Result<Json<PayAnswer>, ApiError> {
+    caller.require(Role::Service)?;
+    let Json(body) = body?;
+    let charge = body.parse()?;
+    let payment = state
+        .service
+        .pay(Pay {
+            charge,
+            causation: causation_of(&headers),
+        })
+        .await?;
+    Ok(Json(payment.into()))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundView {
+    refund_id: String,
+    status: &'static str,
+    amount: MoneyView,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Refund> for RefundView {
+    fn from(r: Refund) -> Self {
+        Self {
+            refund_id: r.id.to_string(),
+            status: r.status.as_str(),
+            amount: r.amount.into(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentView {
+    payment_id: String,
+    status: &'static str,
+    amount: MoneyView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    created_at: String,
+    updated_at: String,
+    refunds: Vec<RefundView>,
+}
+
+impl From<PaymentRecord> for PaymentView {
+    fn from(record: PaymentRecord) -> Self {
+        let p = record.payment;
+        Self {
+            payment_id: p.id.to_string(),
+            status: p.status.as_str(),
+            amount: p.amount.into(),
+            reason: p.decline_reason,
+            created_at: rfc3339(p.created_at),
+            updated_at: rfc3339(p.updated_at),
+            refunds: record.refunds.into_iter().map(RefundView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentsView {
+    reservation_id: String,
+    payments: Vec<PaymentView>,
+}
+
+async fn payments_of<S: PaymentStore, P: CardProvider>(
+    State(state): State<ApiState<S, P>>,
+    caller: Caller,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<PaymentsView>, ApiError> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let raw = query
+        .get("reservationId")
+        .ok_or_else(|| Problem::validation("reservationId", "reservationId is required"))?;
+    let reservation = ReservationId::parse(raw)
+        .map_err(|e| Problem::validation("reservationId", e.to_string()))?;
+    let actor = Actor {
+        user: caller.user_id.clone(),
+        admin: caller.is_admin(),
+    };
+    let records = state.service.payments_of(&actor, reservation).await?;
+    Ok(Json(PaymentsView {
+        reservation_id: reservation.to_string(),
+        payments: records.into_iter().map(PaymentView::from).collect(),
+    }))
+}

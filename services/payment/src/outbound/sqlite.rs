@@ -1,0 +1,436 @@
+//! The SQLite adapter of [`PaymentStore`] (embedded mode).
+//!
+//! Writes go through a pool of exactly one connection: SQLite has one writer anyway, and
+//! serialising writes in the process makes "is the reservation closed? then owe a refund"
+//! atomic against the consumer recording that closure. Reads use a separate pool (WAL mode
+//! lets them run beside the writer). `synchronous = FULL`: a recorded charge survives a power
+//! cut, not only a process crash.
+//!
+//! The outbox and inbox tables live in the same database (see `studycafe_messaging::sqlite`):
+//! every state change commits with the event it causes and the id of the event that caused it.
+//! The schema backs the rules up on its own: one payment per reservation, one refund per
+//! payment, refunds only of completed payments, settled payments never change status.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{
+    Row as _, SqliteConnection, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+};
+use studycafe_messaging::{OutboxSignal, sqlite as outbox};
+
+use crate::{
+    domain::{
+        CustomerId, Money, Payment, PaymentEvent, PaymentId, PaymentStatus, PaymentToken, Refund,
+        RefundId, RefundStatus, ReservationClosure, ReservationId,
+        ports::{CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome, StoreError},
+    },
+    outbound::published_language,
+};
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    signal: OutboxSignal,
+}
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the database at `url` and brings its
+    /// schema up to date.
+    pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // `sqlite://var/payment.db` out of the box: a missing `var/` is not worth a crash.
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        outbox::install(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true).create_if_missing(false))
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            signal,
+        })
+    }
+
+    /// The pool the outbox relay reads from.
+    pub fn outbox(&self) -> outbox::SqliteOutbox {
+        outbox::SqliteOutbox::new(self.writer.clone())
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+fn decode(e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(e.to_string().into())
+}
+
+fn payment_from_row(row: &SqliteRow) -> Result<Payment, sqlx::Error> {
+    let id: String = row.try_get("payment_id")?;
+    let reservation: String = row.try_get("reservation_id")?;
+    let customer: String = row.try_get("customer_id")?;
+    let currency: String = row.try_get("currency")?;
+    let token: String = row.try_get("payment_token")?;
+    let status: String = row.try_get("status")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Payment {
+        id: PaymentId::parse(&id).map_err(decode)?,
+        reservation_id: ReservationId::parse(&reservation).map_err(decode)?,
+        customer_id: CustomerId::parse(&customer).map_err(decode)?,
+        amount: Money::parse(row.try_get("amount")?, &currency).map_err(decode)?,
+        token: PaymentToken::parse(&token).map_err(decode)?,
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| decode(format!("payment status {status}")))?,
+        provider_ref: row.try_get("provider_ref")?,
+        decline_reason: row.try_get("decline_reason")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        version: row.try_get("version")?,
+    })
+}
+
+fn refund_from_row(row: &SqliteRow) -> Result<Refund, sqlx::Error> {
+    let id: String = row.try_get("refund_id")?;
+    let payment: String = row.try_get("payment_id")?;
+    let reservation: String = row.try_get("reservation_id")?;
+    let currency: String = row.try_get("currency")?;
+    let status: String = row.try_get("status")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Refund {
+        id: RefundId::parse(&id).map_err(decode)?,
+        payment_id: PaymentId::parse(&payment).map_err(decode)?,
+        reservation_id: ReservationId::parse(&reservation).map_err(decode)?,
+        charge_ref: row.try_get("charge_ref")?,
+        amount: Money::parse(row.try_get("amount")?, &currency).map_err(decode)?,
+        status: RefundStatus::parse(&status)
+            .ok_or_else(|| decode(format!("refund status {status}")))?,
+        provider_ref: row.try_get("provider_ref")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: from_ms(row.try_get("next_attempt_at")?),
+        cause: row.try_get("cause")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+async fn payment_by_reservation(
+    conn: &mut SqliteConnection,
+    id: ReservationId,
+) -> sqlx::Result<Option<Payment>> {
+    sqlx::query("SELECT * FROM payments WHERE reservation_id = ?")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
+}
+
+/// Stores `refund` unless its payment has one already; true when it was stored.
+async fn insert_refund(conn: &mut SqliteConnection, refund: &Refund) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO refunds (refund_id, payment_id, reservation_id, charge_ref, amount, currency,
+           status, provider_ref, attempts, next_attempt_at, cause, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (payment_id) DO NOTHING",
+    )
+    .bind(refund.id.to_string())
+    .bind(refund.payment_id.to_string())
+    .bind(refund.reservation_id.to_string())
+    .bind(&refund.charge_ref)
+    .bind(refund.amount.amount())
+    .bind(refund.amount.currency().as_str())
+    .bind(refund.status.as_str())
+    .bind(&refund.provider_ref)
+    .bind(i64::from(refund.attempts))
+    .bind(ms(refund.next_attempt_at))
+    .bind(&refund.cause)
+    .bind(ms(refund.created_at))
+    .bind(ms(refund.updated_at))
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+impl PaymentStore for SqliteStore {
+    async fn insert(&self, payment: &Payment) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let inserted = sqlx::query(
+            "INSERT INTO payments (payment_id, reservation_id, customer_id, amount, currency,
+               payment_token, status, provider_ref, decline_reason, attempts, created_at,
+               updated_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (reservation_id) DO NOTHING",
+        )
+        .bind(payment.id.to_string())
+        .bind(payment.reservation_id.to_string())
+        .bind(payment.customer_id.as_str())
+        .bind(payment.amount.amount())
+        .bind(payment.amount.currency().as_str())
+        .bind(payment.token.expose())
+        .bind(payment.status.as_str())
+        .bind(&payment.provider_ref)
+        .bind(&payment.decline_reason)
+        .bind(i64::from(payment.attempts))
+        .bind(ms(payment.created_at))
+        .bind(ms(payment.updated_at))
+        .bind(payment.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let outcome = if inserted.rows_affected() == 1 {
+            InsertOutcome::Inserted
+        } else {
+            let existing = payment_by_reservation(&mut tx, payment.reservation_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| store_error("a conflicting payment vanished"))?;
+            InsertOutcome::Exists(existing)
+        };
+        tx.commit().await.map_err(store_error)?;
+        Ok(outcome)
+    }
+
+    async fn by_reservation(&self, id: ReservationId) -> Result<Option<Payment>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(store_error)?;
+        payment_by_reservation(&mut conn, id)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn refunds_of(&self, payment: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at")
+            .bind(payment.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(refund_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+
+    async fn settle(
+        &self,
+        payment: &Payment,
+        expected_version: i64,
+        event: &PaymentEvent,
+        causation: &str,
+        refund_if_closed: Option<&Refund>,
+    ) -> Result<SaveOutcome<Option<Refund>>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let updated = sqlx::query(
+            "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
+               updated_at = ?, version = version + 1
+             WHERE payment_id = ? AND version = ?",
+        )
+        .bind(payment.status.as_str())
+        .bind(&payment.provider_ref)
+        .bind(&payment.decline_reason)
+        .bind(i64::from(payment.attempts))
+        .bind(ms(payment.updated_at))
+        .bind(payment.id.to_string())
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if updated.rows_affected() == 0 {
+            return Ok(SaveOutcome::Stale);
+        }
+        let message =
+            published_language::payment_message(payment, event, causation, payment.updated_at);
+        outbox::enqueue(&mut tx, &message)
+            .await
+            .map_err(store_error)?;
+        let mut refund = None;
+        if let Some(candidate) = refund_if_closed {
+            let closed: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM reservation_closures WHERE reservation_id = ?")
+                    .bind(payment.reservation_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            if closed.is_some()
+                && insert_refund(&mut tx, candidate)
+                    .await
+                    .map_err(store_error)?
+            {
+                refund = Some(candidate.clone());
+            }
+        }
+        tx.commit().await.map_err(store_error)?;
+        self.signal.notify();
+        Ok(SaveOutcome::Saved(refund))
+    }
+
+    async fn save_attempt(
+        &self,
+        payment: &Payment,
+        expected_version: i64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE payments SET attempts = ?, updated_at = ?, version = version + 1
+             WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
+        )
+        .bind(i64::from(payment.attempts))
+        .bind(ms(payment.updated_at))
+        .bind(payment.id.to_string())
+        .bind(expected_version)
+        .execute(&self.writer)
+        .await
+        .map_err(store_error)?;
+        Ok(if updated.rows_affected() == 0 {
+            SaveOutcome::Stale
+        } else {
+            SaveOutcome::Saved(())
+        })
+    }
+
+    async fn close_reservation(
+        &self,
+        closure: &ReservationClosure,
+        consumed: Consumed,
+        now: DateTime<Utc>,
+    ) -> Result<CloseOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        if !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+            .await
+            .map_err(store_error)?
+        {
+            return Ok(CloseOutcome::AlreadyApplied);
+        }
+        // The first closure is the one that counts (a reservation closes once; a second
+        // report changes nothing but is still checked for an owed refund below).
+        sqlx::query(
+            "INSERT INTO reservation_closures (reservation_id, reason, event_id, closed_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
+        )
+        .bind(closure.reservation_id.to_string())
+        .bind(closure.reason.as_str())
+        .bind(consumed.event_id.to_string())
+        .bind(ms(closure.closed_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let mut refund = None;
+        let payment = payment_by_reservation(&mut tx, closure.reservation_id)
+            .await
+            .map_err(store_error)?;
+        if let Some(candidate) = payment
+            .as_ref()
+            .and_then(|p| Refund::owed(p, &consumed.event_id.to_string(), now))
+            && insert_refund(&mut tx, &candidate)
+                .await
+                .map_err(store_error)?
+        {
+            refund = Some(candidate);
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(CloseOutcome::Recorded { refund })
+    }
+
+    async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM refunds WHERE status = 'PENDING' AND next_attempt_at <= ?
+             ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(refund_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+
+    async fn complete_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        // The status check is what makes a refund's event exactly-once: of two workers that
+        // both got the provider's (idempotent) answer, only the first one moves the row.
+        let updated = sqlx::query(
+            "UPDATE refunds SET status = ?, provider_ref = ?, updated_at = ?
+             WHERE refund_id = ? AND status = 'PENDING'",
+        )
+        .bind(refund.status.as_str())
+        .bind(&refund.provider_ref)
+        .bind(ms(refund.updated_at))
+        .bind(refund.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if updated.rows_affected() == 0 {
+            return Ok(SaveOutcome::Stale);
+        }
+        outbox::enqueue(
+            &mut tx,
+            &published_language::refund_message(refund, refund.updated_at),
+        )
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        self.signal.notify();
+        Ok(SaveOutcome::Saved(()))
+    }
+
+    async fn postpone_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE refunds SET attempts = ?, next_attempt_at = ?, updated_at = ?
+             WHERE refund_id = ? AND status = 'PENDING'",
+        )
+        .bind(i64::from(refund.attempts))
+        .bind(ms(refund.next_attempt_at))
+        .bind(ms(refund.updated_at))
+        .bind(refund.id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(store_error)?;
+        Ok(if updated.rows_affected() == 0 {
+            SaveOutcome::Stale
+        } else {
+            SaveOutcome::Saved(())
+        })
+    }
+}

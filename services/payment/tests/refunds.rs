@@ -1,0 +1,203 @@
+//! Refunds: seat's closure events taken off the real broker, the refund worker, and the
+//! exactly-once guarantees around them.
+
+mod support;
+
+use shared_events::{
+    CancelledBy, Currency, Money, ReservationCancelled, ReservationExpired,
+    ReservationPaymentFailed, SeatReserved,
+};
+use studycafe_testkit::{eventually, kafka};
+use support::{WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app};
+
+fn cancelled(reservation: &str, customer: &str, was_paid: bool) -> ReservationCancelled {
+    ReservationCancelled {
+        reservation: reservation_ref(reservation, customer),
+        cancelled_by: CancelledBy::Customer,
+        was_paid,
+    }
+}
+
+fn expired(reservation: &str, customer: &str) -> ReservationExpired {
+    ReservationExpired {
+        reservation: reservation_ref(reservation, customer),
+        expired_in: "CONFIRMED".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_paid_reservation_is_refunded_exactly_once() {
+    let mut app = spawn_app().await;
+    let reservation = new_reservation();
+    let paid = app
+        .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
+        .await;
+
+    // Delivered twice (a producer retry), and then the reservation reported closed again
+    // by another event: still one refund. `was_paid` says false (stale): payment goes by its
+    // own records.
+    let cancellation = app
+        .publish(&reservation, cancelled(&reservation, "alice", false))
+        .await;
+    app.publish_again(&reservation, &cancellation).await;
+    let later = app
+        .publish(&reservation, expired(&reservation, "alice"))
+        .await;
+    app.wait_consumed(later.id).await;
+
+    let refunds = app.wait_for_refund(&reservation).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"]["amount"], 4000);
+    assert_eq!(app.simulator.refunds_made(), 1);
+
+    let events = app.payment_events(&reservation).await;
+    assert_eq!(count(&events, "PaymentCompleted"), 1, "{events:?}");
+    assert_eq!(count(&events, "PaymentRefunded"), 1, "{events:?}");
+    let refunded = &events
+        .iter()
+        .find(|(t, _)| t == "PaymentRefunded")
+        .unwrap()
+        .1;
+    assert_eq!(refunded["data"]["paymentId"], paid["paymentId"]);
+    assert_eq!(refunded["data"]["refundId"], refunds[0]["refundId"]);
+    assert_eq!(refunded["data"]["amount"]["amount"], 4000);
+    assert_eq!(refunded["correlationId"], reservation.as_str());
+    // Caused by the cancellation that made it owed.
+    assert_eq!(refunded["causationId"], cancellation.id.to_string());
+
+    // Paying again after the refund answers from the records: no new charge, no new refund.
+    let again = app
+        .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
+        .await;
+    assert_eq!(again["paymentId"], paid["paymentId"]);
+    assert_eq!(app.simulator.charges_made(), 1);
+    assert_eq!(
+        app.payments_of(&reservation).await["payments"][0]["refunds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_completing_after_the_reservation_expired_is_refunded() {
+    let mut app = spawn_app().await;
+    let reservation = new_reservation();
+    let expiry = app
+        .publish(&reservation, expired(&reservation, "alice"))
+        .await;
+    app.wait_consumed(expiry.id).await;
+
+    // The charge was in flight when the hold ran out: it completes, and is given back.
+    let answer = app
+        .pay_ok(&pay_body(&reservation, "alice", 6000, "tok_approve"))
+        .await;
+    assert_eq!(answer["status"], "COMPLETED");
+    let refunds = app.wait_for_refund(&reservation).await;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(app.simulator.refunds_made(), 1);
+    let events = app.payment_events(&reservation).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["PaymentCompleted", "PaymentRefunded"], "in order");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered() {
+    let mut app = spawn_app().await;
+    let declined = new_reservation();
+    let unpaid = new_reservation();
+    let answer = app
+        .pay_ok(&pay_body(&declined, "alice", 4000, "tok_decline"))
+        .await;
+    assert_eq!(answer["status"], "DECLINED");
+
+    // Irrelevant news is acknowledged; news with an impossible id goes to the dead letters
+    // and does not hold up the partition.
+    app.publish(
+        &unpaid,
+        SeatReserved {
+            reservation: reservation_ref(&unpaid, "bob"),
+            hours: 2,
+            price: Money {
+                amount: 4000,
+                currency: Currency::Krw,
+            },
+            hold_expires_at: chrono::Utc::now(),
+        },
+    )
+    .await;
+    let poison = app
+        .publish("not-a-uuid", cancelled("not-a-uuid", "bob", true))
+        .await;
+    app.publish(
+        &declined,
+        ReservationPaymentFailed {
+            reservation: reservation_ref(&declined, "alice"),
+            reason: "card declined".into(),
+        },
+    )
+    .await;
+    let last_declined = app
+        .publish(&declined, cancelled(&declined, "alice", false))
+        .await;
+    let last_unpaid = app.publish(&unpaid, cancelled(&unpaid, "bob", false)).await;
+    app.wait_consumed(last_declined.id).await;
+    app.wait_consumed(last_unpaid.id).await;
+
+    let view = app.payments_of(&declined).await;
+    assert_eq!(view["payments"][0]["status"], "DECLINED");
+    assert_eq!(view["payments"][0]["refunds"], serde_json::json!([]));
+    assert!(app.payments_of(&unpaid).await.is_null());
+
+    let dead = kafka::read_topic(&app.broker.brokers(), "studycafe.dlq.payment.v1", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].json()["id"], poison.id.to_string());
+
+    // A payment for the cancelled, unpaid reservation arriving late is charged and given back.
+    app.pay_ok(&pay_body(&unpaid, "bob", 2000, "tok_approve"))
+        .await;
+    app.wait_for_refund(&unpaid).await;
+    assert_eq!(app.simulator.refunds_made(), 1);
+    assert!(
+        app.payment_events(&declined)
+            .await
+            .iter()
+            .all(|(t, _)| t == "PaymentDeclined")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_waits_out_a_provider_outage() {
+    let mut app = spawn_app().await;
+    let reservation = new_reservation();
+    app.pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
+        .await;
+    app.set_outage(true);
+    let cancellation = app
+        .publish(&reservation, cancelled(&reservation, "alice", true))
+        .await;
+    app.wait_consumed(cancellation.id).await;
+
+    // Owed and tried, but the provider does not answer: PENDING.
+    eventually(WAIT, "a postponed refund", || async {
+        (app.refund_attempts(&reservation).await? >= 1).then_some(())
+    })
+    .await;
+    let db_view = app.payments_of(&reservation).await["payments"][0]["refunds"][0].clone();
+    assert_eq!(db_view["status"], "PENDING");
+    assert_eq!(db_view["amount"]["amount"], 4000);
+    assert_eq!(app.simulator.refunds_made(), 0);
+
+    app.set_outage(false);
+    let refunds = app.wait_for_refund(&reservation).await;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["refundId"], db_view["refundId"]);
+    assert_eq!(app.simulator.refunds_made(), 1);
+    let events = app.payment_events(&reservation).await;
+    assert_eq!(count(&events, "PaymentRefunded"), 1, "{events:?}");
+    app.stop().await;
+}
