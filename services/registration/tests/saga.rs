@@ -191,6 +191,22 @@ async fn rejections_closed_bookings_and_strange_news() {
         "reservation expired before it was paid"
     );
 
+    // So is a pending booking whose reservation the customer cancelled.
+    let withdrawn = new_reservation_id();
+    env.publish(&withdrawn, seat_reserved(&withdrawn, "B-04"))
+        .await;
+    app.wait_for_status(&admin, &withdrawn, "PENDING").await;
+    env.publish(&withdrawn, reservation_cancelled(&withdrawn, "B-04"))
+        .await;
+    app.wait_for_status(&admin, &withdrawn, "CANCELLED").await;
+    let events = env.published_about(&withdrawn, 1).await;
+    assert_eq!(events[0]["type"], "RegistrationCancelled");
+    assert_eq!(events[0]["data"]["registrationId"], Value::Null);
+    assert_eq!(
+        events[0]["data"]["reason"],
+        "reservation cancelled by the customer"
+    );
+
     // News for closed bookings: nothing (payment refunds a late charge on its own).
     env.publish(&rejected, payment_completed(&rejected)).await;
     env.publish(&rejected, reservation_cancelled(&rejected, "B-01"))
