@@ -10,6 +10,14 @@
 //! adapters that drive it (HTTP, Kafka consumer, refund worker); [`outbound`] the adapters it
 //! drives (SQLite store with outbox, published-language mapping, the card simulator). [`App`]
 //! wires them.
+//!
+//! Shutdown (SIGTERM/SIGINT cancels the token): the HTTP server stops accepting and lets
+//! requests in flight finish for `PAYMENT_SHUTDOWN_GRACE_MS` (a charge already sent to the
+//! provider runs as its own task and is recorded either way); the consumer commits its stored
+//! offsets and leaves the group; the relay abandons its round (unpublished rows stay in the
+//! outbox); the refund worker stops mid-round (an unrecorded refund is asked again, with the
+//! same idempotency key, on the next start). Everything durable is committed before it is
+//! acknowledged, so a SIGKILL loses nothing either.
 
 pub mod config;
 pub mod domain;

@@ -171,7 +171,7 @@ async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refund_waits_out_a_provider_outage() {
+async fn a_refund_waits_out_a_provider_outage_and_a_restart() {
     let mut app = spawn_app().await;
     let reservation = new_reservation();
     app.pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
@@ -192,6 +192,8 @@ async fn a_refund_waits_out_a_provider_outage() {
     assert_eq!(db_view["amount"]["amount"], 4000);
     assert_eq!(app.simulator.refunds_made(), 0);
 
+    // The owed refund survives a restart of the service and is paid out afterwards.
+    app.restart().await;
     app.set_outage(false);
     let refunds = app.wait_for_refund(&reservation).await;
     assert_eq!(refunds.len(), 1);

@@ -164,14 +164,15 @@ fn causation_of(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct AmountBody {
     amount: i64,
     currency: String,
 }
 
-/// Seat's request. Unknown fields are tolerated (a newer seat may send more).
-#[derive(Debug, Deserialize)]
+/// Seat's request. Unknown fields are tolerated (a newer seat may send more). No `Debug`: it
+/// holds the payment token.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PayBody {
     reservation_id: String,

@@ -32,6 +32,7 @@ pub struct TestApp {
     pub outage: Arc<AtomicBool>,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    config: PaymentConfig,
     db_path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -63,12 +64,13 @@ pub async fn spawn_app() -> TestApp {
     let outage = Arc::new(AtomicBool::new(false));
     let simulator = CardSimulator::with_outage(outage.clone());
     let shutdown = CancellationToken::new();
-    let app = App::build_with_provider(config, shutdown.clone(), simulator.clone())
+    let app = App::build_with_provider(config.clone(), shutdown.clone(), simulator.clone())
         .await
         .expect("build");
     let base = format!("http://{}", app.local_addr());
     let task = tokio::spawn(app.run());
     TestApp {
+        config,
         base,
         http: reqwest::Client::new(),
         keys,
@@ -257,6 +259,22 @@ impl TestApp {
 
     pub fn set_outage(&self, on: bool) {
         self.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Stops the service and starts it again on the same database and broker (on a new
+    /// port). The card processor, being someone else's, keeps running: same simulator.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.shutdown = CancellationToken::new();
+        let app = App::build_with_provider(
+            self.config.clone(),
+            self.shutdown.clone(),
+            self.simulator.clone(),
+        )
+        .await
+        .expect("rebuild");
+        self.base = format!("http://{}", app.local_addr());
+        self.task = Some(tokio::spawn(app.run()));
     }
 
     pub async fn stop(&mut self) {
