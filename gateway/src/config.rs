@@ -1,0 +1,186 @@
+//! The gateway's configuration, from environment variables, validated at start-up.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use studycafe_platform::{
+    auth::AuthConfig,
+    config::{ConfigError, Env},
+};
+
+use crate::domain::{RateLimitPolicy, Upstream, rate_limit::RateLimitPolicyError};
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `GATEWAY_HTTP_ADDR` (default `127.0.0.1:8080`; port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// `GATEWAY_<SERVICE>_URL`: where each service listens.
+    pub upstreams: UpstreamUrls,
+    /// `GATEWAY_WEB_ROOT` (default `web`): the static web page; a missing directory serves
+    /// 404s.
+    pub web_root: PathBuf,
+    /// `GATEWAY_UPSTREAM_TIMEOUT_MS` (default 10000): the deadline of a whole upstream
+    /// response (of the response head only, for event streams).
+    pub upstream_timeout: Duration,
+    /// `GATEWAY_CONNECT_TIMEOUT_MS` (default 1000): the deadline of connecting to a service.
+    pub connect_timeout: Duration,
+    /// `GATEWAY_RATE_LIMIT_PER_SEC` (default 50) and `GATEWAY_RATE_LIMIT_BURST` (default 100).
+    pub rate_limit: RateLimitPolicy,
+    /// `GATEWAY_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
+    pub shutdown_grace: Duration,
+    /// `AUTH_*`: the keys tokens are checked against.
+    pub auth: AuthConfig,
+}
+
+/// The base URL of every service behind the gateway (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrls {
+    pub identity: String,
+    pub seat: String,
+    pub registration: String,
+    pub payment: String,
+    pub seat_view: String,
+}
+
+impl UpstreamUrls {
+    pub fn of(&self, upstream: Upstream) -> &str {
+        match upstream {
+            Upstream::Identity => &self.identity,
+            Upstream::Seat => &self.seat,
+            Upstream::Registration => &self.registration,
+            Upstream::Payment => &self.payment,
+            Upstream::SeatView => &self.seat_view,
+        }
+    }
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = |name: &str, port: u16| -> Result<String, ConfigError> {
+            let raw = env.or(name, format!("http://127.0.0.1:{port}"))?;
+            base_url(name, &raw)
+        };
+        Ok(Self {
+            identity: url("GATEWAY_IDENTITY_URL", 8085)?,
+            seat: url("GATEWAY_SEAT_URL", 8081)?,
+            registration: url("GATEWAY_REGISTRATION_URL", 8082)?,
+            payment: url("GATEWAY_PAYMENT_URL", 8083)?,
+            seat_view: url("GATEWAY_SEAT_VIEW_URL", 8084)?,
+        })
+    }
+}
+
+/// An http(s) URL with a host and no query, without its trailing slash (request paths are
+/// appended to it as they are).
+fn base_url(name: &str, raw: &str) -> Result<String, ConfigError> {
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            name,
+            format!("{raw:?} must be an http(s) URL with a host"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            name,
+            format!("{raw:?} must not have a query or fragment"),
+        ));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+impl GatewayConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let per_sec: f64 = env.or("GATEWAY_RATE_LIMIT_PER_SEC", 50.0)?;
+        let burst: u32 = env.or("GATEWAY_RATE_LIMIT_BURST", 100)?;
+        let rate_limit = RateLimitPolicy::new(per_sec, burst).map_err(|e| {
+            let name = match e {
+                RateLimitPolicyError::Rate => "GATEWAY_RATE_LIMIT_PER_SEC",
+                RateLimitPolicyError::Burst => "GATEWAY_RATE_LIMIT_BURST",
+            };
+            ConfigError::new(name, e.to_string())
+        })?;
+        Ok(Self {
+            http_addr: env.or(
+                "GATEWAY_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            upstreams: UpstreamUrls::from_env(env)?,
+            web_root: env.or("GATEWAY_WEB_ROOT", PathBuf::from("web"))?,
+            upstream_timeout: env.millis(
+                "GATEWAY_UPSTREAM_TIMEOUT_MS",
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+                Duration::from_secs(600),
+            )?,
+            connect_timeout: env.millis(
+                "GATEWAY_CONNECT_TIMEOUT_MS",
+                Duration::from_secs(1),
+                Duration::from_millis(10),
+                Duration::from_secs(60),
+            )?,
+            rate_limit,
+            shutdown_grace: env.millis(
+                "GATEWAY_SHUTDOWN_GRACE_MS",
+                Duration::from_secs(10),
+                Duration::ZERO,
+                Duration::from_secs(120),
+            )?,
+            auth: AuthConfig::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: [(&str, &str); 1] = [(
+        "AUTH_JWKS_URL",
+        "http://127.0.0.1:8085/.well-known/jwks.json",
+    )];
+
+    fn load(extra: &[(&str, &str)]) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::from_env(&Env::from_pairs(BASE.iter().chain(extra).copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.http_addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.upstreams.identity, "http://127.0.0.1:8085");
+        assert_eq!(config.upstreams.of(Upstream::Seat), "http://127.0.0.1:8081");
+        assert_eq!(config.upstreams.registration, "http://127.0.0.1:8082");
+        assert_eq!(config.upstreams.payment, "http://127.0.0.1:8083");
+        assert_eq!(config.upstreams.seat_view, "http://127.0.0.1:8084");
+        assert_eq!(config.web_root, PathBuf::from("web"));
+        assert_eq!(config.upstream_timeout, Duration::from_secs(10));
+        assert_eq!(config.connect_timeout, Duration::from_secs(1));
+        assert_eq!(config.rate_limit.per_sec(), 50.0);
+        assert_eq!(config.rate_limit.burst(), 100);
+    }
+
+    #[test]
+    fn upstream_urls_lose_their_trailing_slash() {
+        let config = load(&[("GATEWAY_SEAT_URL", "http://seat.svc:8081/")]).unwrap();
+        assert_eq!(config.upstreams.seat, "http://seat.svc:8081");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("GATEWAY_HTTP_ADDR", "localhost"),
+            ("GATEWAY_SEAT_URL", "seat:8081"),
+            ("GATEWAY_PAYMENT_URL", "ftp://payment"),
+            ("GATEWAY_IDENTITY_URL", "http://identity?x=1"),
+            ("GATEWAY_UPSTREAM_TIMEOUT_MS", "10"),
+            ("GATEWAY_CONNECT_TIMEOUT_MS", "soon"),
+            ("GATEWAY_RATE_LIMIT_PER_SEC", "0"),
+            ("GATEWAY_RATE_LIMIT_BURST", "0"),
+            ("GATEWAY_SHUTDOWN_GRACE_MS", "-1"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}: {err}");
+        }
+        let err = GatewayConfig::from_env(&Env::default()).unwrap_err();
+        assert_eq!(err.variable, "AUTH_JWKS_URL");
+    }
+}

@@ -1,0 +1,455 @@
+//! The public HTTP edge: every request of the suite comes in here.
+//!
+//! For each request, in this order: the bearer token, if there is one, is verified (a bad
+//! one is refused, whatever the route); the client (token subject, else address) is charged
+//! one token of its rate limit; the path is resolved against the route table; the route's
+//! access rule is checked; then the request is forwarded to its service, or served from the
+//! web root. Nothing reaches a service until all of that has passed. Every refusal is a
+//! `problem+json` built in one place, [`ApiError`].
+//!
+//! The gateway's own `/health/*` and `/metrics` are not rate limited and never forwarded.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt as _;
+use studycafe_platform::{
+    Problem,
+    auth::{AuthError, Caller, JwtVerifier, Role},
+    http::{REQUEST_ID, ReadinessCheck, ops_routes},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tracing::Instrument as _;
+
+use crate::{
+    domain::{Access, ClientKey, Decision, Destination, RateLimiter, Route, RouteTable},
+    outbound::{
+        upstream::{Forward, UpstreamClient, UpstreamError, forward_headers},
+        web_root::WebRoot,
+    },
+};
+
+/// The largest request body forwarded.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The path of the live board, a server-sent event stream.
+const EVENT_STREAM_PATH: &str = "/api/board/stream";
+
+/// Everything a request needs.
+#[derive(Debug)]
+pub struct Gateway {
+    pub routes: RouteTable,
+    pub verifier: Arc<JwtVerifier>,
+    pub limiter: Arc<RateLimiter>,
+    pub upstreams: UpstreamClient,
+    pub web: WebRoot,
+    /// The deadline for reading a client's request body.
+    pub body_timeout: Duration,
+}
+
+/// The gateway's whole HTTP surface, with its edge layers.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let table = gateway.routes;
+    // Ready means serving: the services behind have their own readiness, and a gateway
+    // taken out of rotation because one of them is down would fail every other route too.
+    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let app = Router::new()
+        .fallback(handle)
+        .with_state(gateway)
+        .merge(ops_routes(ready));
+    edge_layers(app, table)
+}
+
+async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    gateway
+        .handle(request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What the request's `Authorization` header amounts to.
+#[derive(Debug)]
+enum Credentials {
+    /// No bearer token (possibly another scheme, such as a client's Basic credentials at
+    /// the token endpoint: identity's business).
+    Absent,
+    Valid(Caller),
+    Invalid(AuthError),
+}
+
+impl Gateway {
+    async fn handle(&self, request: Request) -> Result<Response, ApiError> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let credentials = self.authenticate(request.headers()).await;
+
+        // Charged before a bad token is refused: refusals cost work too, and a client
+        // guessing tokens is limited by its address.
+        let key = match &credentials {
+            Credentials::Valid(caller) => ClientKey::Subject(caller.user_id.clone()),
+            _ => ClientKey::peer(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+        };
+        if let Decision::Limited { retry_after_secs } = self.limiter.check(&key, Instant::now()) {
+            tracing::debug!(client = ?key, retry_after_secs, "rate limited");
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+        let caller = match credentials {
+            Credentials::Absent => None,
+            Credentials::Valid(caller) => Some(caller),
+            Credentials::Invalid(e) => {
+                tracing::info!(error = %e, "refused a bad token");
+                return Err(ApiError::Auth(e));
+            }
+        };
+
+        let path = request.uri().path().to_owned();
+        match self.routes.resolve(&path) {
+            Destination::Proxy(route) => {
+                authorize(route.auth, caller.as_ref())?;
+                self.proxy(route, peer, request).await
+            }
+            Destination::Internal | Destination::UnknownApi => Err(ApiError::NotRouted(path)),
+            Destination::Ambiguous => Err(ApiError::Ambiguous(path)),
+            Destination::Static => Ok(self.web.serve(request).await),
+        }
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Credentials {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Credentials::Absent;
+        };
+        if values.next().is_some() {
+            return Credentials::Invalid(AuthError::Invalid(
+                "more than one Authorization header".into(),
+            ));
+        }
+        let Ok(value) = value.to_str() else {
+            return Credentials::Invalid(AuthError::Invalid(
+                "the Authorization header is not text".into(),
+            ));
+        };
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Credentials::Absent;
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Credentials::Invalid(AuthError::Invalid("empty bearer token".into()));
+        }
+        match self.verifier.verify(token).await {
+            Ok(caller) => Credentials::Valid(caller),
+            Err(e) => Credentials::Invalid(e),
+        }
+    }
+
+    async fn proxy(
+        &self,
+        route: Route,
+        peer: Option<IpAddr>,
+        request: Request,
+    ) -> Result<Response, ApiError> {
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::TooLarge);
+        }
+        // Buffered (at most 1 MiB): the limit is enforced before anything is sent, and the
+        // upstream gets an exact Content-Length.
+        let body = tokio::time::timeout(self.body_timeout, read_body(body))
+            .await
+            .map_err(|_| ApiError::BodyTimeout)??;
+
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|id| id.header_value().clone())
+            .or_else(|| parts.headers.get(REQUEST_ID).cloned())
+            .unwrap_or_else(|| HeaderValue::from_static("unknown"));
+        let mut headers = forward_headers(&parts.headers, peer);
+        // Explicitly, in case the client's `Connection` header named it.
+        headers.insert(REQUEST_ID, request_id.clone());
+        let streaming = is_event_stream(&parts.uri, &parts.headers);
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+
+        let span = tracing::info_span!(
+            "upstream",
+            upstream = route.upstream.name(),
+            otel.kind = "client",
+        );
+        let forward = Forward {
+            upstream: route.upstream,
+            method: parts.method,
+            path_and_query,
+            headers,
+            body,
+            streaming,
+            request_id: request_id.to_str().unwrap_or_default().to_owned(),
+        };
+        Ok(self.upstreams.forward(forward).instrument(span).await?)
+    }
+}
+
+/// The route's access rule against the (already verified) caller.
+fn authorize(access: Access, caller: Option<&Caller>) -> Result<(), ApiError> {
+    match (access, caller) {
+        (Access::Anonymous, _) => Ok(()),
+        (Access::Caller | Access::Admin, None) => Err(ApiError::Auth(AuthError::Missing)),
+        (Access::Caller, Some(_)) => Ok(()),
+        (Access::Admin, Some(caller)) => caller
+            .require(Role::Admin)
+            .map_err(|p| ApiError::Problem(Box::new(p))),
+    }
+}
+
+/// Server-sent events: the live board, or anything a client asks for as an event stream.
+fn is_event_stream(uri: &http::Uri, headers: &HeaderMap) -> bool {
+    uri.path() == EVENT_STREAM_PATH
+        || headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/event-stream"))
+}
+
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::UnreadableBody(e.to_string()))?;
+        if buffer.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::TooLarge);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer)
+}
+
+/// Every way the gateway itself can refuse a request, mapped to `problem+json` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error(transparent)]
+    Problem(Box<Problem>),
+    #[error("rate limited for {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("nothing is routed at {0}")]
+    NotRouted(String),
+    #[error("the path {0} has dot segments")]
+    Ambiguous(String),
+    #[error("the request body is over the limit")]
+    TooLarge,
+    #[error("the request body cannot be read: {0}")]
+    UnreadableBody(String),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            // 401 with `WWW-Authenticate`, or 503 when the keys cannot be loaded.
+            ApiError::Auth(e) => return e.into_response(),
+            ApiError::Problem(problem) => *problem,
+            ApiError::RateLimited { retry_after_secs } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("too many requests from this client; try again in {retry_after_secs}s"),
+            )
+            .retry_after(retry_after_secs),
+            ApiError::NotRouted(path) => Problem::not_found(format!("there is no API at {path}")),
+            ApiError::Ambiguous(path) => Problem::bad_request(format!(
+                "{path}: paths with \".\" or \"..\" segments are not accepted"
+            )),
+            ApiError::TooLarge => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            ),
+            ApiError::UnreadableBody(cause) => {
+                Problem::bad_request(format!("the request body cannot be read: {cause}"))
+            }
+            ApiError::BodyTimeout => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+                "the request body did not arrive in time",
+            ),
+            ApiError::Upstream(e) => {
+                let name = e.upstream().name();
+                match e {
+                    UpstreamError::Unavailable { .. } => Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream-unavailable",
+                        "Service unavailable",
+                        format!("the {name} service is unavailable; try again shortly"),
+                    )
+                    .retry_after(1),
+                    UpstreamError::Timeout { timeout, .. } => Problem::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream-timeout",
+                        "Gateway timeout",
+                        format!(
+                            "the {name} service did not answer within {} ms",
+                            timeout.as_millis()
+                        ),
+                    ),
+                    UpstreamError::Protocol { .. } => Problem::new(
+                        StatusCode::BAD_GATEWAY,
+                        "bad-gateway",
+                        "Bad gateway",
+                        format!("the {name} service gave a broken answer"),
+                    ),
+                }
+                .with("upstream", name)
+            }
+        };
+        problem.into_response()
+    }
+}
+
+/// The standard edge layers of every studycafe service (request ids kept or made up and
+/// echoed, a span per request, request metrics, panics as 500 problems) without the
+/// platform's 64 KiB body limit: the gateway enforces its own (1 MiB) while buffering.
+fn edge_layers(router: Router, table: RouteTable) -> Router {
+    router
+        .layer(middleware::from_fn_with_state(table, record_metrics))
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::internal(&"a request handler panicked").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `http_requests_total` and `http_request_duration_seconds`, as every service records
+/// them; the route label is the route table's prefix (bounded, unlike raw paths).
+async fn record_metrics(State(table): State<RouteTable>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| table.resolve(request.uri().path()).label().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish (for
+/// at most `grace`): the platform's `serve`, but with each connection's peer address
+/// (`ConnectInfo`), which rate limiting and `x-forwarded-for` need.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let stop = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop.cancelled().await;
+    });
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = server => result,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still running after the grace period; closing");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(roles: Vec<Role>) -> Caller {
+        Caller {
+            user_id: "alice".into(),
+            roles,
+        }
+    }
+
+    #[test]
+    fn access_rules() {
+        assert!(authorize(Access::Anonymous, None).is_ok());
+        assert!(matches!(
+            authorize(Access::Caller, None),
+            Err(ApiError::Auth(AuthError::Missing))
+        ));
+        assert!(authorize(Access::Caller, Some(&caller(vec![Role::Customer]))).is_ok());
+        let denied = authorize(Access::Admin, Some(&caller(vec![Role::Customer])));
+        assert!(matches!(denied, Err(ApiError::Problem(p)) if p.status == 403));
+        assert!(authorize(Access::Admin, Some(&caller(vec![Role::Admin]))).is_ok());
+    }
+
+    #[test]
+    fn event_streams_by_path_or_accept() {
+        let plain = HeaderMap::new();
+        let mut sse = HeaderMap::new();
+        sse.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        assert!(is_event_stream(
+            &"/api/board/stream".parse().unwrap(),
+            &plain
+        ));
+        assert!(is_event_stream(&"/api/my/feed".parse().unwrap(), &sse));
+        assert!(!is_event_stream(&"/api/board".parse().unwrap(), &plain));
+    }
+}
