@@ -359,3 +359,27 @@ async fn raw_get(base: &str, path: &str) -> String {
         .unwrap_or_default()
         .to_lowercase()
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_body_gets_408_and_nothing_is_sent() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = support::spawn_gateway_with(&[("GATEWAY_UPSTREAM_TIMEOUT_MS", "300")]).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{{\"user"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // The rest never comes; the gateway answers anyway.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the gateway waited for the body forever");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(answer.contains("/problems/request-timeout"), "{answer}");
+    assert_eq!(gw.stubs.total(), 0);
+}

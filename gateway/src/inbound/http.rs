@@ -17,7 +17,7 @@ use std::{
 
 use axum::{
     Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::{ConnectInfo, MatchedPath, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
@@ -179,7 +179,7 @@ impl Gateway {
         }
         // Buffered (at most 1 MiB): the limit is enforced before anything is sent, and the
         // upstream gets an exact Content-Length.
-        let body = tokio::time::timeout(self.body_timeout, read_body(body))
+        let body = tokio::time::timeout(self.body_timeout, read_body(body, declared))
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
 
@@ -238,9 +238,10 @@ fn is_event_stream(uri: &http::Uri, headers: &HeaderMap) -> bool {
             .any(|v| v.contains("text/event-stream"))
 }
 
-async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+async fn read_body(body: Body, declared: Option<u64>) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
-    let mut buffer = Vec::new();
+    // `declared` is at most MAX_BODY_BYTES here (checked before): a safe capacity.
+    let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::UnreadableBody(e.to_string()))?;
         if buffer.len() + chunk.len() > MAX_BODY_BYTES {
@@ -248,7 +249,7 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
         }
         buffer.extend_from_slice(&chunk);
     }
-    Ok(buffer)
+    Ok(Bytes::from(buffer))
 }
 
 /// Every way the gateway itself can refuse a request, mapped to `problem+json` in one place.

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use futures::{StreamExt as _, TryStreamExt as _};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method,
@@ -118,7 +118,8 @@ pub struct Forward {
     pub path_and_query: String,
     /// Already prepared by [`forward_headers`].
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    /// Cheap to clone: shared, not copied.
+    pub body: Bytes,
     /// A server-sent event stream: the deadline covers the response head only, and the body
     /// ends when the gateway shuts down.
     pub streaming: bool,
