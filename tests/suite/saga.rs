@@ -352,8 +352,10 @@ async fn two_registration_replicas_process_every_booking_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_card_frees_the_seat_and_an_unpaid_hold_expires() {
+    // Long enough for the admin to confirm, even while the consumers are still joining their
+    // groups on a fresh broker (seconds, the first time).
     let stack = Stack::start(StackOptions {
-        hold_secs: 8,
+        hold_secs: 20,
         ..StackOptions::default()
     })
     .await;
@@ -454,10 +456,17 @@ async fn with_auto_confirm_a_reservation_is_registered_without_an_admin() {
     let id = stack
         .reserve_ok(&ivan, "G-02", &window, "tok_approve")
         .await;
-    stack
-        .wait_for_board("G-02", window.during(), "OCCUPIED")
+    // seat-view shows it REGISTERED, with its entry pass, and the seat OCCUPIED.
+    let mine = stack
+        .eventually("REGISTERED in the view", || async {
+            let r = my_reservation(&stack, &ivan, &id).await?;
+            (r["status"] == "REGISTERED").then_some(r)
+        })
         .await;
-    assert_eq!(stack.status(&id).await, "REGISTERED");
-    let mine = my_reservation(&stack, &ivan, &id).await.expect("listed");
     assert!(mine["entryPassCode"].is_string(), "{mine}");
+    assert_eq!(
+        stack.board_status("G-02", window.during()).await,
+        "OCCUPIED"
+    );
+    assert_eq!(stack.status(&id).await, "REGISTERED");
 }
