@@ -104,7 +104,10 @@ impl<S: OutboxStore> OutboxRelay<S> {
             if shutdown.is_cancelled() {
                 break;
             }
-            if !lease.ensure(&self.store, &holder, self.settings.lease_ttl).await {
+            if !lease
+                .ensure(&self.store, &holder, self.settings.lease_ttl)
+                .await
+            {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -201,11 +204,7 @@ impl Lease {
     /// True when this relay may publish now. Renews at a third of the lease's life, so a
     /// holder keeps it across a slow round.
     async fn ensure<S: OutboxStore>(&mut self, store: &S, holder: &str, ttl: Duration) -> bool {
-        if self.held
-            && self
-                .renewed_at
-                .is_some_and(|at| at.elapsed() < ttl / 3)
-        {
+        if self.held && self.renewed_at.is_some_and(|at| at.elapsed() < ttl / 3) {
             return true;
         }
         let held = match store.acquire_lease(holder, ttl).await {

@@ -14,10 +14,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use studycafe_platform::{
-    breaker::CircuitBreaker,
-    client_credentials::ServiceToken,
-};
+use studycafe_platform::{breaker::CircuitBreaker, client_credentials::ServiceToken};
 
 use crate::{
     domain::ports::{PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments},
@@ -124,8 +121,7 @@ impl Payments for HttpPayments {
                 detail.chars().take(200).collect::<String>()
             )));
         }
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             drop(permit);
             self.token.invalidate().await;
             return Err(PaymentUnavailable(format!(
