@@ -1,15 +1,28 @@
-//! `studycafe up` as a new user runs it: the whole suite from one command, a reservation
-//! through it, its event on the topic, a clean stop on Ctrl-C, and a restart after a power cut.
+//! `studycafe up` as a new user runs it: the whole suite from one command, the demo accounts,
+//! a reservation through the gateway all the way to REGISTERED, a clean stop on Ctrl-C, and a
+//! restart on the same data.
 
-use std::{collections::HashMap, process::Command, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
 use shared_events::topics;
 use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka, within};
 
+const PORT_VARS: [&str; 7] = [
+    "STUDYCAFE_BROKER_PORT",
+    "STUDYCAFE_IDENTITY_PORT",
+    "STUDYCAFE_PAYMENT_PORT",
+    "STUDYCAFE_SEAT_PORT",
+    "STUDYCAFE_REGISTRATION_PORT",
+    "STUDYCAFE_SEAT_VIEW_PORT",
+    "STUDYCAFE_GATEWAY_PORT",
+];
+
 struct Up {
     process: ServiceProcess,
+    env: HashMap<String, String>,
     data: tempfile::TempDir,
+    gateway: String,
     seat: String,
     brokers: String,
 }
@@ -17,81 +30,115 @@ struct Up {
 impl Up {
     fn start() -> Self {
         let data = tempfile::tempdir().expect("temp dir");
-        let broker_port = free_port();
-        let seat_port = free_port();
-        let env = HashMap::from([
-            (
-                "STUDYCAFE_DATA_DIR".to_owned(),
-                data.path().display().to_string(),
-            ),
-            ("STUDYCAFE_BROKER_PORT".to_owned(), broker_port.to_string()),
-            ("STUDYCAFE_SEAT_PORT".to_owned(), seat_port.to_string()),
-        ]);
-        let process = ServiceProcess::start_with_args(
-            "up",
-            executable("studycafe"),
-            &["up"],
-            env,
-            data.path(),
+        let mut env = HashMap::from([(
+            "STUDYCAFE_DATA_DIR".to_owned(),
+            data.path().display().to_string(),
+        )]);
+        for var in PORT_VARS {
+            env.insert(var.to_owned(), free_port().to_string());
+        }
+        let port = |var: &str| env[var].clone();
+        let (gateway, seat, brokers) = (
+            format!("http://127.0.0.1:{}", port("STUDYCAFE_GATEWAY_PORT")),
+            format!("http://127.0.0.1:{}", port("STUDYCAFE_SEAT_PORT")),
+            format!("127.0.0.1:{}", port("STUDYCAFE_BROKER_PORT")),
         );
+        let process = Self::spawn(&env, data.path());
         Self {
             process,
+            env,
             data,
-            seat: format!("http://127.0.0.1:{seat_port}"),
-            brokers: format!("127.0.0.1:{broker_port}"),
+            gateway,
+            seat,
+            brokers,
         }
     }
 
-    async fn wait_ready(&mut self) {
-        let log = self.data.path().join("up.log");
+    fn spawn(env: &HashMap<String, String>, dir: &std::path::Path) -> ServiceProcess {
+        ServiceProcess::start_with_args("up", executable("studycafe"), &["up"], env.clone(), dir)
+    }
+
+    /// `up` again on the same data directory and ports.
+    fn restart(&mut self) {
+        self.process = Self::spawn(&self.env, self.data.path());
+    }
+
+    /// Until the gateway, the last service `up` starts, is ready. (Not `up`'s log: a restart
+    /// appends to the same file.)
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("{}/health/ready", self.gateway);
         let ready = within(Duration::from_secs(90), || async {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            (text.contains("Ctrl-C") && text.contains(&self.seat)).then_some(())
+            let response = http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(())
         })
         .await;
         assert!(
             ready.is_some(),
-            "up never printed its summary:\n{}",
+            "the suite never became ready:\n{}",
             self.process.log_tail(40)
         );
     }
 
-    fn token(&self, user: &str) -> String {
-        let output = Command::new(executable("studycafe"))
-            .args(["token", "--user", user, "--data-dir"])
-            .arg(self.data.path())
-            .env_remove("CARGO")
-            .output()
-            .expect("studycafe token");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
+    /// A demo account's token from identity, through the gateway.
+    async fn token(&self, http: &reqwest::Client, user: &str, password: &str) -> String {
+        let response = http
+            .post(format!("{}/auth/token", self.gateway))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(response.status(), 200, "sign-in of {user}");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn status(&self, http: &reqwest::Client, token: &str, id: &str) -> Option<String> {
+        let response = http
+            .get(format!("{}/api/reservations/{id}", self.gateway))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = response.json().await.ok()?;
+        body["status"].as_str().map(str::to_owned)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn up_runs_the_suite_and_a_reservation_goes_through_it() {
+async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
     let mut up = Up::start();
     up.wait_ready().await;
-    let summary = up.process.log_tail(60);
-    assert!(
-        summary.contains(&up.seat),
-        "prints where the seat service listens:\n{summary}"
-    );
+    let summary = eventually(Duration::from_secs(10), "the summary", || async {
+        let log = up.process.log_tail(60);
+        log.contains("Ctrl-C").then_some(log)
+    })
+    .await;
+    assert!(summary.contains(&up.gateway), "{summary}");
+    for service in [
+        "identity",
+        "payment",
+        "seat",
+        "registration",
+        "seat-view",
+        "gateway",
+    ] {
+        assert!(summary.contains(service), "lists {service}:\n{summary}");
+    }
 
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let alice = up.token(&http, "alice", "alice-studies").await;
+    let admin = up.token(&http, "admin", "admin-studies").await;
     let starts = (chrono::Utc::now() + chrono::Duration::hours(2))
         .format("%Y-%m-%dT%H:00:00Z")
         .to_string();
     let response = http
-        .post(format!("{}/api/reservations", up.seat))
-        .bearer_auth(up.token("alice"))
+        .post(format!("{}/api/reservations", up.gateway))
+        .bearer_auth(&alice)
         .json(&json!({"seatId": "A-01", "startsAt": starts, "hours": 2, "paymentToken": "tok_approve"}))
         .send()
         .await
@@ -106,7 +153,22 @@ async fn up_runs_the_suite_and_a_reservation_goes_through_it() {
         .find(|r| r.json()["type"] == "SeatReserved")
         .expect("SeatReserved on the seat topic");
     assert_eq!(reserved.key.as_deref(), Some(id.as_str()));
-    assert_eq!(reserved.json()["correlationId"], id.as_str());
+
+    // The cafe confirms; payment and registration follow by themselves.
+    let confirm = format!("{}/api/admin/bookings/{id}/confirm", up.gateway);
+    eventually(
+        Duration::from_secs(60),
+        "the admin's confirmation",
+        || async {
+            let response = http.post(&confirm).bearer_auth(&admin).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(60), "REGISTERED", || async {
+        (up.status(&http, &alice, &id).await.as_deref() == Some("REGISTERED")).then_some(())
+    })
+    .await;
 
     // Ctrl-C: everything stops, cleanly.
     assert!(
@@ -114,50 +176,20 @@ async fn up_runs_the_suite_and_a_reservation_goes_through_it() {
         "up exits 0 on Ctrl-C:\n{}",
         up.process.log_tail(30)
     );
-    assert!(
-        std::net::TcpStream::connect(up.seat.trim_start_matches("http://")).is_err(),
-        "seat service stopped with it"
-    );
+    for url in [&up.seat, &up.gateway] {
+        assert!(
+            std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err(),
+            "{url} stopped with it"
+        );
+    }
 
-    // Again, on the same data: the reservation is still there.
-    let mut again = Up {
-        process: ServiceProcess::start_with_args(
-            "up",
-            executable("studycafe"),
-            &["up"],
-            HashMap::from([
-                (
-                    "STUDYCAFE_DATA_DIR".to_owned(),
-                    up.data.path().display().to_string(),
-                ),
-                (
-                    "STUDYCAFE_BROKER_PORT".to_owned(),
-                    up.brokers.rsplit(':').next().unwrap().to_owned(),
-                ),
-                (
-                    "STUDYCAFE_SEAT_PORT".to_owned(),
-                    up.seat.rsplit(':').next().unwrap().to_owned(),
-                ),
-            ]),
-            up.data.path(),
-        ),
-        data: up.data,
-        seat: up.seat.clone(),
-        brokers: up.brokers.clone(),
-    };
-    eventually(
-        Duration::from_secs(90),
-        "the reservation after a restart",
-        || async {
-            let response = http
-                .get(format!("{}/api/reservations/{id}", again.seat))
-                .bearer_auth(again.token("alice"))
-                .send()
-                .await
-                .ok()?;
-            (response.status() == 200).then_some(())
-        },
-    )
-    .await;
-    assert!(again.process.stop_with(nix::sys::signal::Signal::SIGTERM));
+    // Again, on the same data: the accounts, keys and the reservation are all still there.
+    up.restart();
+    up.wait_ready().await;
+    let alice = up.token(&http, "alice", "alice-studies").await;
+    assert_eq!(
+        up.status(&http, &alice, &id).await.as_deref(),
+        Some("REGISTERED")
+    );
+    assert!(up.process.stop_with(nix::sys::signal::Signal::SIGTERM));
 }
