@@ -18,7 +18,7 @@ pub mod outbound;
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use studycafe_platform::{auth::JwtVerifier, shutdown};
+use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +87,7 @@ impl App {
             let mut tasks = JoinSet::new();
             let token = shutdown.clone();
             tasks.spawn(async move {
-                inbound::http::serve(listener, router, token, grace)
+                web::serve_with_peer_addr(listener, router, token, grace)
                     .await
                     .context("HTTP server")
             });

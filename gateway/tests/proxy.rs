@@ -339,6 +339,13 @@ async fn ops_endpoints_are_the_gateways_own() {
                 && l.contains("outcome=\"ok\"")),
         "{metrics}"
     );
+    // Proxied requests are labelled by their route prefix, never by the raw path.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("http_requests_total") && l.contains("route=\"/api/seats\"")),
+        "{metrics}"
+    );
     assert_eq!(gw.stubs.total(), 1);
     gw.stop().await;
 }

@@ -18,24 +18,17 @@ use std::{
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
 use studycafe_platform::{
     Problem,
     auth::{AuthError, Caller, JwtVerifier, Role},
-    http::{REQUEST_ID, ReadinessCheck, ops_routes},
+    http::{REQUEST_ID, ReadinessCheck, RouteLabel, ops_routes, with_layers},
 };
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
-    trace::TraceLayer,
-};
+use tower_http::request_id::RequestId;
 use tracing::Instrument as _;
 
 use crate::{
@@ -66,7 +59,6 @@ pub struct Gateway {
 
 /// The gateway's whole HTTP surface, with its edge layers.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let table = gateway.routes;
     // Ready means serving: the services behind have their own readiness, and a gateway
     // taken out of rotation because one of them is down would fail every other route too.
     let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
@@ -74,14 +66,19 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .fallback(handle)
         .with_state(gateway)
         .merge(ops_routes(ready));
-    edge_layers(app, table)
+    // No platform body limit: the gateway enforces its own (1 MiB) while buffering.
+    with_layers(app, None)
 }
 
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    gateway
+    // The route table's prefix labels the request metrics (bounded, unlike raw paths).
+    let label = RouteLabel(gateway.routes.resolve(request.uri().path()).label());
+    let mut response = gateway
         .handle(request)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(label);
+    response
 }
 
 /// What the request's `Authorization` header amounts to.
@@ -337,80 +334,6 @@ impl IntoResponse for ApiError {
             }
         };
         problem.into_response()
-    }
-}
-
-/// The standard edge layers of every studycafe service (request ids kept or made up and
-/// echoed, a span per request, request metrics, panics as 500 problems) without the
-/// platform's 64 KiB body limit: the gateway enforces its own (1 MiB) while buffering.
-fn edge_layers(router: Router, table: RouteTable) -> Router {
-    router
-        .layer(middleware::from_fn_with_state(table, record_metrics))
-        .layer(CatchPanicLayer::custom(|_| {
-            Problem::internal(&"a request handler panicked").into_response()
-        }))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "http",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-}
-
-/// `http_requests_total` and `http_request_duration_seconds`, as every service records
-/// them; the route label is the route table's prefix (bounded, unlike raw paths).
-async fn record_metrics(State(table): State<RouteTable>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| table.resolve(request.uri().path()).label().to_owned());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish (for
-/// at most `grace`): the platform's `serve`, but with each connection's peer address
-/// (`ConnectInfo`), which rate limiting and `x-forwarded-for` need.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let stop = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        stop.cancelled().await;
-    });
-    let server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = server => result,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("requests still running after the grace period; closing");
-            Ok(())
-        }
     }
 }
 

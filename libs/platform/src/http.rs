@@ -72,13 +72,25 @@ async fn readiness(State(check): State<ReadinessCheck>) -> Response {
     }
 }
 
+/// The largest request body a service accepts by default: its API takes small JSON documents.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
 /// Wraps a service's router in the standard layers: request ids (kept from the caller or
 /// made up, echoed back), a span per request, request metrics, a body limit, and panics
 /// turned into a 500 problem instead of a dropped connection.
 pub fn with_standard_layers(router: Router) -> Router {
+    with_layers(router, Some(DEFAULT_BODY_LIMIT))
+}
+
+/// [`with_standard_layers`] with another body limit, or none (`None`: the router enforces its
+/// own, as the gateway does while it streams bodies through).
+pub fn with_layers(router: Router, body_limit: Option<usize>) -> Router {
+    let router = router.layer(middleware::from_fn(record_metrics));
+    let router = match body_limit {
+        Some(limit) => router.layer(RequestBodyLimitLayer::new(limit)),
+        None => router,
+    };
     router
-        .layer(middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal(&"a request handler panicked").into_response()
         }))
@@ -101,15 +113,27 @@ pub fn with_standard_layers(router: Router) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
+/// The `route` label of a request served by a fallback handler (a proxy, static files), which
+/// has no matched route: the handler puts it in its response's extensions. It must come from a
+/// small fixed set (a route prefix), never from the raw path, or the metric grows unbounded.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .map(|p| p.as_str().to_owned());
     let method = request.method().to_string();
     let response = next.run(request).await;
+    let route = matched.unwrap_or_else(|| {
+        response
+            .extensions()
+            .get::<RouteLabel>()
+            .map_or("unmatched", |label| label.0)
+            .to_owned()
+    });
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
@@ -127,9 +151,35 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        stop.cancelled().await;
-    });
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await });
+    within_grace(server, shutdown, grace).await
+}
+
+/// [`serve`], with each connection's peer address available to handlers as
+/// `ConnectInfo<SocketAddr>` (rate limiting by client, `x-forwarded-for`).
+pub async fn serve_with_peer_addr(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let stop = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await });
+    within_grace(server, shutdown, grace).await
+}
+
+/// Runs a gracefully shutting-down server, but gives up on requests still running `grace`
+/// after shutdown began: a shutdown always ends.
+async fn within_grace(
+    server: impl std::future::IntoFuture<Output = std::io::Result<()>>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
     let server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = server => result,
