@@ -151,8 +151,8 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
     within_grace(server, shutdown, grace).await
 }
 
