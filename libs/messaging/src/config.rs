@@ -20,6 +20,10 @@ pub struct KafkaConfig {
     pub group_instance_id: Option<String>,
     /// How long a silent consumer stays in its group before its partitions are reassigned.
     pub session_timeout: Duration,
+    /// Prepended to every topic name (`KAFKA_TOPIC_PREFIX`): several deployments (a staging
+    /// suite, a second cafe chain, parallel test stacks) can share one Kafka cluster without
+    /// hearing each other. Empty by default.
+    pub topic_prefix: String,
 }
 
 impl KafkaConfig {
@@ -30,7 +34,20 @@ impl KafkaConfig {
             client_id: client_id.into(),
             group_instance_id: None,
             session_timeout: Duration::from_secs(10),
+            topic_prefix: String::new(),
         }
+    }
+
+    /// The name on the broker of the logical topic `name` (e.g. `studycafe.seat.v1`).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.topic_prefix)
+    }
+
+    /// The logical name of the broker topic `physical`.
+    pub fn logical_topic<'a>(&self, physical: &'a str) -> &'a str {
+        physical
+            .strip_prefix(self.topic_prefix.as_str())
+            .unwrap_or(physical)
     }
 
     fn base(&self) -> ClientConfig {
@@ -69,7 +86,9 @@ impl KafkaConfig {
     pub fn consumer(&self, group_id: &str) -> ClientConfig {
         let mut config = self.base();
         config
-            .set("group.id", group_id)
+            // Prefixed like the topics: deployments sharing a cluster must not share groups
+            // (static members of one would fence the other's).
+            .set("group.id", format!("{}{group_id}", self.topic_prefix))
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
@@ -98,7 +117,8 @@ impl KafkaConfig {
 impl KafkaConfig {
     /// `KAFKA_BROKERS` (default `127.0.0.1:9092`), `KAFKA_IDEMPOTENCE` (default false: right
     /// for the embedded broker; set true on Apache Kafka), `KAFKA_GROUP_INSTANCE_ID` (optional,
-    /// unique per instance), `KAFKA_SESSION_TIMEOUT_MS` (default 10000).
+    /// unique per instance), `KAFKA_SESSION_TIMEOUT_MS` (default 10000), `KAFKA_TOPIC_PREFIX`
+    /// (default empty).
     pub fn from_env(
         env: &studycafe_platform::config::Env,
         client_id: &str,
@@ -122,6 +142,20 @@ impl KafkaConfig {
                 Duration::from_secs(6),
                 Duration::from_secs(300),
             )?,
+            topic_prefix: {
+                let prefix: String = env.or("KAFKA_TOPIC_PREFIX", String::new())?;
+                let valid = prefix.len() <= 100
+                    && prefix
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                if !valid {
+                    return Err(ConfigError::new(
+                        "KAFKA_TOPIC_PREFIX",
+                        "at most 100 letters, digits, '.', '_' or '-'",
+                    ));
+                }
+                prefix
+            },
         })
     }
 }

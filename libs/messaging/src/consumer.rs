@@ -118,8 +118,13 @@ impl<H: EventHandler> EventConsumer<H> {
 
     /// Consumes until `shutdown`, then commits the stored offsets and leaves.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let dead_letter = self.settings.dead_letter_topic();
-        let mut topics = self.settings.topics.clone();
+        let dead_letter = self.kafka.topic(&self.settings.dead_letter_topic());
+        let mut topics: Vec<String> = self
+            .settings
+            .topics
+            .iter()
+            .map(|t| self.kafka.topic(t))
+            .collect();
         topics.push(dead_letter.clone());
         if !crate::topics::ensure_topics_retrying(&self.kafka, &topics, &shutdown).await {
             return Ok(());
@@ -133,7 +138,10 @@ impl<H: EventHandler> EventConsumer<H> {
             .kafka
             .producer()
             .create_with_context(KafkaLogs::default())?;
-        let subscribed: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
+        let subscribed: Vec<&str> = topics[..topics.len() - 1]
+            .iter()
+            .map(String::as_str)
+            .collect();
         consumer.subscribe(&subscribed)?;
         tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
 
@@ -228,7 +236,7 @@ impl<H: EventHandler> EventConsumer<H> {
         let received = ReceivedEvent {
             envelope,
             event,
-            topic: message.topic().to_owned(),
+            topic: self.kafka.logical_topic(message.topic()).to_owned(),
             partition: message.partition(),
             offset: message.offset(),
         };

@@ -23,7 +23,9 @@
 pub mod config;
 pub mod consumer;
 mod logs;
+pub mod mysql;
 pub mod outbox;
+pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 pub mod topics;

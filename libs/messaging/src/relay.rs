@@ -88,9 +88,13 @@ impl<S: OutboxStore> OutboxRelay<S> {
             .kafka
             .producer()
             .create_with_context(KafkaLogs::default())?;
-        if !crate::topics::ensure_topics_retrying(&self.kafka, &self.settings.topics, &shutdown)
-            .await
-        {
+        let topics: Vec<String> = self
+            .settings
+            .topics
+            .iter()
+            .map(|t| self.kafka.topic(t))
+            .collect();
+        if !crate::topics::ensure_topics_retrying(&self.kafka, &topics, &shutdown).await {
             return Ok(());
         }
         tracing::info!(brokers = %self.kafka.brokers, "outbox relay started");
@@ -118,8 +122,13 @@ impl<S: OutboxStore> OutboxRelay<S> {
                 Ok(batch) if batch.is_empty() => None,
                 // A round can wait for `message.timeout.ms` on a dead broker; shutdown does not.
                 // Abandoning it is safe: unmarked rows stay pending and go out next time.
-                Ok(batch) => tokio::select! {
-                    round = publish_round(&producer, batch) => Some(round),
+                Ok(mut batch) => tokio::select! {
+                    round = {
+                        for pending in &mut batch {
+                            pending.message.topic = self.kafka.topic(&pending.message.topic);
+                        }
+                        publish_round(&producer, batch)
+                    } => Some(round),
                     _ = shutdown.cancelled() => break,
                 },
                 Err(e) => {

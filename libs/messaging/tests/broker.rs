@@ -545,3 +545,70 @@ async fn replicas_share_an_outbox_through_one_relay_and_the_standby_takes_over()
     standby.cancel();
     standby_task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deployments_with_different_topic_prefixes_do_not_hear_each_other() {
+    let broker = BrokerProcess::start().await;
+    let mut counts = Vec::new();
+    let mut tasks = Vec::new();
+    let (pool, _dir) = database().await;
+    for prefix in ["blue.", "green."] {
+        let mut kafka = kafka_config(&broker, prefix);
+        kafka.topic_prefix = prefix.to_owned();
+        let applied = Arc::new(AtomicUsize::new(0));
+        counts.push(applied.clone());
+        let token = CancellationToken::new();
+        let consumer = EventConsumer::new(kafka.clone(), settings(), Counter(applied));
+        tasks.push((token.clone(), tokio::spawn(consumer.run(token))));
+        if prefix == "blue." {
+            let signal = OutboxSignal::new();
+            let relay = OutboxRelay::new(
+                sqlite::SqliteOutbox::new(pool.clone()),
+                kafka,
+                signal,
+                RelaySettings {
+                    poll_interval: Duration::from_millis(100),
+                    ..RelaySettings::default()
+                },
+            );
+            let token = CancellationToken::new();
+            tasks.push((token.clone(), tokio::spawn(relay.run(token))));
+        }
+    }
+    for seq in 0..10 {
+        let mut tx = pool.begin().await.unwrap();
+        let event = booking(&Uuid::now_v7().to_string(), seq);
+        sqlite::enqueue(&mut tx, &OutboxMessage::from_event(&event))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    eventually(WAIT, "blue's consumer got blue's events", || async {
+        (counts[0].load(Ordering::SeqCst) == 10).then_some(())
+    })
+    .await;
+    let on_blue = kafka::read_all(
+        &broker.brokers(),
+        &format!("blue.{}", topics::REGISTRATION),
+        WAIT,
+    )
+    .await;
+    assert_eq!(on_blue.len(), 10, "published under the prefix");
+    // Green shares the broker, its group name and topics' logical names, and heard nothing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(counts[1].load(Ordering::SeqCst), 0);
+    for (token, task) in tasks {
+        token.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
+
+/// Counts applied events (no database: the prefix test is about routing).
+struct Counter(Arc<AtomicUsize>);
+
+impl EventHandler for Counter {
+    async fn handle(&self, _: &ReceivedEvent) -> Result<(), HandleError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
