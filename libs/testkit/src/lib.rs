@@ -6,6 +6,7 @@
 //! target directory, so `cargo build --workspace --bins` must have run (the README's test
 //! command does it).
 
+pub mod engines;
 pub mod kafka;
 pub mod keys;
 pub mod process;
