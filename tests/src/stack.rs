@@ -1,7 +1,13 @@
 //! The whole suite as processes behind the gateway: broker, identity, payment, seat,
 //! registration (one or more replicas), seat-view and gateway, each its own executable on free
-//! loopback ports with its own SQLite file, configured only by environment variables — the way
-//! `studycafe up` runs it. Tests talk to the gateway with real tokens from identity.
+//! loopback ports, configured only by environment variables — the way `studycafe up` runs it.
+//! Tests talk to the gateway with real tokens from identity.
+//!
+//! Two stacks, same tests: the embedded one (an SQLite file per service, the embedded broker
+//! process per stack) by default, and with `STUDYCAFE_E2E_STACK=production` the production one
+//! (PostgreSQL for seat, registration and identity, MariaDB for payment, Redis for seat-view,
+//! Apache Kafka), each stack with databases of its own and its own topic prefix on the shared
+//! engines that `scripts/engines/up` started.
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -9,7 +15,8 @@ use chrono::{DateTime, Duration as Span, Timelike as _, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use studycafe_testkit::{
-    BrokerProcess, ServiceProcess, eventually, executable, free_port, kafka::Record, within,
+    BrokerProcess, ServiceProcess, engines, eventually, executable, free_port, kafka::Record,
+    within,
 };
 use tokio::sync::Semaphore;
 
@@ -49,7 +56,11 @@ pub struct User {
 
 #[derive(Debug)]
 pub struct Stack {
-    pub broker: BrokerProcess,
+    /// The embedded broker (None on the production stack's shared Kafka).
+    pub broker: Option<BrokerProcess>,
+    /// Kafka's bootstrap servers and this stack's topic prefix there.
+    pub brokers: String,
+    pub topic_prefix: String,
     pub identity: ServiceProcess,
     pub payment: ServiceProcess,
     pub seat: ServiceProcess,
@@ -79,12 +90,62 @@ fn sqlite(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(format!("{name}.db")).display())
 }
 
+/// Where a stack keeps its data and events.
+struct Backends {
+    broker: Option<BrokerProcess>,
+    brokers: String,
+    topic_prefix: String,
+    kafka_env: Vec<(&'static str, String)>,
+    identity_db: String,
+    payment_db: String,
+    seat_db: String,
+    registration_db: String,
+    view_db: String,
+    view_env: Vec<(&'static str, String)>,
+}
+
+impl Backends {
+    async fn new(dir: &Path) -> Self {
+        if !engines::production_stack_requested() {
+            let broker = BrokerProcess::start().await;
+            return Self {
+                brokers: broker.brokers(),
+                broker: Some(broker),
+                topic_prefix: String::new(),
+                kafka_env: Vec::new(),
+                identity_db: sqlite(dir, "identity"),
+                payment_db: sqlite(dir, "payment"),
+                seat_db: sqlite(dir, "seat"),
+                registration_db: sqlite(dir, "registration"),
+                view_db: sqlite(dir, "seat-view"),
+                view_env: Vec::new(),
+            };
+        }
+        let topic_prefix = format!("{}.", engines::unique_name("e2e"));
+        Self {
+            broker: None,
+            brokers: engines::kafka_brokers(),
+            kafka_env: vec![
+                ("KAFKA_TOPIC_PREFIX", topic_prefix.clone()),
+                ("KAFKA_IDEMPOTENCE", "true".to_owned()),
+            ],
+            topic_prefix,
+            identity_db: engines::postgres_database().await,
+            payment_db: engines::mysql_database().await,
+            seat_db: engines::postgres_database().await,
+            registration_db: engines::postgres_database().await,
+            view_db: engines::redis_url(),
+            view_env: vec![("SEAT_VIEW_REDIS_PREFIX", engines::unique_name("e2e"))],
+        }
+    }
+}
+
 impl Stack {
     pub async fn start(options: StackOptions) -> Self {
         let permit = STACKS.acquire().await.expect("semaphore");
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().to_owned();
-        let broker = BrokerProcess::start().await;
+        let backends = Backends::new(&path).await;
         let port = |_: &str| free_port();
         let (identity_port, payment_port, seat_port, registration_port, view_port, gateway_port) = (
             port("identity"),
@@ -98,11 +159,13 @@ impl Stack {
         let url = |p: u16| format!("http://127.0.0.1:{p}");
         let jwks = format!("{}/.well-known/jwks.json", url(identity_port));
         let common = |client: &str| {
-            vec![
-                ("KAFKA_BROKERS", broker.brokers()),
+            let mut env = vec![
+                ("KAFKA_BROKERS", backends.brokers.clone()),
                 ("AUTH_JWKS_URL", jwks.clone()),
                 ("KAFKA_GROUP_INSTANCE_ID", client.to_owned()),
-            ]
+            ];
+            env.extend(backends.kafka_env.iter().cloned());
+            env
         };
 
         let identity = ServiceProcess::start(
@@ -110,7 +173,7 @@ impl Stack {
             executable("identity-service"),
             vars(&[
                 ("IDENTITY_HTTP_ADDR", at(identity_port)),
-                ("IDENTITY_DATABASE_URL", sqlite(&path, "identity")),
+                ("IDENTITY_DATABASE_URL", backends.identity_db.clone()),
                 (
                     "IDENTITY_KEYS_DIR",
                     path.join("identity-keys").display().to_string(),
@@ -126,7 +189,7 @@ impl Stack {
         );
         let mut payment_env = vec![
             ("PAYMENT_HTTP_ADDR", at(payment_port)),
-            ("PAYMENT_DATABASE_URL", sqlite(&path, "payment")),
+            ("PAYMENT_DATABASE_URL", backends.payment_db.clone()),
             ("PAYMENT_REFUND_TICK_MS", "200".to_owned()),
         ];
         payment_env.extend(common("payment-1"));
@@ -138,7 +201,7 @@ impl Stack {
         );
         let mut seat_env = vec![
             ("SEAT_HTTP_ADDR", at(seat_port)),
-            ("SEAT_DATABASE_URL", sqlite(&path, "seat")),
+            ("SEAT_DATABASE_URL", backends.seat_db.clone()),
             ("SEAT_HOLD_SECS", options.hold_secs.to_string()),
             ("SEAT_TICK_MS", "200".to_owned()),
             ("SEAT_PAYMENT_URL", url(payment_port)),
@@ -165,7 +228,10 @@ impl Stack {
                 };
                 let mut env = vec![
                     ("REGISTRATION_HTTP_ADDR", at(http_port)),
-                    ("REGISTRATION_DATABASE_URL", sqlite(&path, "registration")),
+                    (
+                        "REGISTRATION_DATABASE_URL",
+                        backends.registration_db.clone(),
+                    ),
                 ];
                 env.extend(common(&format!("registration-{}", i + 1)));
                 ServiceProcess::start(
@@ -178,8 +244,9 @@ impl Stack {
             .collect();
         let mut view_env = vec![
             ("SEAT_VIEW_HTTP_ADDR", at(view_port)),
-            ("SEAT_VIEW_DATABASE_URL", sqlite(&path, "seat-view")),
+            ("SEAT_VIEW_DATABASE_URL", backends.view_db.clone()),
         ];
+        view_env.extend(backends.view_env.iter().cloned());
         view_env.extend(common("seat-view-1"));
         let seat_view = ServiceProcess::start(
             "seat-view",
@@ -211,7 +278,9 @@ impl Stack {
             .build()
             .expect("client");
         let mut stack = Self {
-            broker,
+            broker: backends.broker,
+            brokers: backends.brokers,
+            topic_prefix: backends.topic_prefix,
             identity,
             payment,
             seat,
@@ -505,7 +574,8 @@ impl Stack {
 
     /// Everything on `topic` now (duplicates included).
     pub async fn events_of(&self, topic: &str) -> Vec<Record> {
-        studycafe_testkit::kafka::read_all(&self.broker.brokers(), topic, WAIT).await
+        let topic = format!("{}{topic}", self.topic_prefix);
+        studycafe_testkit::kafka::read_all(&self.brokers, &topic, WAIT).await
     }
 
     /// Everything on `topic` once `check` holds for it.
