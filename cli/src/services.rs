@@ -209,6 +209,74 @@ pub struct Suite {
     pub seat_client_secret: String,
     /// The gateway's static web root.
     pub web_root: std::path::PathBuf,
+    /// The production engines, when `STUDYCAFE_STACK=production`; otherwise SQLite files and
+    /// the embedded broker.
+    pub engines: Option<Engines>,
+}
+
+/// Where the production stack's engines listen (`scripts/engines/up` starts them with these
+/// defaults and creates the databases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engines {
+    /// `STUDYCAFE_POSTGRES_URL`: the server; seat, registration and identity each use their
+    /// own database on it.
+    pub postgres: String,
+    /// `STUDYCAFE_MYSQL_URL`: the server; payment uses its `payment` database.
+    pub mysql: String,
+    /// `STUDYCAFE_REDIS_URL`: seat-view's views.
+    pub redis: String,
+    /// `STUDYCAFE_KAFKA_BROKERS`: Apache Kafka.
+    pub kafka: String,
+}
+
+impl Engines {
+    fn from_env(env: &Env) -> Result<Option<Self>, UsageError> {
+        let stack: String = env
+            .or("STUDYCAFE_STACK", "embedded".to_owned())
+            .map_err(|e| UsageError(e.to_string()))?;
+        match stack.as_str() {
+            "embedded" => return Ok(None),
+            "production" => {}
+            other => {
+                return Err(UsageError(format!(
+                    "STUDYCAFE_STACK: {other:?} is neither \"embedded\" nor \"production\""
+                )));
+            }
+        }
+        let url = |var: &str, default: &str, schemes: &[&str]| {
+            let value: String = env
+                .or(var, default.to_owned())
+                .map_err(|e| UsageError(e.to_string()))?;
+            if !schemes.iter().any(|s| value.starts_with(s)) {
+                return Err(UsageError(format!(
+                    "{var}: {value:?} must start with {}",
+                    schemes.join(" or ")
+                )));
+            }
+            Ok(value.trim_end_matches('/').to_owned())
+        };
+        let kafka: String = env
+            .or("STUDYCAFE_KAFKA_BROKERS", "127.0.0.1:59092".to_owned())
+            .map_err(|e| UsageError(e.to_string()))?;
+        Ok(Some(Self {
+            postgres: url(
+                "STUDYCAFE_POSTGRES_URL",
+                "postgres://studycafe:studycafe@127.0.0.1:55432",
+                &["postgres://", "postgresql://"],
+            )?,
+            mysql: url(
+                "STUDYCAFE_MYSQL_URL",
+                "mysql://studycafe:studycafe@127.0.0.1:53306",
+                &["mysql://", "mariadb://"],
+            )?,
+            redis: url(
+                "STUDYCAFE_REDIS_URL",
+                "redis://127.0.0.1:56379",
+                &["redis://"],
+            )?,
+            kafka,
+        }))
+    }
 }
 
 impl Suite {
@@ -240,6 +308,7 @@ impl Suite {
             ports,
             seat_client_secret: String::new(),
             web_root: std::path::PathBuf::from(WEB_ROOT),
+            engines: Engines::from_env(env)?,
         })
     }
 
@@ -257,12 +326,35 @@ impl Suite {
         format!("127.0.0.1:{}", self.port(service))
     }
 
-    /// `sqlite://<data>/<service>.db`.
+    /// The services this suite runs, in start order: all of them, but the embedded broker
+    /// when Kafka is an engine of the production stack.
+    pub fn services(&self) -> impl Iterator<Item = &'static ServiceSpec> + '_ {
+        SERVICES
+            .iter()
+            .filter(|spec| !(spec.name == "broker" && self.engines.is_some()))
+    }
+
+    /// `service`'s database: `sqlite://<data>/<service>.db`, or on the production stack its
+    /// database on the engine that suits it.
     pub fn database(&self, service: &str) -> String {
-        format!(
-            "sqlite://{}",
-            self.data.root().join(format!("{service}.db")).display()
-        )
+        match &self.engines {
+            None => format!(
+                "sqlite://{}",
+                self.data.root().join(format!("{service}.db")).display()
+            ),
+            Some(engines) => match service {
+                "payment" => format!("{}/payment", engines.mysql),
+                "seat-view" => engines.redis.clone(),
+                other => format!("{}/{other}", engines.postgres),
+            },
+        }
+    }
+
+    pub fn kafka_brokers(&self) -> String {
+        match &self.engines {
+            None => self.addr("broker"),
+            Some(engines) => engines.kafka.clone(),
+        }
     }
 
     pub fn jwks_url(&self) -> String {
@@ -272,7 +364,9 @@ impl Suite {
     /// What every service on the broker that checks tokens needs.
     fn common(&self, service: &str) -> Vec<(&'static str, String)> {
         vec![
-            ("KAFKA_BROKERS", self.addr("broker")),
+            ("KAFKA_BROKERS", self.kafka_brokers()),
+            // Apache Kafka serves idempotent producers well; the embedded broker does not.
+            ("KAFKA_IDEMPOTENCE", self.engines.is_some().to_string()),
             ("KAFKA_GROUP_INSTANCE_ID", format!("{service}-1")),
             ("AUTH_JWKS_URL", self.jwks_url()),
         ]
@@ -357,6 +451,37 @@ mod tests {
             env_of(&suite, "broker")
                 .contains(&("BROKER_LISTEN_ADDR", "127.0.0.1:19092".to_owned()))
         );
+    }
+
+    #[test]
+    fn the_production_stack_uses_the_engines_and_no_embedded_broker() {
+        let production = suite(&[("STUDYCAFE_STACK", "production")]).unwrap();
+        let names: Vec<&str> = production.services().map(|s| s.name).collect();
+        assert!(!names.contains(&"broker"), "{names:?}");
+        let seat = env_of(&production, "seat");
+        assert!(seat.contains(&(
+            "SEAT_DATABASE_URL",
+            "postgres://studycafe:studycafe@127.0.0.1:55432/seat".to_owned()
+        )));
+        assert!(seat.contains(&("KAFKA_BROKERS", "127.0.0.1:59092".to_owned())));
+        assert!(seat.contains(&("KAFKA_IDEMPOTENCE", "true".to_owned())));
+        assert!(env_of(&production, "payment").contains(&(
+            "PAYMENT_DATABASE_URL",
+            "mysql://studycafe:studycafe@127.0.0.1:53306/payment".to_owned()
+        )));
+        assert!(env_of(&production, "seat-view").contains(&(
+            "SEAT_VIEW_DATABASE_URL",
+            "redis://127.0.0.1:56379".to_owned()
+        )));
+        assert!(suite(&[("STUDYCAFE_STACK", "cloud")]).is_err());
+        let bad = suite(&[
+            ("STUDYCAFE_STACK", "production"),
+            ("STUDYCAFE_POSTGRES_URL", "mysql://x"),
+        ])
+        .unwrap_err();
+        assert!(bad.0.contains("STUDYCAFE_POSTGRES_URL"), "{bad}");
+        let embedded = suite(&[]).unwrap();
+        assert_eq!(embedded.services().count(), SERVICES.len());
     }
 
     #[test]

@@ -65,13 +65,9 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .build()?;
     let width = SERVICES.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut running: Vec<Handle> = Vec::new();
-    for (i, spec) in SERVICES.iter().enumerate() {
-        print!(
-            "[{}/{}] {:<width$}  starting… ",
-            i + 1,
-            SERVICES.len(),
-            spec.name
-        );
+    let count = suite.services().count();
+    for (i, spec) in suite.services().enumerate() {
+        print!("[{}/{}] {:<width$}  starting… ", i + 1, count, spec.name);
         flush();
         let service = Arc::new(Service {
             spec,
@@ -439,11 +435,21 @@ fn summary(suite: &Suite, data_dir_flag: bool) {
         .max(4);
     println!();
     println!("studycafe is up:");
-    for spec in SERVICES {
+    for spec in suite.services() {
         println!(
             "  {:<width$}  {}",
             spec.name,
             (spec.endpoint)(suite.port(spec.name))
+        );
+    }
+    if let Some(engines) = &suite.engines {
+        println!(
+            "  {:<width$}  Kafka {}, PostgreSQL {}, MariaDB {}, Redis {}",
+            "engines",
+            engines.kafka,
+            redact(&engines.postgres),
+            redact(&engines.mysql),
+            redact(&engines.redis)
         );
     }
     println!("  {:<width$}  {}", "data", suite.data.root().display());
@@ -501,9 +507,23 @@ fn lock(data: &DataDir) -> anyhow::Result<File> {
     }
 }
 
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Fails early and clearly when a port is taken, instead of a service dying on it later.
 fn check_ports(suite: &Suite) -> anyhow::Result<()> {
-    for spec in SERVICES {
+    for spec in suite.services() {
         let port = suite.port(spec.name);
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -641,6 +661,15 @@ mod tests {
         assert_eq!(human(Duration::from_millis(420)), "0.4s");
         assert_eq!(human(Duration::from_secs(60)), "1m00s");
         assert_eq!(human(Duration::from_secs(185)), "3m05s");
+    }
+
+    #[test]
+    fn printed_urls_hide_passwords() {
+        assert_eq!(
+            redact("postgres://studycafe:secret@127.0.0.1:55432"),
+            "postgres://studycafe:***@127.0.0.1:55432"
+        );
+        assert_eq!(redact("redis://127.0.0.1:56379"), "redis://127.0.0.1:56379");
     }
 
     #[test]
