@@ -8,12 +8,46 @@ use studycafe_platform::{
     config::{ConfigError, Env},
 };
 
+/// Where the views live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Redis,
+}
+
+impl Backend {
+    fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("redis://") {
+            Some(Self::Redis)
+        } else {
+            None
+        }
+    }
+}
+
+/// A prefix is used in SCAN patterns and hash tags: no glob or brace characters.
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
 #[derive(Debug, Clone)]
 pub struct SeatViewConfig {
     /// `SEAT_VIEW_HTTP_ADDR` (default `127.0.0.1:8084`; port 0 picks a free port).
     pub http_addr: SocketAddr,
-    /// `SEAT_VIEW_DATABASE_URL` (default `sqlite://var/seat-view.db`).
+    /// `SEAT_VIEW_DATABASE_URL` (default `sqlite://var/seat-view.db`): `sqlite:` keeps the
+    /// views in an embedded SQLite file, `redis://host:port[/db]` in Redis.
     pub database_url: String,
+    /// Which store the URL's scheme picked.
+    pub backend: Backend,
+    /// `SEAT_VIEW_REDIS_PREFIX` (default `seatview`): namespaces every Redis key and the board
+    /// channel, so several deployments (or tests) can share one Redis.
+    pub redis_prefix: String,
     /// `SEAT_VIEW_REBUILD` (default false; also the `--rebuild` argument): wipe the views and
     /// rebuild them by replaying every topic under a new consumer group.
     pub rebuild: bool,
@@ -32,10 +66,17 @@ impl SeatViewConfig {
             "SEAT_VIEW_DATABASE_URL",
             "sqlite://var/seat-view.db".to_owned(),
         )?;
-        if !database_url.starts_with("sqlite:") {
+        let Some(backend) = Backend::of(&database_url) else {
             return Err(ConfigError::new(
                 "SEAT_VIEW_DATABASE_URL",
-                "must be a sqlite: URL (Redis support arrives with the production stack)",
+                "must be a sqlite: or redis:// URL",
+            ));
+        };
+        let redis_prefix: String = env.or("SEAT_VIEW_REDIS_PREFIX", "seatview".to_owned())?;
+        if !valid_prefix(&redis_prefix) {
+            return Err(ConfigError::new(
+                "SEAT_VIEW_REDIS_PREFIX",
+                "must be 1 to 64 letters, digits, '_', '-', '.' or ':'",
             ));
         }
         let stream_buffer: usize = env.or("SEAT_VIEW_STREAM_BUFFER", 1024)?;
@@ -51,6 +92,8 @@ impl SeatViewConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8084)),
             )?,
             database_url,
+            backend,
+            redis_prefix,
             rebuild: env.flag("SEAT_VIEW_REBUILD", false)?,
             shutdown_grace: env.millis(
                 "SEAT_VIEW_SHUTDOWN_GRACE_MS",
@@ -75,11 +118,14 @@ mod tests {
         let config = SeatViewConfig::from_env(&Env::from_pairs(base)).unwrap();
         assert_eq!(config.http_addr.port(), 8084);
         assert_eq!(config.database_url, "sqlite://var/seat-view.db");
+        assert_eq!(config.backend, Backend::Sqlite);
+        assert_eq!(config.redis_prefix, "seatview");
         assert!(!config.rebuild);
         assert_eq!(config.kafka.client_id, "seat-view");
         for (name, value) in [
             ("SEAT_VIEW_HTTP_ADDR", "nowhere"),
             ("SEAT_VIEW_DATABASE_URL", "postgres://x"),
+            ("SEAT_VIEW_REDIS_PREFIX", "views*"),
             ("SEAT_VIEW_REBUILD", "maybe"),
             ("SEAT_VIEW_SHUTDOWN_GRACE_MS", "-1"),
             ("SEAT_VIEW_STREAM_BUFFER", "1"),
@@ -90,5 +136,12 @@ mod tests {
         }
         let env = Env::from_pairs(base.into_iter().chain([("SEAT_VIEW_REBUILD", "true")]));
         assert!(SeatViewConfig::from_env(&env).unwrap().rebuild);
+        let env = Env::from_pairs(base.into_iter().chain([
+            ("SEAT_VIEW_DATABASE_URL", "redis://127.0.0.1:6379/2"),
+            ("SEAT_VIEW_REDIS_PREFIX", "cafe-1"),
+        ]));
+        let config = SeatViewConfig::from_env(&env).unwrap();
+        assert_eq!(config.backend, Backend::Redis);
+        assert_eq!(config.redis_prefix, "cafe-1");
     }
 }

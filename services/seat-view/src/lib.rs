@@ -10,6 +10,12 @@
 //! adapters that drive it (Kafka consumer, HTTP, SSE); [`outbound`] the adapters it drives
 //! (SQLite views, the broadcast feed). [`App`] wires them.
 //!
+//! Stores: `SEAT_VIEW_DATABASE_URL`'s scheme picks the view store — `sqlite:` (embedded) or
+//! `redis://` (production). Everything else is wired once, generically, by
+//! [`App::build_with`]. With Redis, live board changes reach every replica's watchers through
+//! a Redis channel (see `outbound::redis_feed`), since each replica consumes only some
+//! partitions.
+//!
 //! Rebuild: with `--rebuild` (or `SEAT_VIEW_REBUILD=true`) the views and the inbox are wiped
 //! and the stored generation bumped; the new generation consumes as group
 //! `seat-view.g<generation>` from the earliest offsets, so the views are replayed from the
@@ -31,15 +37,44 @@ use tokio_util::sync::CancellationToken;
 pub use config::SeatViewConfig;
 
 use crate::{
-    domain::{Generation, service::ViewService},
+    config::Backend,
+    domain::{
+        Generation,
+        ports::{BoardFeed, ViewStore},
+        service::ViewService,
+    },
     inbound::{
         events::{Progress, Projection},
         http::ApiState,
     },
-    outbound::{feed::BroadcastFeed, sqlite::SqliteViews},
+    outbound::{
+        feed::BroadcastFeed,
+        redis::RedisViews,
+        redis_feed::{BoardChannelRelay, PublishedByStore},
+        sqlite::SqliteViews,
+    },
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A store-specific task that runs beside the others until shutdown.
+pub type SideTask = Box<dyn FnOnce(CancellationToken) -> RunFuture + Send>;
+
+/// What a backend brings to [`App::build_with`].
+pub struct Wiring<S> {
+    pub store: S,
+    /// Where the projection announces committed board changes.
+    pub projection_feed: Arc<dyn BoardFeed>,
+    /// The local feed the live streams read.
+    pub watchers: BroadcastFeed,
+    pub side_tasks: Vec<(&'static str, SideTask)>,
+}
+
+impl<S> std::fmt::Debug for Wiring<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wiring").finish_non_exhaustive()
+    }
+}
 
 /// A built, bound, not yet running seat-view service.
 pub struct App {
@@ -58,17 +93,73 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Opens the database (wiping the views first when rebuilding) and binds the HTTP port.
-    /// Nothing here needs the broker: the views are served while Kafka is down.
+    /// Opens the store the URL names (wiping the views first when rebuilding) and binds the
+    /// HTTP port. Nothing here needs the broker: the views are served while Kafka is down.
     pub async fn build(
         config: SeatViewConfig,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let store = SqliteViews::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening SEAT_VIEW_DATABASE_URL={}", config.database_url))?;
-        let feed = BroadcastFeed::new(config.stream_buffer);
-        let service = ViewService::new(store, Arc::new(feed.clone()));
+        let watchers = BroadcastFeed::new(config.stream_buffer);
+        match config.backend {
+            Backend::Sqlite => {
+                let store = SqliteViews::open(&config.database_url)
+                    .await
+                    .with_context(|| {
+                        format!("opening SEAT_VIEW_DATABASE_URL={}", config.database_url)
+                    })?;
+                let wiring = Wiring {
+                    store,
+                    projection_feed: Arc::new(watchers.clone()),
+                    watchers,
+                    side_tasks: Vec::new(),
+                };
+                Self::build_with(config, wiring, shutdown).await
+            }
+            Backend::Redis => {
+                let store = RedisViews::open(&config.database_url, &config.redis_prefix)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "connecting to SEAT_VIEW_DATABASE_URL={}",
+                            config.database_url
+                        )
+                    })?;
+                let relay = BoardChannelRelay::subscribe(
+                    &config.database_url,
+                    &config.redis_prefix,
+                    watchers.clone(),
+                )
+                .await
+                .context("subscribing to the board channel")?;
+                let relay: SideTask = Box::new(move |token| {
+                    Box::pin(async move { relay.run(token).await.context("board channel relay") })
+                });
+                let wiring = Wiring {
+                    store,
+                    // The store publishes on the channel inside the commit; the relay brings
+                    // the change back to this replica's watchers like to every other's.
+                    projection_feed: Arc::new(PublishedByStore),
+                    watchers,
+                    side_tasks: vec![("board channel relay", relay)],
+                };
+                Self::build_with(config, wiring, shutdown).await
+            }
+        }
+    }
+
+    /// Wires the service around any view store.
+    pub async fn build_with<S: ViewStore>(
+        config: SeatViewConfig,
+        wiring: Wiring<S>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let Wiring {
+            store,
+            projection_feed,
+            watchers: feed,
+            side_tasks,
+        } = wiring;
+        let service = ViewService::new(store, projection_feed);
         let generation = service
             .generation(config.rebuild)
             .await
@@ -123,6 +214,10 @@ impl App {
                 progress.report(token).await;
                 Ok(())
             });
+            for (name, task) in side_tasks {
+                tracing::debug!(task = name, "starting");
+                tasks.spawn(task(shutdown.clone()));
+            }
             shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
         });
         Ok(Self {

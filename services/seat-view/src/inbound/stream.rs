@@ -16,7 +16,10 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::{domain::BoardChange, outbound::feed::BroadcastFeed};
+use crate::{
+    domain::BoardChange,
+    outbound::feed::{BroadcastFeed, FeedItem},
+};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -25,17 +28,21 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveItem {
     Changed(BoardChange),
-    /// `missed` changes were dropped for this watcher: refetch the board.
+    /// Changes were dropped for this watcher (`missed` of them when known — a watcher that
+    /// fell behind; unknown when the feed itself lost its source for a while): refetch.
     Resync {
-        missed: u64,
+        missed: Option<u64>,
     },
 }
 
 /// The changes a receiver sees, with lag turned into [`LiveItem::Resync`].
-pub fn live_items(receiver: broadcast::Receiver<BoardChange>) -> impl Stream<Item = LiveItem> {
+pub fn live_items(receiver: broadcast::Receiver<FeedItem>) -> impl Stream<Item = LiveItem> {
     BroadcastStream::new(receiver).map(|item| match item {
-        Ok(change) => LiveItem::Changed(change),
-        Err(BroadcastStreamRecvError::Lagged(missed)) => LiveItem::Resync { missed },
+        Ok(FeedItem::Change(change)) => LiveItem::Changed(change),
+        Ok(FeedItem::Gap) => LiveItem::Resync { missed: None },
+        Err(BroadcastStreamRecvError::Lagged(missed)) => LiveItem::Resync {
+            missed: Some(missed),
+        },
     })
 }
 
@@ -140,9 +147,28 @@ mod tests {
         assert_eq!(
             items,
             [
-                LiveItem::Resync { missed: 3 },
+                LiveItem::Resync { missed: Some(3) },
                 LiveItem::Changed(seat_change(4)),
                 LiveItem::Changed(seat_change(5)),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_feed_is_a_resync_of_unknown_size() {
+        let feed = BroadcastFeed::new(8);
+        let receiver = feed.subscribe();
+        feed.publish(seat_change(1));
+        feed.gap();
+        feed.publish(seat_change(2));
+        drop(feed);
+        let items: Vec<LiveItem> = live_items(receiver).collect().await;
+        assert_eq!(
+            items,
+            [
+                LiveItem::Changed(seat_change(1)),
+                LiveItem::Resync { missed: None },
+                LiveItem::Changed(seat_change(2)),
             ]
         );
     }
