@@ -17,6 +17,8 @@ pub struct IdentityConfig {
     pub http_addr: SocketAddr,
     /// `IDENTITY_DATABASE_URL` (default `sqlite://var/identity.db`).
     pub database_url: String,
+    /// Which store `database_url` names (by its scheme).
+    pub database: DatabaseKind,
     /// `IDENTITY_KEYS_DIR` (default `var/identity-keys`): the signing keys, one PEM per key.
     pub keys_dir: PathBuf,
     /// `IDENTITY_ISSUER` (default `studycafe-identity`), `IDENTITY_AUDIENCE` (default
@@ -32,6 +34,27 @@ pub struct IdentityConfig {
     pub shutdown_grace: Duration,
 }
 
+/// The user store engines, told apart by the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite:` — embedded, one instance (or replicas on one host sharing the file).
+    Sqlite,
+    /// `postgres:` / `postgresql:` — production, any number of replicas.
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 /// The administrator account ensured at start-up.
 #[derive(Debug, Clone)]
 pub struct AdminAccount {
@@ -45,12 +68,12 @@ impl IdentityConfig {
             "IDENTITY_DATABASE_URL",
             "sqlite://var/identity.db".to_owned(),
         )?;
-        if !database_url.starts_with("sqlite:") {
-            return Err(ConfigError::new(
+        let database = DatabaseKind::of(&database_url).ok_or_else(|| {
+            ConfigError::new(
                 "IDENTITY_DATABASE_URL",
-                "must be a sqlite: URL (PostgreSQL support arrives with the production stack)",
-            ));
-        }
+                "must be a sqlite: or postgres: URL",
+            )
+        })?;
         let ttl_secs: i64 = env.or("IDENTITY_TOKEN_TTL_SECS", 3600)?;
         if !(60..=86_400).contains(&ttl_secs) {
             return Err(ConfigError::new(
@@ -64,6 +87,7 @@ impl IdentityConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8085)),
             )?,
             database_url,
+            database,
             keys_dir: keys_dir(env)?,
             tokens: TokenPolicy {
                 issuer: env.or("IDENTITY_ISSUER", "studycafe-identity".to_owned())?,
@@ -151,6 +175,9 @@ mod tests {
         let config = load(&[]).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8085");
         assert_eq!(config.database_url, "sqlite://var/identity.db");
+        assert_eq!(config.database, DatabaseKind::Sqlite);
+        let pg = load(&[("IDENTITY_DATABASE_URL", "postgres://db/identity")]).unwrap();
+        assert_eq!(pg.database, DatabaseKind::Postgres);
         assert_eq!(config.keys_dir, PathBuf::from("var/identity-keys"));
         assert_eq!(config.tokens.issuer, "studycafe-identity");
         assert_eq!(config.tokens.audience, "studycafe");
@@ -209,7 +236,8 @@ mod tests {
         for (name, value) in [
             ("IDENTITY_TOKEN_TTL_SECS", "59"),
             ("IDENTITY_TOKEN_TTL_SECS", "86401"),
-            ("IDENTITY_DATABASE_URL", "postgres://x"),
+            ("IDENTITY_DATABASE_URL", "mysql://x"),
+            ("IDENTITY_DATABASE_URL", "var/identity.db"),
             ("IDENTITY_HTTP_ADDR", "nowhere"),
             ("IDENTITY_DEMO_ACCOUNTS", "maybe"),
             ("IDENTITY_SHUTDOWN_GRACE_MS", "soon"),

@@ -2,8 +2,9 @@
 //! the JWKS every other service verifies tokens against.
 //!
 //! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
-//! HTTP adapters that drive it; [`outbound`] the adapters it drives (SQLite user store,
-//! argon2id hashing, the key directory). [`App`] wires them. It needs no broker: identity
+//! HTTP adapters that drive it; [`outbound`] the adapters it drives (SQLite or PostgreSQL
+//! user store, argon2id hashing, the key directory). [`App`] wires them, generic over the
+//! store: `IDENTITY_DATABASE_URL`'s scheme picks one, nothing else differs. It needs no broker: identity
 //! publishes no events.
 
 pub mod config;
@@ -18,18 +19,21 @@ use studycafe_platform::{http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use config::IdentityConfig;
+pub use config::{DatabaseKind, IdentityConfig};
 
 use crate::{
     domain::{
         DisplayName, Password, Role, Username,
+        ports::UserStore,
         service::{EnsureError, Ensured, IdentityService, NewAccount},
     },
-    outbound::{argon::Argon2Hasher, keys::DirKeyRing, sqlite::SqliteUserStore},
+    outbound::{
+        argon::Argon2Hasher, keys::DirKeyRing, postgres::PgUserStore, sqlite::SqliteUserStore,
+    },
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
-type Service = IdentityService<SqliteUserStore, Argon2Hasher, DirKeyRing>;
+type Service<S> = IdentityService<S, Argon2Hasher, DirKeyRing>;
 
 /// The demo customers `studycafe up` asks for: (username, password, display name).
 const DEMO_ACCOUNTS: [(&str, &str, &str); 2] = [
@@ -56,9 +60,31 @@ impl App {
         config: IdentityConfig,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let store = SqliteUserStore::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening IDENTITY_DATABASE_URL={}", config.database_url))?;
+        // The URL in errors may hold a password: name the variable and the engine only.
+        match config.database {
+            DatabaseKind::Sqlite => {
+                let store = SqliteUserStore::open(&config.database_url)
+                    .await
+                    .with_context(|| {
+                        format!("opening IDENTITY_DATABASE_URL={}", config.database_url)
+                    })?;
+                Self::build_with(store, config, shutdown).await
+            }
+            DatabaseKind::Postgres => {
+                let store = PgUserStore::open(&config.database_url)
+                    .await
+                    .context("opening the PostgreSQL database at IDENTITY_DATABASE_URL")?;
+                Self::build_with(store, config, shutdown).await
+            }
+        }
+    }
+
+    /// The wiring, whatever the store.
+    async fn build_with<S: UserStore>(
+        store: S,
+        config: IdentityConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let keys_dir = config.keys_dir.clone();
         let keys = tokio::task::spawn_blocking(move || DirKeyRing::open(&keys_dir))
             .await?
@@ -124,7 +150,10 @@ impl App {
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// Ensures the configured admin and, if asked for, the demo customers.
-async fn bootstrap(service: &Service, config: &IdentityConfig) -> anyhow::Result<()> {
+async fn bootstrap<S: UserStore>(
+    service: &Service<S>,
+    config: &IdentityConfig,
+) -> anyhow::Result<()> {
     if let Some(admin) = &config.admin {
         let account = NewAccount {
             username: admin.username.clone(),

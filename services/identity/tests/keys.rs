@@ -1,17 +1,20 @@
 //! Signing keys: persistence, rotation with `add-key`, broken key files, the JWKS.
 
+#[macro_use]
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use support::{kid_of, spawn_app, spawn_app_with};
+use support::{Backend, kid_of, spawn_app, spawn_app_on};
 
-#[tokio::test]
-async fn keys_and_accounts_persist_across_a_restart() {
-    let mut app = spawn_app_with(&[
-        ("IDENTITY_ADMIN_USERNAME", "manager"),
-        ("IDENTITY_ADMIN_PASSWORD", "first-admin-password"),
-    ])
+async fn keys_and_accounts_persist_across_a_restart(backend: Backend) {
+    let mut app = spawn_app_on(
+        backend,
+        &[
+            ("IDENTITY_ADMIN_USERNAME", "manager"),
+            ("IDENTITY_ADMIN_PASSWORD", "first-admin-password"),
+        ],
+    )
     .await;
     let kids = app.published_kids().await;
     assert_eq!(kids.len(), 1);
@@ -168,3 +171,5 @@ async fn ops_endpoints() {
         .unwrap();
     assert!(response.headers().contains_key("x-request-id"));
 }
+
+on_every_backend!(keys_and_accounts_persist_across_a_restart,);

@@ -1,11 +1,15 @@
 //! The token endpoint: `POST /auth/token` (RFC 6749).
 
+#[macro_use]
 mod support;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::Value;
 use studycafe_platform::auth::Role;
-use support::{assert_oauth_error, claims_of, kid_of, spawn_app, spawn_app_with};
+use support::{
+    Backend, assert_oauth_error, claims_of, kid_of, spawn_app, spawn_app_on, spawn_app_with,
+    spawn_replicas_on,
+};
 
 #[tokio::test]
 async fn password_grant_issues_a_token_other_services_accept() {
@@ -65,13 +69,15 @@ async fn wrong_password_and_unknown_user_get_the_same_invalid_grant() {
     }
 }
 
-#[tokio::test]
-async fn bootstrap_admin_and_demo_accounts() {
-    let app = spawn_app_with(&[
-        ("IDENTITY_ADMIN_USERNAME", "Manager"),
-        ("IDENTITY_ADMIN_PASSWORD", "cafe-manager-pw"),
-        ("IDENTITY_DEMO_ACCOUNTS", "true"),
-    ])
+async fn bootstrap_admin_and_demo_accounts(backend: Backend) {
+    let app = spawn_app_on(
+        backend,
+        &[
+            ("IDENTITY_ADMIN_USERNAME", "Manager"),
+            ("IDENTITY_ADMIN_PASSWORD", "cafe-manager-pw"),
+            ("IDENTITY_DEMO_ACCOUNTS", "true"),
+        ],
+    )
     .await;
     let admin = app.access_token("manager", "cafe-manager-pw").await;
     let caller = app.verifier().verify(&admin).await.unwrap();
@@ -90,9 +96,8 @@ async fn bootstrap_admin_and_demo_accounts() {
     assert_eq!(response.status(), 409);
 }
 
-#[tokio::test]
-async fn an_existing_account_becomes_admin_only_with_its_own_password() {
-    let mut app = spawn_app().await;
+async fn an_existing_account_becomes_admin_only_with_its_own_password(backend: Backend) {
+    let mut app = spawn_app_on(backend, &[]).await;
     let boss = app.sign_up_ok("boss", "signed-up-password").await;
 
     // Someone signed up under the admin's name first: not made admin with their password.
@@ -316,3 +321,39 @@ async fn malformed_token_requests_get_rfc_6749_errors() {
         .unwrap();
     assert_oauth_error(no_type, 400, "invalid_request").await;
 }
+
+async fn two_replicas_starting_together_bootstrap_one_admin(backend: Backend) {
+    let (first, second) = spawn_replicas_on(
+        backend,
+        &[
+            ("IDENTITY_ADMIN_USERNAME", "manager"),
+            ("IDENTITY_ADMIN_PASSWORD", "cafe-manager-pw"),
+            ("IDENTITY_DEMO_ACCOUNTS", "true"),
+        ],
+    )
+    .await;
+    // One account each, whichever replica is asked: both see the same admin and demo users.
+    let via_first = first.access_token("manager", "cafe-manager-pw").await;
+    let via_second = second.access_token("manager", "cafe-manager-pw").await;
+    assert_eq!(claims_of(&via_first)["sub"], claims_of(&via_second)["sub"]);
+    assert!(
+        first
+            .verifier()
+            .verify(&via_first)
+            .await
+            .unwrap()
+            .is_admin()
+    );
+    let alice_first = first.access_token("alice", "alice-studies").await;
+    let alice_second = second.access_token("alice", "alice-studies").await;
+    assert_eq!(
+        claims_of(&alice_first)["sub"],
+        claims_of(&alice_second)["sub"]
+    );
+}
+
+on_every_backend!(
+    bootstrap_admin_and_demo_accounts,
+    an_existing_account_becomes_admin_only_with_its_own_password,
+    two_replicas_starting_together_bootstrap_one_admin,
+);

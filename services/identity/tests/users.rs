@@ -1,13 +1,13 @@
 //! Sign-up: `POST /api/users`.
 
+#[macro_use]
 mod support;
 
 use serde_json::{Value, json};
-use support::{assert_oauth_error, assert_problem, spawn_app};
+use support::{Backend, assert_oauth_error, assert_problem, spawn_app_on};
 
-#[tokio::test]
-async fn sign_up_creates_a_customer_who_can_sign_in() {
-    let app = spawn_app().await;
+async fn sign_up_creates_a_customer_who_can_sign_in(backend: Backend) {
+    let app = spawn_app_on(backend, &[]).await;
     let response = app
         .sign_up(&json!({"username": "Kim.Minji", "password": "study-hard-2025", "displayName": "  Minji Kim "}))
         .await;
@@ -27,9 +27,8 @@ async fn sign_up_creates_a_customer_who_can_sign_in() {
     assert_eq!(support::claims_of(&token)["sub"], id);
 }
 
-#[tokio::test]
-async fn invalid_sign_ups_name_the_field_and_write_nothing() {
-    let app = spawn_app().await;
+async fn invalid_sign_ups_name_the_field_and_write_nothing(backend: Backend) {
+    let app = spawn_app_on(backend, &[]).await;
     let long = "x".repeat(129);
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -88,9 +87,8 @@ async fn invalid_sign_ups_name_the_field_and_write_nothing() {
     app.sign_up_ok("newuser", "long enough").await;
 }
 
-#[tokio::test]
-async fn malformed_bodies_are_400_and_write_nothing() {
-    let app = spawn_app().await;
+async fn malformed_bodies_are_400_and_write_nothing(backend: Backend) {
+    let app = spawn_app_on(backend, &[]).await;
     let url = format!("{}/api/users", app.base);
     let syntax = app
         .http
@@ -125,9 +123,8 @@ async fn malformed_bodies_are_400_and_write_nothing() {
     assert_eq!(user["roles"], json!(["customer"]));
 }
 
-#[tokio::test]
-async fn a_taken_username_is_409_whatever_its_case() {
-    let app = spawn_app().await;
+async fn a_taken_username_is_409_whatever_its_case(backend: Backend) {
+    let app = spawn_app_on(backend, &[]).await;
     app.sign_up_ok("jiwoo", "first-password").await;
     for name in ["jiwoo", "JiWoo", " JIWOO "] {
         let response = app
@@ -146,9 +143,8 @@ async fn a_taken_username_is_409_whatever_its_case() {
     .await;
 }
 
-#[tokio::test]
-async fn concurrent_sign_ups_for_one_name_have_one_winner() {
-    let app = spawn_app().await;
+async fn concurrent_sign_ups_for_one_name_have_one_winner(backend: Backend) {
+    let app = spawn_app_on(backend, &[]).await;
     let bodies: Vec<Value> = (0..4)
         .map(|i| json!({"username": "racer", "password": format!("password-{i}"), "displayName": "Racer"}))
         .collect();
@@ -169,3 +165,11 @@ async fn concurrent_sign_ups_for_one_name_have_one_winner() {
         "{statuses:?}"
     );
 }
+
+on_every_backend!(
+    sign_up_creates_a_customer_who_can_sign_in,
+    invalid_sign_ups_name_the_field_and_write_nothing,
+    malformed_bodies_are_400_and_write_nothing,
+    a_taken_username_is_409_whatever_its_case,
+    concurrent_sign_ups_for_one_name_have_one_winner,
+);

@@ -1,7 +1,7 @@
 //! The ports of the identity domain: what it needs from the outside, in its own words.
 //!
-//! Driven (implemented in `outbound`): [`UserStore`] keeps accounts (SQLite now, PostgreSQL
-//! with the production stack); [`PasswordHasher`] turns passwords into slow salted hashes and
+//! Driven (implemented in `outbound`): [`UserStore`] keeps accounts (SQLite embedded, PostgreSQL
+//! in production); [`PasswordHasher`] turns passwords into slow salted hashes and
 //! checks them (argon2id); [`KeyRing`] holds the signing keys, signs with the newest and
 //! publishes them all. Driving adapters (HTTP in `inbound`) call
 //! [`crate::domain::service::IdentityService`].
@@ -34,6 +34,9 @@ pub enum InsertOutcome {
 }
 
 pub trait UserStore: Clone + Send + Sync + 'static {
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Stores a new account unless its username is taken; the check and the insert are one
     /// atomic step, so two sign-ups racing for a name cannot both win.
     fn insert(&self, user: &User)

@@ -1,5 +1,8 @@
-//! Driven adapters: the SQLite user store, argon2id password hashing, and the key directory.
+//! Driven adapters: the user stores (SQLite embedded, PostgreSQL in production; the URL's
+//! scheme picks one), argon2id password hashing, and the key directory.
 
 pub mod argon;
 pub mod keys;
+pub mod postgres;
+mod rows;
 pub mod sqlite;

@@ -15,9 +15,12 @@ use sqlx::{
     },
 };
 
-use crate::domain::{
-    DisplayName, PasswordHash, Role, User, UserId, Username,
-    ports::{InsertOutcome, StoreError, UserStore},
+use crate::{
+    domain::{
+        Role, User, UserId, Username,
+        ports::{InsertOutcome, StoreError, UserStore},
+    },
+    outbound::rows::{UserRow, roles_text, with_role},
 };
 
 #[derive(Debug, Clone)]
@@ -54,49 +57,33 @@ impl SqliteUserStore {
             .await?;
         Ok(Self { writer, reader })
     }
+}
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
+    let created_ms: i64 = row.try_get("created_at")?;
+    UserRow {
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+        roles: row.try_get("roles")?,
+        created_at: Utc
+            .timestamp_millis_opt(created_ms)
+            .single()
+            .unwrap_or_default(),
+    }
+    .into_user()
+}
+
+impl UserStore for SqliteUserStore {
+    async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
             .map(|_| ())
             .map_err(store_error)
     }
-}
 
-fn roles_text(roles: &[Role]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    let decode = |e: String| sqlx::Error::Decode(e.into());
-    let id: String = row.try_get("user_id")?;
-    let username: String = row.try_get("username")?;
-    let display_name: String = row.try_get("display_name")?;
-    let roles: String = row.try_get("roles")?;
-    let created_ms: i64 = row.try_get("created_at")?;
-    Ok(User {
-        id: UserId::parse(&id).ok_or_else(|| decode(format!("user id {id:?}")))?,
-        username: Username::parse(&username).map_err(|e| decode(e.to_string()))?,
-        display_name: DisplayName::parse(&display_name).map_err(|e| decode(e.to_string()))?,
-        password_hash: PasswordHash::new(row.try_get::<String, _>("password_hash")?),
-        roles: roles
-            .split_whitespace()
-            .map(|r| Role::parse(r).ok_or_else(|| decode(format!("role {r:?}"))))
-            .collect::<Result<_, _>>()?,
-        created_at: Utc
-            .timestamp_millis_opt(created_ms)
-            .single()
-            .unwrap_or_default(),
-    })
-}
-
-impl UserStore for SqliteUserStore {
     async fn insert(&self, user: &User) -> Result<InsertOutcome, StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (user_id, username, display_name, password_hash, roles, created_at)
@@ -149,10 +136,8 @@ impl UserStore for SqliteUserStore {
         let Some(roles) = roles else {
             return Ok(false);
         };
-        let mut roles: Vec<Role> = roles.split_whitespace().filter_map(Role::parse).collect();
-        if !roles.contains(&role) {
-            roles.push(role);
-            roles.sort();
+        let roles: Vec<Role> = roles.split_whitespace().filter_map(Role::parse).collect();
+        if let Some(roles) = with_role(roles, role) {
             sqlx::query("UPDATE users SET roles = ? WHERE user_id = ?")
                 .bind(roles_text(&roles))
                 .bind(user.to_string())

@@ -1,7 +1,34 @@
 //! `spawn_app`: an identity service on port 0 with its own fresh database and key directory,
 //! and helpers to talk to it over loopback HTTP.
+//!
+//! Store-related tests run on every backend: write the body as `async fn name(backend:
+//! Backend)` and list it in [`on_every_backend!`], which makes a `sqlite::name` and a
+//! `postgres::name` test of it. The PostgreSQL ones need `TEST_POSTGRES_URL` (`eval
+//! "$(scripts/engines/up postgres)"`); each gets a fresh database of its own.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// One `#[tokio::test]` per backend for each listed `async fn(Backend)`.
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -36,15 +63,50 @@ fn init_logs() {
     }
 }
 
+/// Where the user store lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in the test's temporary directory.
+    Sqlite,
+    /// A fresh database on the `TEST_POSTGRES_URL` server.
+    Postgres,
+}
+
+impl Backend {
+    async fn fresh_database(self, dir: &std::path::Path) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}", dir.join("identity.db").display()),
+            Self::Postgres => studycafe_testkit::engines::postgres_database().await,
+        }
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_on(Backend::Sqlite, &[]).await
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(Backend::Sqlite, extra).await
+}
+
+pub async fn spawn_app_on(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let keys_dir = dir.path().join("keys");
-    let db_url = format!("sqlite://{}", dir.path().join("identity.db").display());
+    let db_url = backend.fresh_database(dir.path()).await;
     start(dir, keys_dir, db_url, extra).await.expect("build")
+}
+
+/// Two instances started at the same moment on one fresh database and key directory (two
+/// replicas of a deployment); both must come up.
+pub async fn spawn_replicas_on(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, TestApp) {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let keys_dir = dir.path().join("keys");
+    let db_url = backend.fresh_database(dir.path()).await;
+    let (a, b) = tokio::join!(
+        start(dir.clone(), keys_dir.clone(), db_url.clone(), extra),
+        start(dir, keys_dir, db_url, extra),
+    );
+    (a.expect("first replica"), b.expect("second replica"))
 }
 
 /// The configuration of an app on `dir`'s database and keys.

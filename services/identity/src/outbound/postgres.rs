@@ -1,0 +1,143 @@
+//! The PostgreSQL adapter of [`UserStore`] (production: several replicas share one database).
+//!
+//! - Race for a username: the unique index on `lower(username)` decides it; the loser's
+//!   INSERT fails with a unique violation, reported as [`InsertOutcome::UsernameTaken`].
+//! - Granting a role reads the row `FOR UPDATE` and writes it back in one transaction, so two
+//!   replicas granting at once (the admin bootstrap) cannot lose one another's grant.
+//! - Migrations (`migrations/postgres`) run at start-up under sqlx's advisory lock: replicas
+//!   starting together apply them once, the others wait and find them applied.
+//! - Every statement has a timeout: a stuck lock turns into an error, not a hung request.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    PgPool, Row as _,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+
+use crate::{
+    domain::{
+        Role, User, UserId, Username,
+        ports::{InsertOutcome, StoreError, UserStore},
+    },
+    outbound::rows::{UserRow, parse_roles, roles_text, with_role},
+};
+
+/// Connections per replica: sign-ins are argon2-bound, not database-bound, so a few suffice
+/// and leave room on the server for many replicas.
+const MAX_CONNECTIONS: u32 = 10;
+const STATEMENT_TIMEOUT: &str = "5s";
+
+#[derive(Debug, Clone)]
+pub struct PgUserStore {
+    pool: PgPool,
+}
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+impl PgUserStore {
+    /// Connects to the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("identity-service")
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+const COLUMNS: &str =
+    "user_id::text AS user_id, username, display_name, password_hash, roles, created_at";
+
+fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
+    UserRow {
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+        roles: row.try_get("roles")?,
+        created_at: row.try_get::<DateTime<Utc>, _>("created_at")?,
+    }
+    .into_user()
+}
+
+impl UserStore for PgUserStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn insert(&self, user: &User) -> Result<InsertOutcome, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO users (user_id, username, display_name, password_hash, roles, created_at)
+             VALUES ($1::uuid, $2, $3, $4, $5, $6)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.as_str())
+        .bind(user.display_name.as_str())
+        .bind(user.password_hash.as_str())
+        .bind(roles_text(&user.roles))
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(InsertOutcome::Inserted),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Ok(InsertOutcome::UsernameTaken)
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn grant_role(&self, user: UserId, role: Role) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let roles: Option<String> =
+            sqlx::query("SELECT roles FROM users WHERE user_id = $1::uuid FOR UPDATE")
+                .bind(user.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?
+                .map(|row| row.try_get("roles"))
+                .transpose()
+                .map_err(store_error)?;
+        let Some(roles) = roles else {
+            return Ok(false);
+        };
+        let roles = parse_roles(&roles).map_err(|r| store_error(format!("stored role {r:?}")))?;
+        if let Some(roles) = with_role(roles, role) {
+            sqlx::query("UPDATE users SET roles = $1 WHERE user_id = $2::uuid")
+                .bind(roles_text(&roles))
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+}
