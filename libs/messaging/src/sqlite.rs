@@ -2,18 +2,147 @@
 //!
 //! Both tables live in the service's own database so that a state change, the events it
 //! causes and the ids of the events it consumed commit together.
+//!
+//! [`SqliteDatabase::open`] is how every service opens its embedded-mode database, so the
+//! rules for sharing one file between processes live in one place:
+//! - WAL mode: readers never block the writer, the writer never blocks readers;
+//! - a busy timeout of 10 s: a writer waits for another process's transaction instead of
+//!   failing at once;
+//! - `synchronous = FULL`: a committed decision survives a power cut, not only a crash;
+//! - writes go through a pool of exactly one connection (SQLite has one writer anyway) and
+//!   a write transaction that reads before it writes must start with `BEGIN IMMEDIATE`
+//!   ([`SqliteDatabase::write`]): a deferred one can hit `SQLITE_BUSY` on the lock upgrade,
+//!   which the busy timeout cannot fix once its snapshot is stale;
+//! - schema migrations run under the write lock, so two replicas starting together on one
+//!   file do not both try to create the tables; a file still locked while it is being
+//!   switched to WAL (which takes an exclusive lock and does not wait) is retried for a while.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, str::FromStr as _, time::Duration};
 
 use chrono::Utc;
-use sqlx::{Row as _, SqliteConnection, SqlitePool};
+use sqlx::{
+    Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
 use uuid::Uuid;
 
 use crate::{OutboxMessage, OutboxStore, PendingMessage};
 
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a database locked by another process starting on the same file is retried.
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Whether the outbox and inbox tables belong in the database being opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    /// The service's own schema only (a service that neither publishes nor consumes).
+    Own,
+    /// The service's schema plus the outbox, relay lease and inbox tables.
+    WithMessaging,
+}
+
+/// A service's SQLite database: one writer connection and a read-only pool.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    /// Exactly one connection: every write goes through it.
+    pub writer: SqlitePool,
+    /// Read-only connections for queries.
+    pub reader: SqlitePool,
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if missing, with its directory) the database at `url` and brings its
+    /// schema up to date with `migrator`, under the write lock.
+    pub async fn open(url: &str, migrator: &Migrator, tables: Tables) -> anyhow::Result<Self> {
+        let deadline = tokio::time::Instant::now() + OPEN_RETRY_FOR;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match Self::try_open(url, migrator, tables).await {
+                Ok(database) => return Ok(database),
+                Err(e) if is_locked(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        "database locked while opening (another replica starting?); retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_open(url: &str, migrator: &Migrator, tables: Tables) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // `sqlite://var/seat.db` out of the box: a missing `var/` is not worth a crash.
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        {
+            // The whole check-and-apply under the write lock: another replica starting at the
+            // same moment waits here, then finds the schema current.
+            let mut conn = writer.acquire().await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            if tables == Tables::WithMessaging {
+                install_in(&mut tx).await?;
+            }
+            migrator.run(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true).create_if_missing(false))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// A write transaction holding the write lock from its first statement.
+    pub async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The outbox in this database, for the relay.
+    pub fn outbox(&self) -> SqliteOutbox {
+        SqliteOutbox::new(self.writer.clone())
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Whether opening failed only because another connection held a lock (`SQLITE_BUSY`).
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("database is locked") || text.contains("(code: 5)")
+    })
+}
+
 /// Creates the outbox and inbox tables if they are missing. Idempotent; call at start-up
 /// before the service's own migrations.
 pub async fn install(pool: &SqlitePool) -> sqlx::Result<()> {
+    let mut conn = pool.acquire().await?;
+    install_in(&mut conn).await
+}
+
+async fn install_in(conn: &mut SqliteConnection) -> sqlx::Result<()> {
     sqlx::raw_sql(
         r#"
         CREATE TABLE IF NOT EXISTS messaging_outbox (
@@ -41,7 +170,7 @@ pub async fn install(pool: &SqlitePool) -> sqlx::Result<()> {
         );
         "#,
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -1,19 +1,14 @@
 //! The SQLite adapter of [`UserStore`] (embedded mode).
 //!
-//! Writes go through a pool of exactly one connection (SQLite has one writer anyway, and it
-//! spares `SQLITE_BUSY` upgrade failures); reads use a separate pool beside it (WAL mode).
+//! The file is opened as every service opens its SQLite database
+//! ([`SqliteDatabase`]: one writer, a read pool, migrations under the write lock), so two
+//! replicas may share it.
 //! The unique index on `username` decides a race between two sign-ups for one name.
 //! `synchronous = FULL`: an account that was confirmed survives a power cut.
 
-use std::{str::FromStr, time::Duration};
-
 use chrono::{TimeZone as _, Utc};
-use sqlx::{
-    Row as _, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
-};
+use sqlx::{Row as _, migrate::Migrator, sqlite::SqliteRow};
+use studycafe_messaging::sqlite::{SqliteDatabase, Tables};
 
 use crate::{
     domain::{
@@ -25,37 +20,21 @@ use crate::{
 
 #[derive(Debug, Clone)]
 pub struct SqliteUserStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: SqliteDatabase,
 }
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
 }
 
 impl SqliteUserStore {
-    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    /// Opens (creating if missing) the database at `url` and brings its schema up to date;
+    /// safe when several replicas open one file at once.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true).create_if_missing(false))
-            .await?;
-        Ok(Self { writer, reader })
+        let database = SqliteDatabase::open(url, &MIGRATOR, Tables::Own).await?;
+        Ok(Self { database })
     }
 }
 
@@ -77,11 +56,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
 
 impl UserStore for SqliteUserStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.database.ping().await.map_err(store_error)
     }
 
     async fn insert(&self, user: &User) -> Result<InsertOutcome, StoreError> {
@@ -95,7 +70,7 @@ impl UserStore for SqliteUserStore {
         .bind(user.password_hash.as_str())
         .bind(roles_text(&user.roles))
         .bind(user.created_at.timestamp_millis())
-        .execute(&self.writer)
+        .execute(&self.database.writer)
         .await;
         match result {
             Ok(_) => Ok(InsertOutcome::Inserted),
@@ -112,7 +87,7 @@ impl UserStore for SqliteUserStore {
              FROM users WHERE username = ?",
         )
         .bind(username.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.database.reader)
         .await
         .map_err(store_error)?;
         row.as_ref()
@@ -122,9 +97,9 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn grant_role(&self, user: UserId, role: Role) -> Result<bool, StoreError> {
-        // Read and write in one transaction on the single writer: no grant is lost to a
-        // concurrent one.
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        // Read and write in one transaction holding the write lock from the start: no grant is
+        // lost to a concurrent one, in this process or another.
+        let mut tx = self.database.write().await.map_err(store_error)?;
         let roles: Option<String> = sqlx::query("SELECT roles FROM users WHERE user_id = ?")
             .bind(user.to_string())
             .fetch_optional(&mut *tx)
