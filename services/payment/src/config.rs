@@ -8,12 +8,38 @@ use studycafe_platform::{
     config::{ConfigError, Env},
 };
 
+/// Which store `PAYMENT_DATABASE_URL` names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` — the embedded default, one file.
+    Sqlite,
+    /// `mysql:` (or `mariadb:`) — MySQL/MariaDB, for several replicas on one database.
+    MySql,
+}
+
+impl Backend {
+    fn of(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0;
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "mysql" | "mariadb" => Some(Self::MySql),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PaymentConfig {
     /// `PAYMENT_HTTP_ADDR` (default `127.0.0.1:8083`; port 0 picks a free port).
     pub http_addr: SocketAddr,
-    /// `PAYMENT_DATABASE_URL` (default `sqlite://var/payment.db`).
+    /// `PAYMENT_DATABASE_URL` (default `sqlite://var/payment.db`; `mysql://user:pass@host/db`
+    /// for MySQL/MariaDB, whose database must exist).
     pub database_url: String,
+    /// The store the URL's scheme names.
+    pub backend: Backend,
+    /// `PAYMENT_DATABASE_MAX_CONNECTIONS` (default 10, 1..=100): the MySQL pool's size per
+    /// replica (SQLite has one writer and a small read pool regardless).
+    pub max_connections: u32,
     /// `PAYMENT_REFUND_TICK_MS` (default 500): how often due refunds are looked for (a new
     /// refund also wakes the worker at once).
     pub refund_tick: Duration,
@@ -24,13 +50,40 @@ pub struct PaymentConfig {
 }
 
 impl PaymentConfig {
+    /// The database URL as sqlx's MySQL driver takes it (`mariadb:` is our alias).
+    pub fn mysql_url(&self) -> String {
+        self.database_url.replacen("mariadb:", "mysql:", 1)
+    }
+
+    /// The database URL fit for logs and error messages: without its password.
+    pub fn database_url_redacted(&self) -> String {
+        redact_password(&self.database_url)
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let database_url: String =
             env.or("PAYMENT_DATABASE_URL", "sqlite://var/payment.db".to_owned())?;
-        if !database_url.starts_with("sqlite:") {
+        let backend = Backend::of(&database_url).ok_or_else(|| {
+            ConfigError::new(
+                "PAYMENT_DATABASE_URL",
+                "must be a sqlite: or mysql: (mariadb:) URL",
+            )
+        })?;
+        if backend == Backend::MySql
+            && let Err(e) = database_url
+                .replacen("mariadb:", "mysql:", 1)
+                .parse::<sqlx::mysql::MySqlConnectOptions>()
+        {
             return Err(ConfigError::new(
                 "PAYMENT_DATABASE_URL",
-                "must be a sqlite: URL (MySQL support arrives with the production stack)",
+                format!("not a MySQL URL: {e}"),
+            ));
+        }
+        let max_connections: u32 = env.or("PAYMENT_DATABASE_MAX_CONNECTIONS", 10)?;
+        if !(1..=100).contains(&max_connections) {
+            return Err(ConfigError::new(
+                "PAYMENT_DATABASE_MAX_CONNECTIONS",
+                "must be between 1 and 100",
             ));
         }
         Ok(Self {
@@ -39,6 +92,8 @@ impl PaymentConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8083)),
             )?,
             database_url,
+            backend,
+            max_connections,
             refund_tick: env.millis(
                 "PAYMENT_REFUND_TICK_MS",
                 Duration::from_millis(500),
@@ -57,6 +112,19 @@ impl PaymentConfig {
     }
 }
 
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +140,8 @@ mod tests {
         let config = load(&[]).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8083");
         assert_eq!(config.database_url, "sqlite://var/payment.db");
+        assert_eq!(config.backend, Backend::Sqlite);
+        assert_eq!(config.max_connections, 10);
         assert_eq!(config.refund_tick, Duration::from_millis(500));
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.kafka.client_id, "payment");
@@ -82,7 +152,11 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (name, value) in [
             ("PAYMENT_HTTP_ADDR", "localhost"),
-            ("PAYMENT_DATABASE_URL", "mysql://db/payment"),
+            ("PAYMENT_DATABASE_URL", "postgres://db/payment"),
+            ("PAYMENT_DATABASE_URL", "var/payment.db"),
+            ("PAYMENT_DATABASE_URL", "mysql://db:port/payment"),
+            ("PAYMENT_DATABASE_MAX_CONNECTIONS", "0"),
+            ("PAYMENT_DATABASE_MAX_CONNECTIONS", "many"),
             ("PAYMENT_REFUND_TICK_MS", "10"),
             ("PAYMENT_REFUND_TICK_MS", "soon"),
             ("PAYMENT_SHUTDOWN_GRACE_MS", "999999"),
@@ -92,5 +166,31 @@ mod tests {
         }
         let err = PaymentConfig::from_env(&Env::from_pairs([])).unwrap_err();
         assert!(err.variable.starts_with("AUTH_JWKS"), "{err}");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact_password("mysql://studycafe:secret@db:3306/payment"),
+            "mysql://studycafe:***@db:3306/payment"
+        );
+        assert_eq!(
+            redact_password("sqlite://var/payment.db"),
+            "sqlite://var/payment.db"
+        );
+        assert_eq!(redact_password("mysql://db/payment"), "mysql://db/payment");
+    }
+
+    #[test]
+    fn the_url_scheme_picks_the_store() {
+        for (url, backend) in [
+            ("sqlite://var/payment.db", Backend::Sqlite),
+            ("sqlite::memory:", Backend::Sqlite),
+            ("mysql://studycafe:secret@db:3306/payment", Backend::MySql),
+            ("mariadb://studycafe@db/payment", Backend::MySql),
+        ] {
+            let config = load(&[("PAYMENT_DATABASE_URL", url)]).unwrap();
+            assert_eq!(config.backend, backend, "{url}");
+        }
     }
 }

@@ -8,8 +8,9 @@
 //!
 //! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
 //! adapters that drive it (HTTP, Kafka consumer, refund worker); [`outbound`] the adapters it
-//! drives (SQLite store with outbox, published-language mapping, the card simulator). [`App`]
-//! wires them.
+//! drives (SQLite or MySQL/MariaDB store with outbox, published-language mapping, the card
+//! simulator). [`App`] wires them, generic over the store; `PAYMENT_DATABASE_URL`'s scheme
+//! picks which one.
 //!
 //! Shutdown (SIGTERM/SIGINT cancels the token): the HTTP server stops accepting and lets
 //! requests in flight finish for `PAYMENT_SHUTDOWN_GRACE_MS` (a charge already sent to the
@@ -34,7 +35,7 @@ use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use config::PaymentConfig;
+pub use config::{Backend, PaymentConfig};
 
 use crate::{
     domain::{
@@ -42,7 +43,7 @@ use crate::{
         service::PaymentService,
     },
     inbound::{events::ClosureReactions, http::ApiState, refunds::RefundWorker},
-    outbound::{simulator::CardSimulator, sqlite::SqliteStore},
+    outbound::{StoreAdapter, mysql::MySqlStore, simulator::CardSimulator, sqlite::SqliteStore},
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -66,18 +67,48 @@ impl App {
         Self::build_with_provider(config, shutdown, CardSimulator::new()).await
     }
 
-    /// Opens the database and binds the HTTP port, charging through `provider`. Nothing here
-    /// needs the broker: payments are taken (and their events kept in the outbox) while Kafka
-    /// is down.
+    /// Opens the database `PAYMENT_DATABASE_URL` names (bringing its schema up to date) and
+    /// binds the HTTP port, charging through `provider`. Nothing here needs the broker:
+    /// payments are taken (and their events kept in the outbox) while Kafka is down.
     pub async fn build_with_provider<P: CardProvider>(
         config: PaymentConfig,
         shutdown: CancellationToken,
         provider: P,
     ) -> anyhow::Result<Self> {
         let signal = OutboxSignal::new();
-        let store = SqliteStore::open(&config.database_url, signal.clone())
-            .await
-            .with_context(|| format!("opening PAYMENT_DATABASE_URL={}", config.database_url))?;
+        let opening = || {
+            format!(
+                "opening PAYMENT_DATABASE_URL={}",
+                config.database_url_redacted()
+            )
+        };
+        match config.backend {
+            Backend::Sqlite => {
+                let store = SqliteStore::open(&config.database_url, signal.clone())
+                    .await
+                    .with_context(opening)?;
+                Self::build_with(config, shutdown, provider, store, signal).await
+            }
+            Backend::MySql => {
+                let store =
+                    MySqlStore::open(&config.mysql_url(), config.max_connections, signal.clone())
+                        .await
+                        .with_context(opening)?;
+                Self::build_with(config, shutdown, provider, store, signal).await
+            }
+        }
+    }
+
+    /// Wires the service around an opened `store` (whose writes notify `signal`): the same
+    /// for every backend.
+    pub async fn build_with<P: CardProvider, S: StoreAdapter>(
+        config: PaymentConfig,
+        shutdown: CancellationToken,
+        provider: P,
+        store: S,
+        signal: OutboxSignal,
+    ) -> anyhow::Result<Self> {
+        tracing::info!(backend = ?config.backend, "payment store open");
         let service = PaymentService::new(store.clone(), Arc::new(provider), Arc::new(SystemClock));
         let verifier = JwtVerifier::new(config.auth.clone());
 

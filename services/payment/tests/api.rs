@@ -1,13 +1,13 @@
 //! Reading payments (`GET /api/payments`) and the operational endpoints.
 
+#[macro_use]
 mod support;
 
 use serde_json::Value;
-use support::{assert_problem, new_reservation, pay_body, spawn_app};
+use support::{Db, assert_problem, new_reservation, pay_body, spawn_app};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn payments_are_shown_to_their_owner_and_admins_only() {
-    let mut app = spawn_app().await;
+async fn payments_are_shown_to_their_owner_and_admins_only(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     let paid = app
         .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
@@ -112,9 +112,8 @@ async fn payments_are_shown_to_their_owner_and_admins_only() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn health_readiness_and_metrics() {
-    let mut app = spawn_app().await;
+async fn health_readiness_and_metrics(db: Db) {
+    let mut app = spawn_app(db).await;
     for path in ["/health/live", "/health/ready"] {
         let response = app
             .http
@@ -146,3 +145,8 @@ async fn health_readiness_and_metrics() {
     assert!(response.headers().contains_key("x-request-id"));
     app.stop().await;
 }
+
+on_every_backend!(
+    payments_are_shown_to_their_owner_and_admins_only,
+    health_readiness_and_metrics,
+);

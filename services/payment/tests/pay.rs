@@ -1,15 +1,15 @@
 //! Taking payment: seat's `POST /internal/payments` against the card simulator, with the
 //! outcome published on the payment topic through the real broker.
 
+#[macro_use]
 mod support;
 
 use futures::future::join_all;
 use serde_json::Value;
-use support::{assert_problem, count, new_reservation, pay_body, spawn_app};
+use support::{Db, assert_problem, count, new_reservation, pay_body, spawn_app};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn approved_declined_and_slow_payments_are_answered_and_published() {
-    let mut app = spawn_app().await;
+async fn approved_declined_and_slow_payments_are_answered_and_published(db: Db) {
+    let mut app = spawn_app(db).await;
 
     let approved = new_reservation();
     let answer = app
@@ -91,9 +91,8 @@ async fn approved_declined_and_slow_payments_are_answered_and_published() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_identical_calls_charge_once() {
-    let mut app = spawn_app().await;
+async fn twenty_concurrent_identical_calls_charge_once(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     // Slow enough that all twenty are in flight while the first is at the provider.
     let body = pay_body(&reservation, "alice", 8000, "tok_slow_200");
@@ -110,9 +109,8 @@ async fn twenty_concurrent_identical_calls_charge_once() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it() {
-    let mut app = spawn_app().await;
+async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
 
     // tok_error: the provider never answers. 503 + Retry-After, PENDING, nothing charged.
@@ -157,9 +155,8 @@ async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_requests_are_refused_and_change_nothing() {
-    let mut app = spawn_app().await;
+async fn bad_requests_are_refused_and_change_nothing(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     let good = pay_body(&reservation, "alice", 4000, "tok_approve");
 
@@ -253,3 +250,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(app.simulator.charges_made(), 1);
     app.stop().await;
 }
+
+on_every_backend!(
+    approved_declined_and_slow_payments_are_answered_and_published,
+    twenty_concurrent_identical_calls_charge_once,
+    an_unanswered_charge_stays_pending_and_a_retry_completes_it,
+    bad_requests_are_refused_and_change_nothing,
+);

@@ -1,6 +1,7 @@
 //! Refunds: seat's closure events taken off the real broker, the refund worker, and the
 //! exactly-once guarantees around them.
 
+#[macro_use]
 mod support;
 
 use shared_events::{
@@ -8,7 +9,7 @@ use shared_events::{
     ReservationPaymentFailed, SeatReserved,
 };
 use studycafe_testkit::{eventually, kafka};
-use support::{WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app};
+use support::{Db, WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app};
 
 fn cancelled(reservation: &str, customer: &str, was_paid: bool) -> ReservationCancelled {
     ReservationCancelled {
@@ -25,9 +26,8 @@ fn expired(reservation: &str, customer: &str) -> ReservationExpired {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cancelled_paid_reservation_is_refunded_exactly_once() {
-    let mut app = spawn_app().await;
+async fn a_cancelled_paid_reservation_is_refunded_exactly_once(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     let paid = app
         .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
@@ -81,9 +81,8 @@ async fn a_cancelled_paid_reservation_is_refunded_exactly_once() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_payment_completing_after_the_reservation_expired_is_refunded() {
-    let mut app = spawn_app().await;
+async fn a_payment_completing_after_the_reservation_expired_is_refunded(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     let expiry = app
         .publish(&reservation, expired(&reservation, "alice"))
@@ -104,9 +103,8 @@ async fn a_payment_completing_after_the_reservation_expired_is_refunded() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered() {
-    let mut app = spawn_app().await;
+async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered(db: Db) {
+    let mut app = spawn_app(db).await;
     let declined = new_reservation();
     let unpaid = new_reservation();
     let answer = app
@@ -170,9 +168,8 @@ async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered()
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refund_waits_out_a_provider_outage_and_a_restart() {
-    let mut app = spawn_app().await;
+async fn a_refund_waits_out_a_provider_outage_and_a_restart(db: Db) {
+    let mut app = spawn_app(db).await;
     let reservation = new_reservation();
     app.pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
         .await;
@@ -203,3 +200,10 @@ async fn a_refund_waits_out_a_provider_outage_and_a_restart() {
     assert_eq!(count(&events, "PaymentRefunded"), 1, "{events:?}");
     app.stop().await;
 }
+
+on_every_backend!(
+    a_cancelled_paid_reservation_is_refunded_exactly_once,
+    a_payment_completing_after_the_reservation_expired_is_refunded,
+    unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered,
+    a_refund_waits_out_a_provider_outage_and_a_restart,
+);

@@ -60,6 +60,30 @@ pub enum SaveOutcome<T = ()> {
     Stale,
 }
 
+/// Who may ask the card provider about a PENDING payment right now, and until when.
+///
+/// Why in the store: replicas sharing one database each have their own in-process lock, so
+/// the "only one of us calls the provider" guarantee must live in the payment row itself. The
+/// claim is a lease (`until`), renewed while the call runs, so a replica that dies mid-call
+/// does not block the payment for longer than one lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeClaim {
+    /// The claiming service instance (one per process: within a process the keyed lock
+    /// already serialises calls, so the instance may renew or retake its own claim).
+    pub holder: Uuid,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// What claiming a payment for a provider call came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller holds the claim until its `until`.
+    Claimed,
+    /// Another instance holds a live claim, or the payment is no longer PENDING: reload it.
+    Busy,
+}
+
 /// What recording a closure came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseOutcome {
@@ -86,7 +110,7 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
         payment: PaymentId,
     ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
 
-    /// Stores a settled payment (if still at `expected_version`) with its event. When the
+    /// Stores a settled payment (if still PENDING at `expected_version`) with its event. When the
     /// payment completed and its reservation is already known closed, `refund_if_closed` is
     /// stored too — all in one transaction, so a closure recorded concurrently cannot be
     /// missed. Returns the refund when one was stored.
@@ -99,7 +123,17 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
         refund_if_closed: Option<&Refund>,
     ) -> impl Future<Output = Result<SaveOutcome<Option<Refund>>, StoreError>> + Send;
 
-    /// Stores an unanswered attempt (if still at `expected_version`); no event.
+    /// Claims (or renews the claim of) a PENDING payment for a provider call: succeeds when
+    /// the payment is PENDING and unclaimed, its claim has expired, or `claim.holder` holds it.
+    /// Does not change the payment's version (the claim is not part of the aggregate).
+    fn claim_charge(
+        &self,
+        payment: PaymentId,
+        claim: &ChargeClaim,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Stores an unanswered attempt (if still at `expected_version`) and releases the charge
+    /// claim, so a retry from any instance may ask the provider at once; no event.
     fn save_attempt(
         &self,
         payment: &Payment,

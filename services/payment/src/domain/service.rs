@@ -10,13 +10,14 @@ use std::sync::Arc;
 use chrono::Duration;
 use futures::StreamExt as _;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::domain::{
     ChargeRequest, Mismatch, Payment, PaymentEvent, Refund, ReservationClosure, ReservationId,
     locks::KeyedLocks,
     ports::{
-        CardProvider, Charge, Clock, CloseOutcome, Consumed, InsertOutcome, PaymentStore,
-        ProviderUnavailable, SaveOutcome, StoreError,
+        CardProvider, Charge, ChargeClaim, ClaimOutcome, Clock, CloseOutcome, Consumed,
+        InsertOutcome, PaymentStore, ProviderUnavailable, SaveOutcome, StoreError,
     },
 };
 
@@ -43,6 +44,10 @@ pub enum PayError {
     },
     #[error("payment of reservation {0} kept changing; try again")]
     Contended(ReservationId),
+    /// Another instance has been asking the provider for this payment for a while; its
+    /// answer will be recorded, and a retry then reads it.
+    #[error("payment of reservation {0} is being charged by another instance; try again")]
+    InProgress(ReservationId),
     /// The background task running the payment died (a bug, or the runtime is stopping).
     #[error("the payment task was interrupted: {0}")]
     Interrupted(String),
@@ -94,6 +99,14 @@ const MAX_RETRIES: usize = 8;
 /// rest.
 const REFUND_CONCURRENCY: usize = 8;
 
+/// How long a charge claim lasts without renewal: how long a payment stays blocked when the
+/// instance that claimed it dies mid-call. Renewed every third of it while the call runs.
+pub const CHARGE_CLAIM_TTL: Duration = Duration::seconds(15);
+
+/// How long a request waits for another instance's provider call before answering
+/// "try again" (seat retries; the payment is settled by then or soon).
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The longest wait between two attempts at one refund.
 pub const MAX_REFUND_BACKOFF: Duration = Duration::seconds(30);
 
@@ -105,6 +118,8 @@ pub struct PaymentService<S, P> {
     clock: Arc<dyn Clock>,
     locks: Arc<KeyedLocks<ReservationId>>,
     refund_due: Arc<Notify>,
+    /// This instance's name in charge claims.
+    instance: Uuid,
 }
 
 impl<S: Clone, P> Clone for PaymentService<S, P> {
@@ -115,6 +130,7 @@ impl<S: Clone, P> Clone for PaymentService<S, P> {
             clock: self.clock.clone(),
             locks: self.locks.clone(),
             refund_due: self.refund_due.clone(),
+            instance: self.instance,
         }
     }
 }
@@ -133,6 +149,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             clock,
             locks: Arc::default(),
             refund_due: Arc::new(Notify::new()),
+            instance: Uuid::new_v4(),
         }
     }
 
@@ -180,6 +197,11 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                 }
             }
         };
+        if !payment.is_settled() {
+            // The keyed lock above covers this process only: the claim in the database keeps
+            // other replicas away from the provider while this one asks it.
+            payment = self.claim_or_wait(payment).await?;
+        }
         if payment.is_settled() {
             tracing::debug!(reservation_id = %reservation, status = payment.status.as_str(), "payment answered from the records");
             return Ok(payment);
@@ -187,10 +209,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
 
         // The reservation id is the processor's idempotency key: a retry after a lost answer
         // or a crash never charges twice.
-        let answer = self
-            .provider
-            .charge(&reservation.to_string(), payment.amount, &payment.token)
-            .await;
+        let answer = self.charge_holding_claim(&payment).await;
 
         for _ in 0..MAX_RETRIES {
             if payment.is_settled() {
@@ -256,6 +275,66 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                 })?;
         }
         Err(PayError::Contended(reservation))
+    }
+
+    fn claim(&self) -> ChargeClaim {
+        let now = self.clock.now();
+        ChargeClaim {
+            holder: self.instance,
+            now,
+            until: now + CHARGE_CLAIM_TTL,
+        }
+    }
+
+    /// Claims the PENDING `payment` for this instance's provider call, or waits while another
+    /// instance holds it. Returns the payment to go on with: still PENDING (and claimed), or
+    /// settled by the other instance meanwhile.
+    async fn claim_or_wait(&self, mut payment: Payment) -> Result<Payment, PayError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.store.claim_charge(payment.id, &self.claim()).await? {
+                ClaimOutcome::Claimed => return Ok(payment),
+                ClaimOutcome::Busy => {}
+            }
+            payment = self
+                .store
+                .by_reservation(payment.reservation_id)
+                .await?
+                .ok_or_else(|| StoreError::new(format!("payment {} vanished", payment.id)))?;
+            if payment.is_settled() {
+                return Ok(payment);
+            }
+            if started.elapsed() >= CLAIM_WAIT {
+                tracing::warn!(reservation_id = %payment.reservation_id, payment_id = %payment.id, "payment still claimed by another instance");
+                return Err(PayError::InProgress(payment.reservation_id));
+            }
+            tracing::debug!(reservation_id = %payment.reservation_id, "payment claimed by another instance: waiting for its answer");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        }
+    }
+
+    /// Asks the provider to charge `payment`, renewing this instance's claim while the call
+    /// runs (a slow processor must not let the claim lapse and another replica ask too).
+    async fn charge_holding_claim(&self, payment: &Payment) -> Result<Charge, ProviderUnavailable> {
+        let key = payment.reservation_id.to_string();
+        let charge = self.provider.charge(&key, payment.amount, &payment.token);
+        tokio::pin!(charge);
+        let period = (CHARGE_CLAIM_TTL / 3).to_std().unwrap_or_default();
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                answer = &mut charge => return answer,
+                _ = renew.tick() => match self.store.claim_charge(payment.id, &self.claim()).await {
+                    Ok(ClaimOutcome::Claimed) => {}
+                    // The provider's idempotency key still prevents a second charge; the
+                    // claim only spares the processor a duplicate call.
+                    Ok(ClaimOutcome::Busy) => tracing::warn!(payment_id = %payment.id, "charge claim lost during a slow provider call"),
+                    Err(e) => tracing::warn!(payment_id = %payment.id, error = %e, "could not renew the charge claim"),
+                },
+            }
+        }
     }
 
     fn settled(&self, payment: &Payment, event: &PaymentEvent, refund: Option<&Refund>) {

@@ -117,7 +117,7 @@ impl IntoResponse for ApiError {
                 .with("paymentId", payment.id.to_string())
                 .with("paymentStatus", payment.status.as_str())
                 .retry_after(1),
-                PayError::Contended(_) | PayError::Interrupted(_) => Problem::new(
+                PayError::Contended(_) | PayError::InProgress(_) | PayError::Interrupted(_) => Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "try-again",
                     "Try again",

@@ -85,6 +85,7 @@ struct State {
     refunds: Answers<String>,
     charged: AtomicU64,
     refunded: AtomicU64,
+    charge_calls: AtomicU64,
 }
 
 /// The built-in card processor stand-in. Cheap to clone; clones share their memory.
@@ -111,6 +112,12 @@ impl CardSimulator {
     /// Real (first-time, approved) charges made so far by this simulator.
     pub fn charges_made(&self) -> u64 {
         self.state.charged.load(Ordering::SeqCst)
+    }
+
+    /// Charge calls answered so far, repeats included: how often the payment service asked,
+    /// which its own guarantees keep at one per payment (barring outages).
+    pub fn charge_calls(&self) -> u64 {
+        self.state.charge_calls.load(Ordering::SeqCst)
     }
 
     /// Real (first-time) refunds made so far by this simulator.
@@ -144,6 +151,7 @@ impl CardProvider for CardSimulator {
         token: &PaymentToken,
     ) -> Result<Charge, ProviderUnavailable> {
         self.check_outage()?;
+        self.state.charge_calls.fetch_add(1, Ordering::SeqCst);
         let behaviour = Behaviour::of(token.expose());
         let answer = cell(&self.state.charges, idempotency_key);
         let charge = answer

@@ -13,22 +13,25 @@
 
 use std::{str::FromStr, time::Duration};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{
-    Row as _, SqliteConnection, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    SqliteConnection, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use studycafe_messaging::{OutboxSignal, sqlite as outbox};
 
 use crate::{
     domain::{
-        CustomerId, Money, Payment, PaymentEvent, PaymentId, PaymentStatus, PaymentToken, Refund,
-        RefundId, RefundStatus, ReservationClosure, ReservationId,
-        ports::{CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome, StoreError},
+        Payment, PaymentEvent, PaymentId, Refund, ReservationClosure, ReservationId,
+        ports::{
+            ChargeClaim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore,
+            SaveOutcome, StoreError,
+        },
     },
-    outbound::published_language,
+    outbound::{
+        StoreAdapter, published_language,
+        records::{PaymentRow, RefundRow, convert, ms},
+    },
 };
 
 #[derive(Debug, Clone)]
@@ -40,16 +43,6 @@ pub struct SqliteStore {
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(millis: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(millis)
-        .single()
-        .unwrap_or_default()
 }
 
 impl SqliteStore {
@@ -85,85 +78,17 @@ impl SqliteStore {
             signal,
         })
     }
-
-    /// The pool the outbox relay reads from.
-    pub fn outbox(&self) -> outbox::SqliteOutbox {
-        outbox::SqliteOutbox::new(self.writer.clone())
-    }
-
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
-    }
-}
-
-fn decode(e: impl std::fmt::Display) -> sqlx::Error {
-    sqlx::Error::Decode(e.to_string().into())
-}
-
-fn payment_from_row(row: &SqliteRow) -> Result<Payment, sqlx::Error> {
-    let id: String = row.try_get("payment_id")?;
-    let reservation: String = row.try_get("reservation_id")?;
-    let customer: String = row.try_get("customer_id")?;
-    let currency: String = row.try_get("currency")?;
-    let token: String = row.try_get("payment_token")?;
-    let status: String = row.try_get("status")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(Payment {
-        id: PaymentId::parse(&id).map_err(decode)?,
-        reservation_id: ReservationId::parse(&reservation).map_err(decode)?,
-        customer_id: CustomerId::parse(&customer).map_err(decode)?,
-        amount: Money::parse(row.try_get("amount")?, &currency).map_err(decode)?,
-        token: PaymentToken::parse(&token).map_err(decode)?,
-        status: PaymentStatus::parse(&status)
-            .ok_or_else(|| decode(format!("payment status {status}")))?,
-        provider_ref: row.try_get("provider_ref")?,
-        decline_reason: row.try_get("decline_reason")?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        created_at: from_ms(row.try_get("created_at")?),
-        updated_at: from_ms(row.try_get("updated_at")?),
-        version: row.try_get("version")?,
-    })
-}
-
-fn refund_from_row(row: &SqliteRow) -> Result<Refund, sqlx::Error> {
-    let id: String = row.try_get("refund_id")?;
-    let payment: String = row.try_get("payment_id")?;
-    let reservation: String = row.try_get("reservation_id")?;
-    let currency: String = row.try_get("currency")?;
-    let status: String = row.try_get("status")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(Refund {
-        id: RefundId::parse(&id).map_err(decode)?,
-        payment_id: PaymentId::parse(&payment).map_err(decode)?,
-        reservation_id: ReservationId::parse(&reservation).map_err(decode)?,
-        charge_ref: row.try_get("charge_ref")?,
-        amount: Money::parse(row.try_get("amount")?, &currency).map_err(decode)?,
-        status: RefundStatus::parse(&status)
-            .ok_or_else(|| decode(format!("refund status {status}")))?,
-        provider_ref: row.try_get("provider_ref")?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        next_attempt_at: from_ms(row.try_get("next_attempt_at")?),
-        cause: row.try_get("cause")?,
-        created_at: from_ms(row.try_get("created_at")?),
-        updated_at: from_ms(row.try_get("updated_at")?),
-    })
 }
 
 async fn payment_by_reservation(
     conn: &mut SqliteConnection,
     id: ReservationId,
 ) -> sqlx::Result<Option<Payment>> {
-    sqlx::query("SELECT * FROM payments WHERE reservation_id = ?")
+    sqlx::query_as::<_, PaymentRow>("SELECT * FROM payments WHERE reservation_id = ?")
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?
-        .as_ref()
-        .map(payment_from_row)
+        .map(Payment::try_from)
         .transpose()
 }
 
@@ -191,6 +116,28 @@ async fn insert_refund(conn: &mut SqliteConnection, refund: &Refund) -> sqlx::Re
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
+}
+
+/// Takes a PENDING payment's charge claim when it is free, expired or already ours. The same
+/// statement serves the MySQL adapter (binds: holder, until, payment id, now, holder).
+pub(crate) const CLAIM_CHARGE: &str = "UPDATE payments SET claim_holder = ?, claimed_until = ?
+     WHERE payment_id = ? AND status = 'PENDING'
+       AND (claimed_until IS NULL OR claimed_until <= ? OR claim_holder = ?)";
+
+impl StoreAdapter for SqliteStore {
+    type Outbox = outbox::SqliteOutbox;
+
+    fn outbox(&self) -> Self::Outbox {
+        outbox::SqliteOutbox::new(self.writer.clone())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
 }
 
 impl PaymentStore for SqliteStore {
@@ -240,15 +187,14 @@ impl PaymentStore for SqliteStore {
     }
 
     async fn refunds_of(&self, payment: PaymentId) -> Result<Vec<Refund>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at")
-            .bind(payment.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(store_error)?;
-        rows.iter()
-            .map(refund_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(store_error)
+        let rows = sqlx::query_as::<_, RefundRow>(
+            "SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at",
+        )
+        .bind(payment.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(store_error)?;
+        convert(rows).map_err(store_error)
     }
 
     async fn settle(
@@ -262,8 +208,8 @@ impl PaymentStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(store_error)?;
         let updated = sqlx::query(
             "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
-               updated_at = ?, version = version + 1
-             WHERE payment_id = ? AND version = ?",
+               updated_at = ?, version = version + 1, claim_holder = NULL, claimed_until = NULL
+             WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
         .bind(payment.status.as_str())
         .bind(&payment.provider_ref)
@@ -304,13 +250,35 @@ impl PaymentStore for SqliteStore {
         Ok(SaveOutcome::Saved(refund))
     }
 
+    async fn claim_charge(
+        &self,
+        payment: PaymentId,
+        claim: &ChargeClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let updated = sqlx::query(CLAIM_CHARGE)
+            .bind(claim.holder.to_string())
+            .bind(ms(claim.until))
+            .bind(payment.to_string())
+            .bind(ms(claim.now))
+            .bind(claim.holder.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(store_error)?;
+        Ok(if updated.rows_affected() == 1 {
+            ClaimOutcome::Claimed
+        } else {
+            ClaimOutcome::Busy
+        })
+    }
+
     async fn save_attempt(
         &self,
         payment: &Payment,
         expected_version: i64,
     ) -> Result<SaveOutcome, StoreError> {
         let updated = sqlx::query(
-            "UPDATE payments SET attempts = ?, updated_at = ?, version = version + 1
+            "UPDATE payments SET attempts = ?, updated_at = ?, version = version + 1,
+               claim_holder = NULL, claimed_until = NULL
              WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
         .bind(i64::from(payment.attempts))
@@ -371,7 +339,7 @@ impl PaymentStore for SqliteStore {
     }
 
     async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, RefundRow>(
             "SELECT * FROM refunds WHERE status = 'PENDING' AND next_attempt_at <= ?
              ORDER BY next_attempt_at LIMIT ?",
         )
@@ -380,10 +348,7 @@ impl PaymentStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(store_error)?;
-        rows.iter()
-            .map(refund_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(store_error)
+        convert(rows).map_err(store_error)
     }
 
     async fn complete_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {

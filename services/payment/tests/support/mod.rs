@@ -1,8 +1,28 @@
-//! `spawn_app`: a payment service on port 0 with its own fresh database, a real embedded
-//! broker, a test signing key, and a card simulator the test can see into (charges made) and
-//! take down (its outage switch).
+//! `spawn_app(db)`: a payment service on port 0 with its own fresh database (a SQLite file,
+//! or a MariaDB database of its own from `TEST_MYSQL_URL`), a real embedded broker, a test
+//! signing key, and a card simulator the test can see into (charges made) and take down (its
+//! outage switch). [`on_every_backend!`] runs one test body against each store.
 
 #![allow(dead_code)]
+
+/// Declares, for each `async fn body(db: Db)`, the tests `body::sqlite` and `body::mysql`:
+/// the same behaviour checked on both stores. (The MySQL ones need `TEST_MYSQL_URL`:
+/// `eval "$(scripts/engines/up mariadb)"`.)
+macro_rules! on_every_backend {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$body(super::support::Db::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                super::$body(super::support::Db::MySql).await
+            }
+        }
+    )*};
+}
 
 use std::{
     path::PathBuf,
@@ -23,6 +43,53 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    MySql,
+}
+
+/// Where a test's database is, to look into it.
+#[derive(Debug, Clone)]
+enum DbHandle {
+    Sqlite(PathBuf),
+    MySql(String),
+}
+
+/// A fresh database for one test: `(PAYMENT_DATABASE_URL, handle)`.
+async fn fresh_database(db: Db, dir: &std::path::Path) -> (String, DbHandle) {
+    match db {
+        Db::Sqlite => {
+            let path = dir.join("payment.db");
+            (
+                format!("sqlite://{}", path.display()),
+                DbHandle::Sqlite(path),
+            )
+        }
+        Db::MySql => {
+            let url = studycafe_testkit::engines::mysql_database().await;
+            (url.clone(), DbHandle::MySql(url))
+        }
+    }
+}
+
+/// Another instance of the service on the same database and broker (a replica).
+pub struct Replica {
+    pub base: String,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Replica {
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -33,11 +100,11 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     config: PaymentConfig,
-    db_path: PathBuf,
+    db: DbHandle,
     _dir: tempfile::TempDir,
 }
 
-pub async fn spawn_app() -> TestApp {
+pub async fn spawn_app(db: Db) -> TestApp {
     // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
     // own threads, so they would drown the test report.
     if std::env::var_os("TEST_LOG").is_some() {
@@ -48,13 +115,12 @@ pub async fn spawn_app() -> TestApp {
     let broker = BrokerProcess::start().await;
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("payment.db");
-    let db = format!("sqlite://{}", db_path.display());
+    let (db_url, db) = fresh_database(db, dir.path()).await;
     let jwks = keys.jwks_file().display().to_string();
     let brokers = broker.brokers();
     let vars: Vec<(&str, &str)> = vec![
         ("PAYMENT_HTTP_ADDR", "127.0.0.1:0"),
-        ("PAYMENT_DATABASE_URL", &db),
+        ("PAYMENT_DATABASE_URL", &db_url),
         ("PAYMENT_REFUND_TICK_MS", "100"),
         ("KAFKA_BROKERS", &brokers),
         ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
@@ -79,7 +145,7 @@ pub async fn spawn_app() -> TestApp {
         outage,
         shutdown,
         task: Some(task),
-        db_path,
+        db,
         _dir: dir,
     }
 }
@@ -105,9 +171,14 @@ impl TestApp {
     }
 
     pub async fn pay_as(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
+        self.pay_at(&self.base, token, body).await
+    }
+
+    /// Pays through the instance at `base` (this one or a replica).
+    pub async fn pay_at(&self, base: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
         let mut request = self
             .http
-            .post(format!("{}/internal/payments", self.base))
+            .post(format!("{base}/internal/payments"))
             .json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -161,56 +232,70 @@ impl TestApp {
         .await
     }
 
-    async fn db(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.db_path.display()))
-            .await
-            .unwrap()
+    /// One integer (or nothing) from the service's database, read on a connection of its own.
+    pub async fn scalar(&self, sql: &str, binds: &[&str]) -> Option<i64> {
+        use sqlx::Connection as _;
+        match &self.db {
+            DbHandle::Sqlite(path) => {
+                let url = format!("sqlite://{}?mode=ro", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut query = sqlx::query_scalar(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let value = query.fetch_optional(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                value
+            }
+            DbHandle::MySql(url) => {
+                let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
+                let mut query = sqlx::query_scalar(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let value = query.fetch_optional(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                value
+            }
+        }
     }
 
     /// Waits until the service's consumer has applied the event `event_id` (it is in the
     /// inbox): every event before it on its partition has been handled too.
     pub async fn wait_consumed(&self, event_id: uuid::Uuid) {
-        let db = self.db().await;
+        let id = event_id.to_string();
         eventually(WAIT, "the event consumed", || async {
-            let found: Option<i64> = sqlx::query_scalar(
+            self.scalar(
                 "SELECT 1 FROM messaging_inbox WHERE consumer = 'payment' AND event_id = ?",
+                &[&id],
             )
-            .bind(event_id.to_string())
-            .fetch_optional(&db)
             .await
-            .unwrap();
-            found.map(|_| ())
+            .map(|_| ())
         })
         .await;
-        db.close().await;
     }
 
     /// How many unanswered provider calls the reservation's refund has had.
     pub async fn refund_attempts(&self, reservation: &str) -> Option<i64> {
-        let db = self.db().await;
-        let attempts = sqlx::query_scalar("SELECT attempts FROM refunds WHERE reservation_id = ?")
-            .bind(reservation)
-            .fetch_optional(&db)
-            .await
-            .unwrap();
-        db.close().await;
-        attempts
+        self.scalar(
+            "SELECT attempts FROM refunds WHERE reservation_id = ?",
+            &[reservation],
+        )
+        .await
     }
 
     /// Waits until the outbox has published everything written so far.
     pub async fn wait_outbox_drained(&self) {
-        let db = self.db().await;
         eventually(WAIT, "the outbox drained", || async {
-            let pending: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM messaging_outbox WHERE published_at IS NULL",
-            )
-            .fetch_one(&db)
-            .await
-            .unwrap();
-            (pending == 0).then_some(())
+            let pending = self
+                .scalar(
+                    "SELECT COUNT(*) FROM messaging_outbox WHERE published_at IS NULL",
+                    &[],
+                )
+                .await;
+            (pending == Some(0)).then_some(())
         })
         .await;
-        db.close().await;
     }
 
     /// Every event on the payment topic about `reservation` (after the outbox drained), as
@@ -275,6 +360,24 @@ impl TestApp {
         .expect("rebuild");
         self.base = format!("http://{}", app.local_addr());
         self.task = Some(tokio::spawn(app.run()));
+    }
+
+    /// Starts a second instance of the service on the same database and broker, charging
+    /// through the same card processor.
+    pub async fn spawn_replica(&self) -> Replica {
+        let shutdown = CancellationToken::new();
+        let app = App::build_with_provider(
+            self.config.clone(),
+            shutdown.clone(),
+            self.simulator.clone(),
+        )
+        .await
+        .expect("build replica");
+        Replica {
+            base: format!("http://{}", app.local_addr()),
+            shutdown,
+            task: Some(tokio::spawn(app.run())),
+        }
     }
 
     pub async fn stop(&mut self) {

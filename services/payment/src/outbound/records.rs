@@ -1,0 +1,110 @@
+//! The rows of the payment tables as both SQL adapters read them, and their conversion to the
+//! domain. The SQLite and MySQL schemas use the same column names and plain types (text ids,
+//! integer amounts, unix-millisecond timestamps), so one decoding serves both.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::domain::{
+    CustomerId, Money, Payment, PaymentId, PaymentStatus, PaymentToken, Refund, RefundId,
+    RefundStatus, ReservationId,
+};
+
+/// A timestamp as stored: unix milliseconds.
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or_default()
+}
+
+fn decode(e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(e.to_string().into())
+}
+
+/// A `payments` row (other columns, such as the charge claim, are not read).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PaymentRow {
+    payment_id: String,
+    reservation_id: String,
+    customer_id: String,
+    amount: i64,
+    currency: String,
+    payment_token: String,
+    status: String,
+    provider_ref: Option<String>,
+    decline_reason: Option<String>,
+    attempts: i64,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = sqlx::Error;
+
+    fn try_from(row: PaymentRow) -> Result<Self, sqlx::Error> {
+        Ok(Payment {
+            id: PaymentId::parse(&row.payment_id).map_err(decode)?,
+            reservation_id: ReservationId::parse(&row.reservation_id).map_err(decode)?,
+            customer_id: CustomerId::parse(&row.customer_id).map_err(decode)?,
+            amount: Money::parse(row.amount, &row.currency).map_err(decode)?,
+            token: PaymentToken::parse(&row.payment_token).map_err(decode)?,
+            status: PaymentStatus::parse(&row.status)
+                .ok_or_else(|| decode(format!("payment status {}", row.status)))?,
+            provider_ref: row.provider_ref,
+            decline_reason: row.decline_reason,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            created_at: from_ms(row.created_at),
+            updated_at: from_ms(row.updated_at),
+            version: row.version,
+        })
+    }
+}
+
+/// A `refunds` row.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefundRow {
+    refund_id: String,
+    payment_id: String,
+    reservation_id: String,
+    charge_ref: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    provider_ref: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    cause: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<RefundRow> for Refund {
+    type Error = sqlx::Error;
+
+    fn try_from(row: RefundRow) -> Result<Self, sqlx::Error> {
+        Ok(Refund {
+            id: RefundId::parse(&row.refund_id).map_err(decode)?,
+            payment_id: PaymentId::parse(&row.payment_id).map_err(decode)?,
+            reservation_id: ReservationId::parse(&row.reservation_id).map_err(decode)?,
+            charge_ref: row.charge_ref,
+            amount: Money::parse(row.amount, &row.currency).map_err(decode)?,
+            status: RefundStatus::parse(&row.status)
+                .ok_or_else(|| decode(format!("refund status {}", row.status)))?,
+            provider_ref: row.provider_ref,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: from_ms(row.next_attempt_at),
+            cause: row.cause,
+            created_at: from_ms(row.created_at),
+            updated_at: from_ms(row.updated_at),
+        })
+    }
+}
+
+/// Converts fetched rows, failing on the first that does not decode.
+pub fn convert<R, T: TryFrom<R, Error = sqlx::Error>>(rows: Vec<R>) -> sqlx::Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
