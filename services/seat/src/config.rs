@@ -16,8 +16,13 @@ use crate::domain::ReservationPolicy;
 pub struct SeatConfig {
     /// `SEAT_HTTP_ADDR` (default `127.0.0.1:8081`; port 0 picks a free port).
     pub http_addr: SocketAddr,
-    /// `SEAT_DATABASE_URL` (default `sqlite://var/seat.db`).
+    /// `SEAT_DATABASE_URL` (default `sqlite://var/seat.db`): `sqlite:` (embedded, one process)
+    /// or `postgres:`/`postgresql:` (any number of replicas on one database).
     pub database_url: String,
+    /// Which store the URL's scheme selects.
+    pub database: Backend,
+    /// `SEAT_DATABASE_POOL_SIZE` (default 10): PostgreSQL connections per replica.
+    pub database_pool_size: u32,
     /// `SEAT_CATALOGUE_FILE` (default: the built-in 40-seat cafe).
     pub catalogue_file: Option<PathBuf>,
     /// `SEAT_HOLD_SECS` (default 600), `SEAT_MAX_HOURS` (default 12),
@@ -31,6 +36,27 @@ pub struct SeatConfig {
     pub payment: Option<PaymentClientConfig>,
     pub kafka: KafkaConfig,
     pub auth: AuthConfig,
+}
+
+/// The database engine behind the reservation store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded: one process owns the file.
+    Sqlite,
+    /// Shared by replicas; the database enforces the no-overlap rule.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL's scheme names, if supported.
+    pub fn of(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0;
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
 }
 
 /// How seat calls payment.
@@ -117,10 +143,17 @@ impl SeatConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let database_url: String =
             env.or("SEAT_DATABASE_URL", "sqlite://var/seat.db".to_owned())?;
-        if !database_url.starts_with("sqlite:") {
-            return Err(ConfigError::new(
+        let database = Backend::of(&database_url).ok_or_else(|| {
+            ConfigError::new(
                 "SEAT_DATABASE_URL",
-                "must be a sqlite: URL (PostgreSQL support arrives with the production stack)",
+                "must be a sqlite: or postgres: (postgresql:) URL",
+            )
+        })?;
+        let database_pool_size: u32 = env.or("SEAT_DATABASE_POOL_SIZE", 10)?;
+        if !(1..=200).contains(&database_pool_size) {
+            return Err(ConfigError::new(
+                "SEAT_DATABASE_POOL_SIZE",
+                "must be between 1 and 200",
             ));
         }
         let hold_secs: i64 = env.or("SEAT_HOLD_SECS", 600)?;
@@ -147,6 +180,8 @@ impl SeatConfig {
         Ok(Self {
             http_addr: env.or("SEAT_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
             database_url,
+            database,
+            database_pool_size,
             catalogue_file: env.optional("SEAT_CATALOGUE_FILE")?,
             policy: ReservationPolicy {
                 hold: chrono::Duration::seconds(hold_secs),
@@ -205,6 +240,24 @@ mod tests {
         assert_eq!(payment.breaker.failure_threshold, 3);
         assert_eq!(payment.breaker.open_for, Duration::from_millis(1500));
         assert_eq!(payment.attempt_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_database_url_scheme_picks_the_backend() {
+        assert_eq!(load(&[]).unwrap().database, Backend::Sqlite);
+        for url in ["postgres://u:p@db/seat", "postgresql://db/seat"] {
+            let config = load(&[("SEAT_DATABASE_URL", url)]).unwrap();
+            assert_eq!(config.database, Backend::Postgres, "{url}");
+            assert_eq!(config.database_pool_size, 10);
+        }
+        for (name, value) in [
+            ("SEAT_DATABASE_URL", "mysql://db/seat"),
+            ("SEAT_DATABASE_URL", "var/seat.db"),
+            ("SEAT_DATABASE_POOL_SIZE", "0"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{value}: {err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! arrives from registration and payment.
 //!
 //! Layout (hexagonal): [`domain`] is the model and its ports; [`inbound`] holds the adapters
-//! that drive it (HTTP, Kafka consumer, timers); [`outbound`] the adapters it drives (SQLite
-//! store with outbox, published-language mapping, catalogue file). [`App`] wires them.
+//! that drive it (HTTP, Kafka consumer, timers); [`outbound`] the adapters it drives (SQLite or
+//! PostgreSQL store with outbox, published-language mapping, catalogue file). [`App`] wires
+//! them, once, generic over the store `SEAT_DATABASE_URL` selects.
 
 pub mod config;
 pub mod domain;
@@ -26,12 +27,14 @@ use studycafe_platform::{
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use config::SeatConfig;
+pub use config::{Backend, SeatConfig};
 
 use crate::{
     domain::{ports::SystemClock, service::ReservationService},
     inbound::{events::SagaReactions, http::ApiState, timers::Timers},
-    outbound::{catalogue, payments::HttpPayments, sqlite::SqliteStore},
+    outbound::{
+        StoreAdapter, catalogue, payments::HttpPayments, postgres::PgStore, sqlite::SqliteStore,
+    },
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -53,10 +56,36 @@ impl App {
     /// the broker: the service starts, and takes reservations, while Kafka is down.
     pub async fn build(config: SeatConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let signal = OutboxSignal::new();
-        let store = SqliteStore::open(&config.database_url, signal.clone())
-            .await
-            .with_context(|| format!("opening SEAT_DATABASE_URL={}", config.database_url))?;
+        match config.database {
+            Backend::Sqlite => {
+                let store = SqliteStore::open(&config.database_url, signal.clone())
+                    .await
+                    .with_context(|| {
+                        format!("opening SEAT_DATABASE_URL={}", config.database_url)
+                    })?;
+                Self::build_with(store, signal, config, shutdown).await
+            }
+            Backend::Postgres => {
+                let store = PgStore::open(
+                    &config.database_url,
+                    config.database_pool_size,
+                    signal.clone(),
+                )
+                .await
+                // The URL may carry a password: name the variable, not its value.
+                .context("opening the PostgreSQL database of SEAT_DATABASE_URL")?;
+                Self::build_with(store, signal, config, shutdown).await
+            }
+        }
+    }
 
+    /// The wiring, whatever the store: `signal` is the one the store notifies on commits.
+    pub async fn build_with<S: StoreAdapter>(
+        store: S,
+        signal: OutboxSignal,
+        config: SeatConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let seats = match &config.catalogue_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

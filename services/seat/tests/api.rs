@@ -7,13 +7,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shared_events::topics;
 use studycafe_testkit::kafka;
-use support::{assert_problem, in_hours, reservation_body, spawn_app};
+use support::{Db, assert_problem, in_hours, reservation_body, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_reservation_is_accepted_stored_and_published() {
-    let mut app = spawn_app().await;
+async fn a_reservation_is_accepted_stored_and_published(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let response = app
         .reserve(&alice, &reservation_body("A-01", &in_hours(2), 2))
@@ -65,9 +64,8 @@ async fn a_reservation_is_accepted_stored_and_published() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_seat_catalogue_is_public() {
-    let mut app = spawn_app().await;
+async fn the_seat_catalogue_is_public(db: Db) {
+    let mut app = spawn_app(db).await;
     let seats: Vec<Value> = app
         .http
         .get(format!("{}/api/seats", app.base))
@@ -88,9 +86,8 @@ async fn the_seat_catalogue_is_public() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_input_gets_a_problem_and_changes_nothing() {
-    let mut app = spawn_app().await;
+async fn bad_input_gets_a_problem_and_changes_nothing(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let start = in_hours(3);
     let url = format!("{}/api/reservations", app.base);
@@ -232,9 +229,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation() {
-    let mut app = spawn_app().await;
+async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation(db: Db) {
+    let mut app = spawn_app(db).await;
     let start = in_hours(5);
     let body = reservation_body("FB-01", &start, 3);
     let requests = (0..50).map(|i| {
@@ -280,9 +276,8 @@ async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idempotency_key_replays_the_first_answer() {
-    let mut app = spawn_app().await;
+async fn idempotency_key_replays_the_first_answer(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let body = reservation_body("B-02", &in_hours(4), 2);
     let send = |key: &'static str, body: Value| {
@@ -331,9 +326,8 @@ async fn idempotency_key_replays_the_first_answer() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn only_the_owner_or_an_admin_sees_and_cancels() {
-    let mut app = spawn_app().await;
+async fn only_the_owner_or_an_admin_sees_and_cancels(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let bob = app.keys.customer("bob");
     let admin = app.keys.admin("admin");
@@ -392,9 +386,8 @@ async fn only_the_owner_or_an_admin_sees_and_cancels() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operational_endpoints() {
-    let mut app = spawn_app().await;
+async fn operational_endpoints(db: Db) {
+    let mut app = spawn_app(db).await;
     for path in ["/health/live", "/health/ready"] {
         let response = app
             .http
@@ -432,3 +425,13 @@ async fn operational_endpoints() {
     assert_eq!(response.headers()["x-request-id"], "abc-123");
     app.stop().await;
 }
+
+on_both_backends!(
+    a_reservation_is_accepted_stored_and_published,
+    the_seat_catalogue_is_public,
+    bad_input_gets_a_problem_and_changes_nothing,
+    fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation,
+    idempotency_key_replays_the_first_answer,
+    only_the_owner_or_an_admin_sees_and_cancels,
+    operational_endpoints,
+);

@@ -1,6 +1,6 @@
 //! Taking payment for confirmed reservations through the payment port, with a test double
 //! behind it (the HTTP adapter and its circuit breaker come with the payment service), on the
-//! real SQLite store.
+//! real stores: each test runs once on SQLite and once on PostgreSQL (`TEST_POSTGRES_URL`).
 
 use std::sync::{Arc, Mutex};
 
@@ -8,13 +8,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use seat_service::{
     domain::{
         CustomerId, PaymentToken, ReservationId, ReservationStatus, SeatId,
-        ports::{
-            Clock, Consumed, PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments,
-            ReservationStore as _,
-        },
+        ports::{Clock, Consumed, PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments},
         service::{Reaction, ReservationService, ReserveSeat},
     },
-    outbound::{catalogue, sqlite::SqliteStore},
+    outbound::{StoreAdapter, catalogue, postgres::PgStore, sqlite::SqliteStore},
 };
 use studycafe_messaging::{OutboxSignal, OutboxStore as _};
 
@@ -60,17 +57,27 @@ impl Payments for ScriptedPayments {
     }
 }
 
-struct Fixture {
-    service: ReservationService<SqliteStore>,
-    store: SqliteStore,
+struct Fixture<S> {
+    service: ReservationService<S>,
+    store: S,
     clock: TestClock,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn fixture() -> Fixture {
+async fn sqlite() -> Fixture<SqliteStore> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("seat.db").display());
     let store = SqliteStore::open(&url, OutboxSignal::new()).await.unwrap();
+    fixture(store, Some(dir)).await
+}
+
+async fn postgres() -> Fixture<PgStore> {
+    let url = studycafe_testkit::engines::postgres_database().await;
+    let store = PgStore::open(&url, 4, OutboxSignal::new()).await.unwrap();
+    fixture(store, None).await
+}
+
+async fn fixture<S: StoreAdapter>(store: S, dir: Option<tempfile::TempDir>) -> Fixture<S> {
     store
         .sync_catalogue(&catalogue::parse(catalogue::DEFAULT).unwrap())
         .await
@@ -88,9 +95,32 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// `on_both_stores!(name, ...)`: for each `async fn name<S: StoreAdapter>(f: Fixture<S>)`, a
+/// test `sqlite::name` and a test `postgres::name`.
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::sqlite().await).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
 /// `customer`'s two hours on `seat`, starting in an hour.
-async fn reserve(
-    f: &Fixture,
+async fn reserve<S: StoreAdapter>(
+    f: &Fixture<S>,
     customer: &str,
     seat: &str,
 ) -> Result<seat_service::domain::service::Reserved, seat_service::domain::service::ReserveError> {
@@ -107,7 +137,7 @@ async fn reserve(
         .await
 }
 
-async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
+async fn confirmed<S: StoreAdapter>(f: &Fixture<S>, seat: &str) -> ReservationId {
     let reserved = reserve(f, "alice", seat).await.unwrap();
     let consumed = Consumed {
         consumer: "seat",
@@ -124,20 +154,18 @@ async fn confirmed(f: &Fixture, seat: &str) -> ReservationId {
     reserved.reservation_id
 }
 
-async fn settle(f: &Fixture, payments: &ScriptedPayments) -> usize {
+async fn settle<S: StoreAdapter>(f: &Fixture<S>, payments: &ScriptedPayments) -> usize {
     f.service
         .settle_due_payments(payments, 10, Duration::seconds(30))
         .await
         .unwrap()
 }
 
-async fn status(f: &Fixture, id: ReservationId) -> ReservationStatus {
+async fn status<S: StoreAdapter>(f: &Fixture<S>, id: ReservationId) -> ReservationStatus {
     f.store.get(id).await.unwrap().unwrap().status
 }
 
-#[tokio::test]
-async fn approved_is_paid_once_and_never_charged_again() {
-    let f = fixture().await;
+async fn approved_is_paid_once_and_never_charged_again<S: StoreAdapter>(f: Fixture<S>) {
     let id = confirmed(&f, "A-01").await;
     let payments = ScriptedPayments::answering(vec![Ok(PaymentOutcome::Approved {
         payment_id: "pay-1".into(),
@@ -153,9 +181,7 @@ async fn approved_is_paid_once_and_never_charged_again() {
     assert_eq!(payments.calls(), 1);
 }
 
-#[tokio::test]
-async fn declined_fails_the_reservation_and_frees_the_seat() {
-    let f = fixture().await;
+async fn declined_fails_the_reservation_and_frees_the_seat<S: StoreAdapter>(f: Fixture<S>) {
     let id = confirmed(&f, "A-02").await;
     let payments = ScriptedPayments::answering(vec![Ok(PaymentOutcome::Declined {
         reason: "card declined".into(),
@@ -167,9 +193,9 @@ async fn declined_fails_the_reservation_and_frees_the_seat() {
     assert!(again.is_ok());
 }
 
-#[tokio::test]
-async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers() {
-    let f = fixture().await;
+async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers<S: StoreAdapter>(
+    f: Fixture<S>,
+) {
     let id = confirmed(&f, "A-03").await;
     let payments = ScriptedPayments::answering(vec![
         Err(PaymentUnavailable("connection refused".into())),
@@ -204,9 +230,7 @@ async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers(
     assert!(payments.calls.lock().unwrap().iter().all(|c| *c == id));
 }
 
-#[tokio::test]
-async fn the_hold_ends_the_retries() {
-    let f = fixture().await;
+async fn the_hold_ends_the_retries<S: StoreAdapter>(f: Fixture<S>) {
     let id = confirmed(&f, "A-04").await;
     let payments = ScriptedPayments::answering(vec![Err(PaymentUnavailable("down".into()))]);
     settle(&f, &payments).await;
@@ -218,3 +242,10 @@ async fn the_hold_ends_the_retries() {
     // Every state change left its event in the outbox: reserved, confirmed, expired.
     assert_eq!(f.store.outbox().backlog().await.unwrap(), 40 + 3);
 }
+
+on_both_stores!(
+    approved_is_paid_once_and_never_charged_again,
+    declined_fails_the_reservation_and_frees_the_seat,
+    an_unreachable_payment_service_postpones_with_backoff_until_it_answers,
+    the_hold_ends_the_retries,
+);

@@ -10,7 +10,7 @@ use shared_events::{
     SeatRegistered, topics,
 };
 use studycafe_testkit::kafka;
-use support::{in_hours, reservation_body, spawn_app, spawn_app_with};
+use support::{Db, in_hours, reservation_body, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -27,9 +27,8 @@ async fn publish<T: shared_events::Event>(
     envelope
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn confirmed_paid_registered_each_exactly_once() {
-    let mut app = spawn_app().await;
+async fn confirmed_paid_registered_each_exactly_once(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
     let id = app
@@ -112,9 +111,8 @@ async fn confirmed_paid_registered_each_exactly_once() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rejected_booking_releases_the_seat_and_late_news_is_ignored() {
-    let mut app = spawn_app().await;
+async fn a_rejected_booking_releases_the_seat_and_late_news_is_ignored(db: Db) {
+    let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(3);
     let id = app
@@ -168,9 +166,8 @@ async fn a_rejected_booking_releases_the_seat_and_late_news_is_ignored() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unpaid_hold_expires_and_frees_the_seat() {
-    let mut app = spawn_app_with(&[("SEAT_HOLD_SECS", "5")]).await;
+async fn an_unpaid_hold_expires_and_frees_the_seat(db: Db) {
+    let mut app = spawn_app_with(db, &[("SEAT_HOLD_SECS", "5")]).await;
     let alice = app.keys.customer("alice");
     let starts = in_hours(2);
     let id = app
@@ -193,3 +190,9 @@ async fn an_unpaid_hold_expires_and_frees_the_seat() {
     );
     app.stop().await;
 }
+
+on_both_backends!(
+    confirmed_paid_registered_each_exactly_once,
+    a_rejected_booking_releases_the_seat_and_late_news_is_ignored,
+    an_unpaid_hold_expires_and_frees_the_seat,
+);

@@ -1,5 +1,9 @@
-//! `spawn_app`: a seat service on port 0 with its own fresh database, a real embedded broker
-//! and a test signing key.
+//! `spawn_app`: a seat service on port 0 with its own fresh database (a SQLite file, or a
+//! PostgreSQL database of its own on `TEST_POSTGRES_URL`), a real embedded broker and a test
+//! signing key.
+//!
+//! `on_both_backends!` turns test bodies taking a [`Db`] into one test per backend, so the
+//! same behaviour is checked on SQLite and on PostgreSQL.
 
 #![allow(dead_code)]
 
@@ -11,21 +15,73 @@ use studycafe_platform::config::Env;
 use studycafe_testkit::{BrokerProcess, TestKeys};
 use tokio_util::sync::CancellationToken;
 
+/// The backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// `on_both_backends!(name, ...)`: for each `async fn name(db: Db)` in the test file, a test
+/// `sqlite::name` and a test `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::support::Db::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::support::Db::Postgres).await
+                }
+            )+
+        }
+    };
+}
+
+/// A fresh, empty database of `db`'s kind; the tempdir keeps a SQLite file alive.
+pub async fn fresh_database(db: Db) -> (String, Option<tempfile::TempDir>) {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("seat.db").display());
+            (url, Some(dir))
+        }
+        Db::Postgres => (studycafe_testkit::engines::postgres_database().await, None),
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub keys: TestKeys,
     pub broker: BrokerProcess,
+    pub database_url: String,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+/// Another replica of a [`TestApp`]: same database, broker and keys, its own HTTP port.
+pub struct Replica {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, &[]).await
+}
+
+fn init_logs() {
     // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
     // own threads, so they would drown the test report.
     if std::env::var_os("TEST_LOG").is_some() {
@@ -33,33 +89,53 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     } else {
         studycafe_platform::observability::init_tracing_silent("seat-test");
     }
+}
+
+async fn start(
+    vars: &[(String, String)],
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let config = SeatConfig::from_env(&env).expect("config");
+    let shutdown = CancellationToken::new();
+    let app = App::build(config, shutdown.clone()).await.expect("build");
+    let base = format!("http://{}", app.local_addr());
+    (base, shutdown, tokio::spawn(app.run()))
+}
+
+pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
     let broker = BrokerProcess::start().await;
     let keys = TestKeys::new();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("seat.db").display());
+    let (database_url, dir) = fresh_database(db).await;
     let jwks = keys.jwks_file().display().to_string();
     let brokers = broker.brokers();
     let mut vars: Vec<(&str, &str)> = vec![
         ("SEAT_HTTP_ADDR", "127.0.0.1:0"),
-        ("SEAT_DATABASE_URL", &db),
+        ("SEAT_DATABASE_URL", &database_url),
         ("KAFKA_BROKERS", &brokers),
         ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
         ("AUTH_JWKS_FILE", &jwks),
         ("SEAT_TICK_MS", "100"),
     ];
     vars.extend_from_slice(extra);
-    let config = SeatConfig::from_env(&Env::from_pairs(vars)).expect("config");
-    let shutdown = CancellationToken::new();
-    let app = App::build(config, shutdown.clone()).await.expect("build");
-    let base = format!("http://{}", app.local_addr());
-    let task = tokio::spawn(app.run());
+    let vars: Vec<(String, String)> = vars
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let (base, shutdown, task) = start(&vars).await;
     TestApp {
         base,
         http: reqwest::Client::new(),
         keys,
         broker,
+        database_url,
         shutdown,
         task: Some(task),
+        vars,
         _dir: dir,
     }
 }
@@ -76,6 +152,16 @@ pub fn reservation_body(seat: &str, starts_at: &str, hours: i64) -> Value {
 }
 
 impl TestApp {
+    /// Starts another replica on the same database (with the same settings).
+    pub async fn replica(&self) -> Replica {
+        let (base, shutdown, task) = start(&self.vars).await;
+        Replica {
+            base,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
     pub async fn reserve(&self, token: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/api/reservations", self.base))
@@ -116,6 +202,15 @@ impl TestApp {
         .await;
     }
 
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Replica {
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {

@@ -1,0 +1,455 @@
+//! The PostgreSQL adapter of [`ReservationStore`] (production mode, any number of replicas).
+//!
+//! Unlike SQLite, several seat processes write this database at once, so nothing here relies
+//! on in-process serialisation:
+//! - the no-overlap rule is the `reservations_no_overlap` exclusion constraint; a violation
+//!   (SQLSTATE 23P01) is [`InsertOutcome::SeatTaken`], whichever replica inserted first;
+//! - an idempotency key is inserted before its reservation, so a concurrent retry of the same
+//!   request blocks on the key's row and then replays the first answer;
+//! - changes are optimistic (`version`), so of two replicas acting on one reservation the
+//!   loser gets [`SaveOutcome::Stale`];
+//! - timer sweeps claim their rows for a short while (`swept_until`, picked with
+//!   `FOR UPDATE SKIP LOCKED`) so two replicas' timers work on different reservations instead
+//!   of racing for the same ones; every save clears the claim.
+//!
+//! Every change and the event it causes (outbox), and the consumed event it answers (inbox),
+//! commit in one transaction; the outbox row is written after the aggregate's row, which keeps
+//! per-reservation event order (see `studycafe_messaging::postgres`).
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{
+    PgConnection, PgPool, Row as _,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+use studycafe_messaging::{OutboxSignal, postgres as outbox};
+
+use crate::{
+    domain::{
+        CustomerId, Money, PaymentToken, Reservation, ReservationEvent, ReservationId,
+        ReservationStatus, Seat, SeatId, SeatKind, TimeWindow,
+        ports::{
+            Consumed, Due, IdempotencyClaim, InsertOutcome, ReservationStore, SaveOutcome,
+            StoreError,
+        },
+        reservation::PaymentProgress,
+    },
+    outbound::published_language,
+};
+
+/// No statement may hold a connection (and its locks) longer than this.
+const STATEMENT_TIMEOUT: &str = "5s";
+/// How long a timer sweep keeps its rows from the other replicas' sweeps if it never saves
+/// them (it crashed, or decided there was nothing to do).
+const SWEEP_CLAIM: &str = "30 seconds";
+/// Serializes catalogue syncs of replicas starting together (one announces the changes).
+const CATALOGUE_LOCK: i64 = 7_312_101;
+
+const RESERVATION_COLUMNS: &str = "reservation_id, seat_id, customer_id, starts_at, ends_at, \
+    hours, price, status, status_reason, hold_expires_at, payment_token, payment_attempts, \
+    next_payment_at, payment_id, registration_id, created_at, updated_at, version";
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    signal: OutboxSignal,
+}
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+/// Whole seconds, as the SQLite adapter keeps them: both backends answer alike.
+fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp(), 0).single().unwrap_or(t)
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and brings its schema up to date. Safe when several
+    /// replicas start at once: the outbox install and sqlx's migrator take advisory locks.
+    pub async fn open(url: &str, pool_size: u32, signal: OutboxSignal) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("seat-service")
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        outbox::install(&pool).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool, signal })
+    }
+
+    /// The outbox as the relay sees it.
+    pub fn outbox(&self) -> outbox::PgOutbox {
+        outbox::PgOutbox::new(self.pool.clone())
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Makes the stored catalogue match `seats`, announcing new and changed seats
+    /// (`SeatDefined`) and disabling, never deleting, seats no longer listed. Replicas starting
+    /// together take turns (advisory lock), so a change is announced once.
+    pub async fn sync_catalogue(&self, seats: &[Seat]) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CATALOGUE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let existing = sqlx::query("SELECT seat_id, zone, kind, hourly_price, enabled FROM seats")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(seat_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut desired: Vec<Seat> = seats.to_vec();
+        for old in &existing {
+            if !seats.iter().any(|s| s.id == old.id) && old.enabled {
+                desired.push(Seat {
+                    enabled: false,
+                    ..old.clone()
+                });
+            }
+        }
+        let mut changed = 0;
+        for (position, seat) in desired.iter().enumerate() {
+            if existing.iter().any(|old| old == seat) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (seat_id) DO UPDATE SET zone = excluded.zone, kind = excluded.kind,
+                   hourly_price = excluded.hourly_price, enabled = excluded.enabled,
+                   position = excluded.position",
+            )
+            .bind(seat.id.as_str())
+            .bind(&seat.zone)
+            .bind(seat.kind.as_str())
+            .bind(seat.hourly_price.won())
+            .bind(seat.enabled)
+            .bind(i32::try_from(position)?)
+            .execute(&mut *tx)
+            .await?;
+            outbox::enqueue(
+                &mut tx,
+                &published_language::seat_message(seat, "catalogue", now),
+            )
+            .await?;
+            changed += 1;
+        }
+        tx.commit().await?;
+        if changed > 0 {
+            self.signal.notify();
+        }
+        Ok(changed)
+    }
+}
+
+fn seat_from_row(row: &PgRow) -> Result<Seat, sqlx::Error> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
+    let id: String = row.try_get("seat_id")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Seat {
+        id: SeatId::parse(&id).map_err(|e| decode(e.to_string()))?,
+        zone: row.try_get("zone")?,
+        kind: SeatKind::parse(&kind).ok_or_else(|| decode(format!("seat kind {kind}")))?,
+        hourly_price: Money::krw(row.try_get("hourly_price")?)
+            .map_err(|e| decode(e.to_string()))?,
+        enabled: row.try_get("enabled")?,
+    })
+}
+
+fn reservation_from_row(row: &PgRow) -> Result<Reservation, sqlx::Error> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
+    let seat: String = row.try_get("seat_id")?;
+    let customer: String = row.try_get("customer_id")?;
+    let status: String = row.try_get("status")?;
+    let token: String = row.try_get("payment_token")?;
+    let hours: i16 = row.try_get("hours")?;
+    let attempts: i32 = row.try_get("payment_attempts")?;
+    Ok(Reservation {
+        id: ReservationId::parse(&row.try_get::<uuid::Uuid, _>("reservation_id")?.to_string())
+            .map_err(|e| decode(e.to_string()))?,
+        seat_id: SeatId::parse(&seat).map_err(|e| decode(e.to_string()))?,
+        customer_id: CustomerId::parse(&customer).map_err(|e| decode(e.to_string()))?,
+        window: TimeWindow::restore(
+            row.try_get("starts_at")?,
+            u8::try_from(hours).map_err(|e| decode(e.to_string()))?,
+        ),
+        price: Money::krw(row.try_get("price")?).map_err(|e| decode(e.to_string()))?,
+        status: ReservationStatus::parse(&status)
+            .ok_or_else(|| decode(format!("status {status}")))?,
+        status_reason: row.try_get("status_reason")?,
+        hold_expires_at: row.try_get("hold_expires_at")?,
+        payment_token: PaymentToken::parse(&token).map_err(|e| decode(e.to_string()))?,
+        payment: PaymentProgress {
+            attempts: u32::try_from(attempts).map_err(|e| decode(e.to_string()))?,
+            next_attempt_at: row.try_get("next_payment_at")?,
+            payment_id: row.try_get("payment_id")?,
+        },
+        registration_id: row.try_get("registration_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+    })
+}
+
+async fn enqueue_event(
+    conn: &mut PgConnection,
+    reservation: &Reservation,
+    event: &ReservationEvent,
+    causation: &str,
+) -> sqlx::Result<()> {
+    let message =
+        published_language::reservation_message(reservation, event, causation, Utc::now());
+    outbox::enqueue(conn, &message).await
+}
+
+/// SQLSTATE 23P01: the exclusion constraint refused an overlapping live reservation.
+fn is_overlap_refusal(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23P01"))
+}
+
+impl ReservationStore for PgStore {
+    async fn seats(&self) -> Result<Vec<Seat>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats ORDER BY position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(seat_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+
+    async fn seat(&self, id: &SeatId) -> Result<Option<Seat>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats WHERE seat_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref()
+            .map(seat_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn insert(
+        &self,
+        reservation: &Reservation,
+        event: &ReservationEvent,
+        causation: &str,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        if let Some(claim) = idempotency {
+            // Claim the key first: a concurrent request with the same key waits here until
+            // this transaction ends, then finds the key taken (or free again, on a rollback).
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash,
+                   reservation_id, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
+            )
+            .bind(reservation.customer_id.as_str())
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(reservation.id.as_uuid())
+            .bind(secs(reservation.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            if claimed.rows_affected() == 0 {
+                let row = sqlx::query(
+                    "SELECT request_hash, reservation_id FROM idempotency_keys
+                     WHERE customer_id = $1 AND idempotency_key = $2",
+                )
+                .bind(reservation.customer_id.as_str())
+                .bind(&claim.key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                let hash: String = row.try_get("request_hash").map_err(store_error)?;
+                let id: uuid::Uuid = row.try_get("reservation_id").map_err(store_error)?;
+                return Ok(if hash == claim.request_hash {
+                    InsertOutcome::Replayed(
+                        ReservationId::parse(&id.to_string()).map_err(store_error)?,
+                    )
+                } else {
+                    InsertOutcome::KeyReused
+                });
+            }
+        }
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO reservations ({RESERVATION_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, 0)"
+        ))
+        .bind(reservation.id.as_uuid())
+        .bind(reservation.seat_id.as_str())
+        .bind(reservation.customer_id.as_str())
+        .bind(secs(reservation.window.starts_at()))
+        .bind(secs(reservation.window.ends_at()))
+        .bind(i16::from(reservation.window.hours()))
+        .bind(reservation.price.won())
+        .bind(reservation.status.as_str())
+        .bind(&reservation.status_reason)
+        .bind(secs(reservation.hold_expires_at))
+        .bind(reservation.payment_token.expose())
+        .bind(i32::try_from(reservation.payment.attempts).unwrap_or(i32::MAX))
+        .bind(reservation.payment.next_attempt_at.map(secs))
+        .bind(&reservation.payment.payment_id)
+        .bind(&reservation.registration_id)
+        .bind(secs(reservation.created_at))
+        .bind(secs(reservation.updated_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // The transaction is aborted; dropping it rolls back the idempotency key too.
+            Err(e) if is_overlap_refusal(&e) => return Ok(InsertOutcome::SeatTaken),
+            Err(e) => return Err(store_error(e)),
+        }
+        enqueue_event(&mut tx, reservation, event, causation)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        self.signal.notify();
+        Ok(InsertOutcome::Inserted)
+    }
+
+    async fn get(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE reservation_id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref()
+            .map(reservation_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn save(
+        &self,
+        reservation: &Reservation,
+        expected_version: i64,
+        event: Option<&ReservationEvent>,
+        causation: &str,
+        consumed: Option<Consumed>,
+    ) -> Result<SaveOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        if let Some(consumed) = consumed
+            && !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+                .await
+                .map_err(store_error)?
+        {
+            return Ok(SaveOutcome::AlreadyApplied);
+        }
+        // Under READ COMMITTED a concurrent writer's commit makes this re-check `version`
+        // against the newer row: the loser updates nothing and is told Stale.
+        let updated = sqlx::query(
+            "UPDATE reservations SET status = $1, status_reason = $2, payment_attempts = $3,
+               next_payment_at = $4, payment_id = $5, registration_id = $6, updated_at = $7,
+               version = version + 1, swept_until = NULL
+             WHERE reservation_id = $8 AND version = $9",
+        )
+        .bind(reservation.status.as_str())
+        .bind(&reservation.status_reason)
+        .bind(i32::try_from(reservation.payment.attempts).unwrap_or(i32::MAX))
+        .bind(reservation.payment.next_attempt_at.map(secs))
+        .bind(&reservation.payment.payment_id)
+        .bind(&reservation.registration_id)
+        .bind(secs(reservation.updated_at))
+        .bind(reservation.id.as_uuid())
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if updated.rows_affected() == 0 {
+            return Ok(SaveOutcome::Stale);
+        }
+        if let Some(event) = event {
+            enqueue_event(&mut tx, reservation, event, causation)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        if event.is_some() {
+            self.signal.notify();
+        }
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn mark_consumed(&self, consumed: Consumed) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn due(
+        &self,
+        due: Due,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let (filter, order) = match due {
+            Due::HoldExpiry => (
+                "status IN ('REQUESTED', 'CONFIRMED') AND hold_expires_at <= $1",
+                "hold_expires_at",
+            ),
+            Due::Completion => ("status = 'REGISTERED' AND ends_at <= $1", "ends_at"),
+            Due::Payment => (
+                "status = 'CONFIRMED' AND next_payment_at <= $1",
+                "next_payment_at",
+            ),
+        };
+        // Claim the rows (the claim uses the database's clock, `now` is the domain's): rows
+        // another replica's sweep holds, or is claiming right now, are skipped.
+        let sql = format!(
+            "UPDATE reservations SET swept_until = now() + interval '{SWEEP_CLAIM}'
+             WHERE reservation_id IN (
+               SELECT reservation_id FROM reservations
+               WHERE {filter} AND (swept_until IS NULL OR swept_until < now())
+               ORDER BY {order} LIMIT $2
+               FOR UPDATE SKIP LOCKED)
+             RETURNING {RESERVATION_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let mut found = rows
+            .iter()
+            .map(reservation_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(store_error)?;
+        // RETURNING keeps no order: oldest due first, as the SQLite adapter answers.
+        found.sort_by_key(|r| match due {
+            Due::HoldExpiry => r.hold_expires_at,
+            Due::Completion => r.window.ends_at(),
+            Due::Payment => r.payment.next_attempt_at.unwrap_or(r.hold_expires_at),
+        });
+        Ok(found)
+    }
+}
