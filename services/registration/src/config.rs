@@ -17,6 +17,8 @@ pub struct RegistrationConfig {
     pub http_addr: SocketAddr,
     /// `REGISTRATION_DATABASE_URL` (default `sqlite://var/registration.db`).
     pub database_url: String,
+    /// Which store `database_url` names (by its scheme).
+    pub database: DatabaseKind,
     /// `REGISTRATION_CAFE_ID` (default `main`): the cafe this deployment serves.
     pub cafe_id: CafeId,
     /// `REGISTRATION_AUTO_CONFIRM` (default false): the auto-confirm policy's initial value,
@@ -29,18 +31,40 @@ pub struct RegistrationConfig {
     pub auth: AuthConfig,
 }
 
+/// The store engines, told apart by the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite:` — embedded; replicas on one host may share the file.
+    Sqlite,
+    /// `postgres:` / `postgresql:` — production, any number of replicas.
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// The engine `url` names, if it is one this service has a store for.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 impl RegistrationConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let database_url: String = env.or(
             "REGISTRATION_DATABASE_URL",
             "sqlite://var/registration.db".to_owned(),
         )?;
-        if !database_url.starts_with("sqlite:") {
-            return Err(ConfigError::new(
+        let database = DatabaseKind::of(&database_url).ok_or_else(|| {
+            ConfigError::new(
                 "REGISTRATION_DATABASE_URL",
-                "must be a sqlite: URL (PostgreSQL support arrives with the production stack)",
-            ));
-        }
+                "must be a sqlite: or postgres: URL",
+            )
+        })?;
         let cafe: String = env.or("REGISTRATION_CAFE_ID", "main".to_owned())?;
         let cafe_id = CafeId::parse(&cafe)
             .map_err(|e| ConfigError::new("REGISTRATION_CAFE_ID", e.to_string()))?;
@@ -50,6 +74,7 @@ impl RegistrationConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8082)),
             )?,
             database_url,
+            database,
             cafe_id,
             auto_confirm: env.flag("REGISTRATION_AUTO_CONFIRM", false)?,
             shutdown_grace: env.millis(
@@ -77,16 +102,35 @@ mod tests {
         let config = RegistrationConfig::from_env(&Env::from_pairs(base())).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8082");
         assert_eq!(config.database_url, "sqlite://var/registration.db");
+        assert_eq!(config.database, DatabaseKind::Sqlite);
         assert_eq!(config.cafe_id.as_str(), "main");
         assert!(!config.auto_confirm);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
     }
 
     #[test]
+    fn the_url_scheme_picks_the_store() {
+        for (url, kind) in [
+            ("sqlite::memory:", DatabaseKind::Sqlite),
+            (
+                "postgres://u:p@db:5432/registration",
+                DatabaseKind::Postgres,
+            ),
+            ("postgresql://db/registration", DatabaseKind::Postgres),
+        ] {
+            let mut vars = base();
+            vars.push(("REGISTRATION_DATABASE_URL", url));
+            let config = RegistrationConfig::from_env(&Env::from_pairs(vars)).unwrap();
+            assert_eq!(config.database, kind, "{url}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (name, value) in [
             ("REGISTRATION_HTTP_ADDR", "nowhere"),
-            ("REGISTRATION_DATABASE_URL", "postgres://db/registration"),
+            ("REGISTRATION_DATABASE_URL", "mysql://db/registration"),
+            ("REGISTRATION_DATABASE_URL", "var/registration.db"),
             ("REGISTRATION_AUTO_CONFIRM", "maybe"),
             ("REGISTRATION_SHUTDOWN_GRACE_MS", "999999999"),
             ("REGISTRATION_CAFE_ID", "a\u{7}b"),

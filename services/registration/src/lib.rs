@@ -7,11 +7,13 @@
 //!
 //! Layout (hexagonal): [`domain`] is the model and its ports; [`inbound`] holds the adapters
 //! that drive it (admin HTTP API, Kafka consumer); [`outbound`] the adapters it drives (SQLite
-//! store with outbox and inbox, published-language mapping). [`App`] wires them.
+//! or PostgreSQL store with outbox and inbox, published-language mapping). [`App`] wires
+//! them, generic over the store: `REGISTRATION_DATABASE_URL`'s scheme picks one.
 //!
-//! Replicas: several processes may share one database file and one consumer group. The
-//! store makes every write safe against the other process (see `outbound::sqlite`); each
-//! replica also runs an outbox relay, and the relay's lease lets only one of them publish.
+//! Replicas: several processes may share one database (file or server) and one consumer
+//! group. The store makes every write safe against the other process (see
+//! `outbound::sqlite` and `outbound::postgres`); each replica also runs an outbox relay, and
+//! the relay's lease lets only one of them publish.
 
 pub mod config;
 pub mod domain;
@@ -22,18 +24,21 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use studycafe_messaging::{
-    ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
+    ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, OutboxStore, RelaySettings,
 };
 use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use config::RegistrationConfig;
+pub use config::{DatabaseKind, RegistrationConfig};
 
 use crate::{
-    domain::{ports::SystemClock, service::BookingService},
+    domain::{
+        ports::{BookingStore, SystemClock},
+        service::BookingService,
+    },
     inbound::{events::BookingReactions, http::ApiState},
-    outbound::sqlite::SqliteStore,
+    outbound::{postgres::PgStore, sqlite::SqliteStore},
 };
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -58,11 +63,36 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let signal = OutboxSignal::new();
-        let store = SqliteStore::open(&config.database_url, signal.clone())
-            .await
-            .with_context(|| {
-                format!("opening REGISTRATION_DATABASE_URL={}", config.database_url)
-            })?;
+        match config.database {
+            DatabaseKind::Sqlite => {
+                let store = SqliteStore::open(&config.database_url, signal.clone())
+                    .await
+                    .with_context(|| {
+                        format!("opening REGISTRATION_DATABASE_URL={}", config.database_url)
+                    })?;
+                let outbox = store.outbox();
+                Self::build_with(store, outbox, signal, config, shutdown).await
+            }
+            DatabaseKind::Postgres => {
+                // Not the URL in the message: it may hold a password.
+                let store = PgStore::open(&config.database_url, signal.clone())
+                    .await
+                    .context("opening the PostgreSQL database at REGISTRATION_DATABASE_URL")?;
+                let outbox = store.outbox();
+                Self::build_with(store, outbox, signal, config, shutdown).await
+            }
+        }
+    }
+
+    /// The wiring, whatever the store: `outbox` is the relay's view of the same database and
+    /// `signal` the one the store notifies after committing an event.
+    async fn build_with<S: BookingStore, O: OutboxStore>(
+        store: S,
+        outbox: O,
+        signal: OutboxSignal,
+        config: RegistrationConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let service =
             BookingService::new(store.clone(), config.cafe_id.clone(), Arc::new(SystemClock));
         let policy = service
@@ -95,7 +125,7 @@ impl App {
         let addr = listener.local_addr()?;
 
         let relay = OutboxRelay::new(
-            store.outbox(),
+            outbox,
             config.kafka.clone(),
             signal,
             RelaySettings::default(),

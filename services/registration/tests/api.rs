@@ -1,15 +1,15 @@
 //! The admin API's edges: who may call it, and what bad input gets (and that it changes
 //! nothing).
 
+#[macro_use]
 mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TestEnv, assert_problem, new_reservation_id, seat_reserved};
+use support::{Backend, TestEnv, assert_problem, new_reservation_id, seat_reserved};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn only_admins_get_in_and_bad_input_changes_nothing() {
-    let env = TestEnv::start().await;
+async fn only_admins_get_in_and_bad_input_changes_nothing(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env.spawn(&[]).await;
     let admin = env.admin();
     let id = new_reservation_id();
@@ -188,9 +188,8 @@ async fn only_admins_get_in_and_bad_input_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bookings_are_listed_newest_first() {
-    let env = TestEnv::start().await;
+async fn bookings_are_listed_newest_first(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env.spawn(&[]).await;
     let admin = env.admin();
     let mut ids = Vec::new();
@@ -242,3 +241,8 @@ async fn bookings_are_listed_newest_first() {
     assert_eq!(pending, [&ids[2], &ids[0]]);
     app.stop().await;
 }
+
+on_every_backend!(
+    only_admins_get_in_and_bad_input_changes_nothing,
+    bookings_are_listed_newest_first,
+);

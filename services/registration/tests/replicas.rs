@@ -1,6 +1,7 @@
-//! Two replicas on one database file in one consumer group: every booking is processed
-//! exactly once.
+//! Two replicas on one database (a SQLite file, or a PostgreSQL database) in one consumer
+//! group: every booking is processed exactly once.
 
+#[macro_use]
 mod support;
 
 use std::{collections::HashSet, time::Duration};
@@ -11,13 +12,12 @@ use rdkafka::{
 };
 use serde_json::Value;
 use shared_events::{Envelope, EventMeta, topics};
-use support::{TestEnv, new_reservation_id, of_type, seat_reserved};
+use support::{Backend, TestEnv, new_reservation_id, of_type, seat_reserved};
 
 const BOOKINGS: usize = 100;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_confirm_each_of_100_bookings_exactly_once() {
-    let env = TestEnv::start().await;
+async fn two_replicas_confirm_each_of_100_bookings_exactly_once(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     // Started together: the second must cope with the first creating the schema.
     let auto = [("REGISTRATION_AUTO_CONFIRM", "true")];
     let (mut one, mut two) = tokio::join!(env.spawn(&auto), env.spawn(&auto));
@@ -108,3 +108,5 @@ async fn two_replicas_confirm_each_of_100_bookings_exactly_once() {
 
     tokio::join!(one.stop(), two.stop());
 }
+
+on_every_backend!(two_replicas_confirm_each_of_100_bookings_exactly_once);

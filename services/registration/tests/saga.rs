@@ -1,6 +1,7 @@
 //! The registration service in the saga: events taken off the real broker, decisions made
 //! over HTTP, and what it publishes read back off the broker.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -9,15 +10,14 @@ use serde_json::{Value, json};
 use shared_events::{Envelope, EventMeta, ReservationRejected, topics};
 use studycafe_testkit::kafka;
 use support::{
-    TestEnv, assert_problem, new_reservation_id, of_type, payment_completed, read_all, reference,
-    reservation_cancelled, reservation_expired, seat_reserved,
+    Backend, TestEnv, assert_problem, new_reservation_id, of_type, payment_completed, read_all,
+    reference, reservation_cancelled, reservation_expired, seat_reserved,
 };
 
 const CODE_ALPHABET: &str = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn confirmed_paid_registered_then_cancelled_each_exactly_once() {
-    let env = TestEnv::start().await;
+async fn confirmed_paid_registered_then_cancelled_each_exactly_once(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env.spawn(&[]).await;
     let admin = env.admin();
     let id = new_reservation_id();
@@ -138,9 +138,8 @@ async fn confirmed_paid_registered_then_cancelled_each_exactly_once() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rejections_closed_bookings_and_strange_news() {
-    let env = TestEnv::start().await;
+async fn rejections_closed_bookings_and_strange_news(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env.spawn(&[]).await;
     let admin = env.admin();
 
@@ -262,9 +261,8 @@ async fn rejections_closed_bookings_and_strange_news() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auto_confirm_policy_confirms_new_bookings_and_survives_restarts() {
-    let env = TestEnv::start().await;
+async fn auto_confirm_policy_confirms_new_bookings_and_survives_restarts(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env.spawn(&[]).await;
     let admin = env.admin();
 
@@ -322,9 +320,8 @@ async fn auto_confirm_policy_confirms_new_bookings_and_survives_restarts() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_configured_policy_applies_until_an_admin_decides() {
-    let env = TestEnv::start().await;
+async fn the_configured_policy_applies_until_an_admin_decides(backend: Backend) {
+    let env = TestEnv::start_on(backend).await;
     let mut app = env
         .spawn(&[
             ("REGISTRATION_AUTO_CONFIRM", "true"),
@@ -354,3 +351,10 @@ async fn the_configured_policy_applies_until_an_admin_decides() {
     assert_eq!(policy["autoConfirm"], false);
     app.stop().await;
 }
+
+on_every_backend!(
+    confirmed_paid_registered_then_cancelled_each_exactly_once,
+    rejections_closed_bookings_and_strange_news,
+    auto_confirm_policy_confirms_new_bookings_and_survives_restarts,
+    the_configured_policy_applies_until_an_admin_decides,
+);

@@ -1,5 +1,9 @@
-//! Two stores on one SQLite file, as two replicas have them, applying the same events at the
+//! Two stores on one database, as two replicas have them, applying the same events at the
 //! same moment (what a consumer-group rebalance can cause): every event takes effect once.
+//! On every backend: a SQLite file shared by two pools, a PostgreSQL database by two.
+
+#[macro_use]
+mod support;
 
 use std::sync::Arc;
 
@@ -7,18 +11,18 @@ use chrono::{Duration, Utc};
 use registration_service::{
     domain::{
         CafeId, CustomerId, Money, NewBooking, ReservationId, SeatId, Window,
-        ports::{Consumed, SystemClock},
+        ports::{BookingStore, Consumed, SystemClock},
         service::{Applied, BookingService, Opened, Reaction},
     },
-    outbound::sqlite::SqliteStore,
+    outbound::{postgres::PgStore, sqlite::SqliteStore},
 };
 use studycafe_messaging::OutboxSignal;
+use support::Backend;
 use uuid::Uuid;
 
 const EVENTS: usize = 40;
 
-async fn replica(url: &str) -> BookingService<SqliteStore> {
-    let store = SqliteStore::open(url, OutboxSignal::new()).await.unwrap();
+fn service<S: BookingStore>(store: S) -> BookingService<S> {
     BookingService::new(store, CafeId::parse("main").unwrap(), Arc::new(SystemClock))
 }
 
@@ -41,13 +45,19 @@ fn consumed(event_id: Uuid) -> Consumed {
     }
 }
 
-async fn outbox_types(url: &str) -> Vec<String> {
-    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-    let payloads: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT payload FROM messaging_outbox ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+/// The `type` of every event in the outbox, in outbox order.
+async fn outbox_types(backend: Backend, url: &str) -> Vec<String> {
+    const QUERY: &str = "SELECT payload FROM messaging_outbox ORDER BY seq";
+    let payloads: Vec<Vec<u8>> = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query_scalar(QUERY).fetch_all(&pool).await.unwrap()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query_scalar(QUERY).fetch_all(&pool).await.unwrap()
+        }
+    };
     payloads
         .iter()
         .map(|p| {
@@ -57,12 +67,42 @@ async fn outbox_types(url: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_same_events_on_two_replicas_take_effect_once() {
+async fn the_same_events_on_two_replicas_take_effect_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("registration.db").display());
+    let url = backend.fresh_database(dir.path()).await;
     // Opened together: both run the migrations' check at the same time.
-    let (one, two) = tokio::join!(replica(&url), replica(&url));
+    match backend {
+        Backend::Sqlite => {
+            let (one, two) = tokio::join!(
+                SqliteStore::open(&url, OutboxSignal::new()),
+                SqliteStore::open(&url, OutboxSignal::new()),
+            );
+            each_event_once(service(one.unwrap()), service(two.unwrap())).await;
+        }
+        Backend::Postgres => {
+            let (one, two) = tokio::join!(
+                PgStore::open(&url, OutboxSignal::new()),
+                PgStore::open(&url, OutboxSignal::new()),
+            );
+            each_event_once(service(one.unwrap()), service(two.unwrap())).await;
+        }
+    }
+
+    let types = outbox_types(backend, &url).await;
+    assert_eq!(
+        types.iter().filter(|t| *t == "BookingConfirmed").count(),
+        EVENTS
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "SeatRegistered").count(),
+        EVENTS
+    );
+    assert_eq!(types.len(), 2 * EVENTS);
+}
+
+/// Both replicas open the same bookings, then register them, concurrently: each event is
+/// applied by exactly one of them.
+async fn each_event_once<S: BookingStore>(one: BookingService<S>, two: BookingService<S>) {
     one.seed_policy(true).await.unwrap();
 
     let bookings: Vec<(NewBooking, Uuid)> = (0..EVENTS)
@@ -113,19 +153,11 @@ async fn the_same_events_on_two_replicas_take_effect_once() {
     }
     assert_eq!(registered, EVENTS);
 
-    let types = outbox_types(&url).await;
-    assert_eq!(
-        types.iter().filter(|t| *t == "BookingConfirmed").count(),
-        EVENTS
-    );
-    assert_eq!(
-        types.iter().filter(|t| *t == "SeatRegistered").count(),
-        EVENTS
-    );
-    assert_eq!(types.len(), 2 * EVENTS);
     for (booking, _) in &bookings {
         let stored = two.booking(booking.reservation_id).await.unwrap();
         assert!(stored.registration.is_some());
         assert_eq!(stored.version, 1, "inserted confirmed, registered once");
     }
 }
+
+on_every_backend!(the_same_events_on_two_replicas_take_effect_once);

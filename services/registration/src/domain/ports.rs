@@ -61,6 +61,9 @@ pub enum SaveOutcome {
 }
 
 pub trait BookingStore: Clone + Send + Sync + 'static {
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn get(
         &self,
         id: ReservationId,
@@ -93,11 +96,13 @@ pub trait BookingStore: Clone + Send + Sync + 'static {
         consumed: Option<Consumed>,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
-    /// Records a consumed event that changes nothing, so it is not reconsidered.
+    /// Records a consumed event that changes nothing, so it is not reconsidered. False if it
+    /// was recorded already: another delivery (or replica) got there first, and what the
+    /// caller read may be that one's effect.
     fn mark_consumed(
         &self,
         consumed: Consumed,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn policy(
         &self,

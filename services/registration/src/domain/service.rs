@@ -252,7 +252,9 @@ impl<S: BookingStore> BookingService<S> {
         for _ in 0..MAX_RETRIES {
             let Some(mut booking) = self.store.get(id).await? else {
                 // Never create a booking from anything but SeatReserved.
-                self.store.mark_consumed(consumed).await?;
+                if !self.store.mark_consumed(consumed).await? {
+                    return Ok(Applied::AlreadyApplied);
+                }
                 return Ok(Applied::UnknownReservation);
             };
             let version = booking.version;
@@ -265,8 +267,12 @@ impl<S: BookingStore> BookingService<S> {
                 Ok(event) => event,
                 Err(not_applicable) => {
                     // A closed booking's payment is refunded by payment; a duplicate changes
-                    // nothing. Recorded so a redelivery is not reconsidered.
-                    self.store.mark_consumed(consumed).await?;
+                    // nothing. Recorded so a redelivery is not reconsidered. Already recorded:
+                    // this very event's effect (applied by another replica between our read
+                    // and now) may be why the transition does not apply — a duplicate, not news.
+                    if !self.store.mark_consumed(consumed).await? {
+                        return Ok(Applied::AlreadyApplied);
+                    }
                     return Ok(Applied::Ignored(not_applicable.to_string()));
                 }
             };

@@ -129,15 +129,6 @@ impl SqliteStore {
         outbox::SqliteOutbox::new(self.writer.clone())
     }
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
-    }
-
     /// A write transaction holding the write lock from its first statement.
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.writer
@@ -218,6 +209,14 @@ async fn enqueue_event(
 }
 
 impl BookingStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
     async fn get(&self, id: ReservationId) -> Result<Option<Booking>, StoreError> {
         let row = sqlx::query("SELECT * FROM bookings WHERE reservation_id = ?")
             .bind(id.to_string())
@@ -353,12 +352,13 @@ impl BookingStore for SqliteStore {
         Ok(SaveOutcome::Saved)
     }
 
-    async fn mark_consumed(&self, consumed: Consumed) -> Result<(), StoreError> {
+    async fn mark_consumed(&self, consumed: Consumed) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
+        let claimed = outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
             .await
             .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        Ok(claimed)
     }
 
     async fn policy(&self, cafe: &CafeId) -> Result<Option<AutoConfirmPolicy>, StoreError> {

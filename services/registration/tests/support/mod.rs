@@ -1,10 +1,37 @@
 //! A registration service on port 0 with its own fresh database, a real embedded broker and a
 //! test signing key; helpers to publish the other contexts' events and to read what the
 //! service published.
+//!
+//! Every test runs on every store backend: write the body as `async fn name(backend:
+//! Backend)` and list it in [`on_every_backend!`], which makes a `sqlite::name` and a
+//! `postgres::name` test of it. The PostgreSQL ones need `TEST_POSTGRES_URL` (`eval
+//! "$(scripts/engines/up postgres)"`); each gets a fresh database of its own.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
-use std::{path::PathBuf, time::Duration};
+/// One multi-threaded `#[tokio::test]` per backend for each listed `async fn(Backend)`.
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use registration_service::{App, RegistrationConfig};
@@ -21,11 +48,30 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// What the instances of one test share: the broker, the signing key, the database file.
+/// Where the bookings live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in the test's temporary directory.
+    Sqlite,
+    /// A fresh database on the `TEST_POSTGRES_URL` server.
+    Postgres,
+}
+
+impl Backend {
+    /// The URL of a new, empty database of this backend (a file in `dir` for SQLite).
+    pub async fn fresh_database(self, dir: &std::path::Path) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}", dir.join("registration.db").display()),
+            Self::Postgres => studycafe_testkit::engines::postgres_database().await,
+        }
+    }
+}
+
+/// What the instances of one test share: the broker, the signing key, the database.
 pub struct TestEnv {
     pub broker: BrokerProcess,
     pub keys: TestKeys,
-    pub db: PathBuf,
+    pub db_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +84,13 @@ pub struct TestApp {
 }
 
 impl TestEnv {
+    /// A broker, keys and a fresh SQLite database.
     pub async fn start() -> Self {
+        Self::start_on(Backend::Sqlite).await
+    }
+
+    /// A broker, keys and a fresh database on `backend`.
+    pub async fn start_on(backend: Backend) -> Self {
         // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
         // own threads, so they would drown the test report.
         if std::env::var_os("TEST_LOG").is_some() {
@@ -58,11 +110,11 @@ impl TestEnv {
         .await
         .expect("topics");
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("registration.db");
+        let db_url = backend.fresh_database(dir.path()).await;
         Self {
             broker,
             keys: TestKeys::new(),
-            db,
+            db_url,
             _dir: dir,
         }
     }
@@ -72,12 +124,11 @@ impl TestEnv {
     }
 
     pub fn config(&self, extra: &[(&str, &str)]) -> RegistrationConfig {
-        let db = format!("sqlite://{}", self.db.display());
         let jwks = self.keys.jwks_file().display().to_string();
         let brokers = self.brokers();
         let mut vars: Vec<(&str, &str)> = vec![
             ("REGISTRATION_HTTP_ADDR", "127.0.0.1:0"),
-            ("REGISTRATION_DATABASE_URL", &db),
+            ("REGISTRATION_DATABASE_URL", &self.db_url),
             ("KAFKA_BROKERS", &brokers),
             ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
             ("AUTH_JWKS_FILE", &jwks),
