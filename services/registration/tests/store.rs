@@ -1,6 +1,6 @@
-//! Two stores on one database, as two replicas have them, applying the same events at the
-//! same moment (what a consumer-group rebalance can cause): every event takes effect once.
-//! On every backend: a SQLite file shared by two pools, a PostgreSQL database by two.
+//! The store's contract, on every backend. Two stores on one database, as two replicas have
+//! them, applying the same events at the same moment (what a consumer-group rebalance can
+//! cause): every event takes effect once. An entry pass code opens one booking only.
 
 #[macro_use]
 mod support;
@@ -10,8 +10,9 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use registration_service::{
     domain::{
-        CafeId, CustomerId, Money, NewBooking, ReservationId, SeatId, Window,
-        ports::{BookingStore, Consumed, SystemClock},
+        Booking, BookingStatus, CafeId, CustomerId, Decider, Money, NewBooking, Registration,
+        RegistrationId, ReservationId, SeatId, Window,
+        ports::{BookingStore, Consumed, InsertOutcome, SaveOutcome, SystemClock},
         service::{Applied, BookingService, Opened, Reaction},
     },
     outbound::{postgres::PgStore, sqlite::SqliteStore},
@@ -160,4 +161,74 @@ async fn each_event_once<S: BookingStore>(one: BookingService<S>, two: BookingSe
     }
 }
 
-on_every_backend!(the_same_events_on_two_replicas_take_effect_once);
+async fn an_entry_pass_code_opens_one_booking_only(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(dir.path()).await;
+    match backend {
+        Backend::Sqlite => {
+            let store = SqliteStore::open(&url, OutboxSignal::new()).await.unwrap();
+            entry_pass_codes_are_unique(store).await;
+        }
+        Backend::Postgres => {
+            let store = PgStore::open(&url, OutboxSignal::new()).await.unwrap();
+            entry_pass_codes_are_unique(store).await;
+        }
+    }
+    assert_eq!(
+        outbox_types(backend, &url).await,
+        ["BookingConfirmed", "BookingConfirmed", "SeatRegistered"],
+        "the refused registration's event is not in the outbox"
+    );
+}
+
+/// Two confirmed bookings; registering the second with the first one's entry pass code is
+/// refused, and leaves nothing behind.
+async fn entry_pass_codes_are_unique<S: BookingStore>(store: S) {
+    let now = Utc::now();
+    let mut first = Booking::open(new_booking(1), now);
+    let mut second = Booking::open(new_booking(2), now);
+    for booking in [&mut first, &mut second] {
+        let event = booking.confirm(Decider::AutoConfirm, now).unwrap();
+        let outcome = store
+            .insert(booking, Some(&event), consumed(Uuid::now_v7()))
+            .await
+            .unwrap();
+        assert_eq!(outcome, InsertOutcome::Inserted);
+    }
+
+    let registration = Registration::issue(now);
+    let event = first.register(registration.clone(), now).unwrap();
+    let outcome = store.save(&first, 0, &event, "pay-1", None).await.unwrap();
+    assert_eq!(outcome, SaveOutcome::Saved);
+
+    let payment = Uuid::now_v7();
+    let same_code = Registration {
+        id: RegistrationId::new(),
+        ..registration.clone()
+    };
+    let event = second.register(same_code, now).unwrap();
+    store
+        .save(&second, 0, &event, "pay-2", Some(consumed(payment)))
+        .await
+        .expect_err("an entry pass code opens one booking only");
+
+    let stored = store.get(second.reservation_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, BookingStatus::Confirmed);
+    assert_eq!(stored.version, 0);
+    assert!(stored.registration.is_none());
+    assert!(
+        store.mark_consumed(consumed(payment)).await.unwrap(),
+        "the claim rolled back with the change, so a retry can apply the event"
+    );
+    let stored = store.get(first.reservation_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, BookingStatus::Registered);
+    assert_eq!(
+        stored.registration.map(|r| r.entry_pass_code),
+        Some(registration.entry_pass_code)
+    );
+}
+
+on_every_backend!(
+    the_same_events_on_two_replicas_take_effect_once,
+    an_entry_pass_code_opens_one_booking_only,
+);

@@ -157,9 +157,9 @@ impl BookingStore for PgStore {
 
     async fn get(&self, id: ReservationId) -> Result<Option<Booking>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE reservation_id = $1::uuid"
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE reservation_id = $1"
         ))
-        .bind(id.to_string())
+        .bind(id.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
@@ -203,10 +203,10 @@ impl BookingStore for PgStore {
             "INSERT INTO bookings (reservation_id, seat_id, customer_id, starts_at, ends_at, price,
                hold_expires_at, status, decided_by, reason, registration_id, entry_pass_code,
                registered_at, created_at, updated_at, version)
-             VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0)
              ON CONFLICT (reservation_id) DO NOTHING",
         )
-        .bind(booking.reservation_id.to_string())
+        .bind(booking.reservation_id.as_uuid())
         .bind(booking.seat_id.as_str())
         .bind(booking.customer_id.as_str())
         .bind(booking.window.starts_at())
@@ -259,7 +259,7 @@ impl BookingStore for PgStore {
         let updated = sqlx::query(
             "UPDATE bookings SET status = $1, decided_by = $2, reason = $3, registration_id = $4,
                entry_pass_code = $5, registered_at = $6, updated_at = $7, version = version + 1
-             WHERE reservation_id = $8::uuid AND version = $9",
+             WHERE reservation_id = $8 AND version = $9",
         )
         .bind(booking.status.as_str())
         .bind(booking.decided_by.as_ref().map(Decider::as_str))
@@ -268,7 +268,7 @@ impl BookingStore for PgStore {
         .bind(registration.map(|r| r.entry_pass_code.to_string()))
         .bind(registration.map(|r| r.registered_at))
         .bind(booking.updated_at)
-        .bind(booking.reservation_id.to_string())
+        .bind(booking.reservation_id.as_uuid())
         .bind(expected_version)
         .execute(&mut *tx)
         .await
