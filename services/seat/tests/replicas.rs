@@ -71,6 +71,22 @@ async fn fifty_requests_split_across_two_replicas_yield_one_reservation() {
         );
     }
     assert_eq!(live_rows(&app, "FB-02").await, 1);
+    // The database itself refuses an overlap, whoever writes it (here: no service at all).
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let sneaked = sqlx::query(
+        "INSERT INTO reservations (reservation_id, seat_id, customer_id, starts_at, ends_at,
+           hours, price, status, hold_expires_at, payment_token, created_at, updated_at, version)
+         SELECT gen_random_uuid(), seat_id, 'mallory', starts_at + interval '1 hour',
+           ends_at + interval '1 hour', hours, price, 'REQUESTED', hold_expires_at,
+           payment_token, created_at, updated_at, 0
+         FROM reservations WHERE seat_id = 'FB-02'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    let code = sneaked.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("23P01"), "{sneaked}");
+    pool.close().await;
 
     // Either replica answers for the winner's reservation.
     let id = accepted[0].2["reservationId"].as_str().unwrap();
@@ -124,5 +140,53 @@ async fn two_replicas_expire_each_hold_once() {
     }
     assert_eq!(events.len(), expected, "no other event");
     other.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sweeps_of_two_replicas_take_disjoint_reservations() {
+    use seat_service::{
+        domain::ports::{Due, ReservationStore as _},
+        outbound::postgres::PgStore,
+    };
+    use studycafe_messaging::OutboxSignal;
+
+    let mut app = spawn_app(Db::Postgres).await;
+    let mut ids = Vec::new();
+    for (i, seat) in ["B-01", "B-02", "B-03", "B-04", "B-05", "B-06"]
+        .iter()
+        .enumerate()
+    {
+        let token = app.keys.customer(&format!("customer-{i}"));
+        ids.push(
+            app.reserve_id(&token, &reservation_body(seat, &in_hours(3), 1))
+                .await,
+        );
+    }
+    // Two more replicas' stores, sweeping at once as if their holds had run out (the app's
+    // own timers see them unexpired: its clock is the real one).
+    let one = PgStore::open(&app.database_url, 2, OutboxSignal::new())
+        .await
+        .unwrap();
+    let two = PgStore::open(&app.database_url, 2, OutboxSignal::new())
+        .await
+        .unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let (a, b) = tokio::join!(
+        one.due(Due::HoldExpiry, later, 100),
+        two.due(Due::HoldExpiry, later, 100)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut swept: Vec<String> = a.iter().chain(&b).map(|r| r.id.to_string()).collect();
+    swept.sort();
+    ids.sort();
+    assert_eq!(swept, ids, "each reservation swept by exactly one replica");
+    // Claimed rows stay with their sweeper for a while: a third sweep finds nothing.
+    assert!(
+        one.due(Due::HoldExpiry, later, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     app.stop().await;
 }

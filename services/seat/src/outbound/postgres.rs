@@ -4,8 +4,14 @@
 //! on in-process serialisation:
 //! - the no-overlap rule is the `reservations_no_overlap` exclusion constraint; a violation
 //!   (SQLSTATE 23P01) is [`InsertOutcome::SeatTaken`], whichever replica inserted first;
+//! - inserts for one seat queue on a transaction-scoped advisory lock on the seat. Not for
+//!   correctness (the constraint is the guarantee) but because two transactions inserting
+//!   conflicting rows at the same instant can each wait for the other's in-progress row, a
+//!   deadlock PostgreSQL resolves by failing one with 40P01, which would be a 503 instead of a
+//!   409. Queued, each sees the winner committed and gets the constraint's plain refusal;
 //! - an idempotency key is inserted before its reservation, so a concurrent retry of the same
-//!   request blocks on the key's row and then replays the first answer;
+//!   request blocks on the key's row and then replays the first answer (key first, seat lock
+//!   second, always in that order: no lock cycle between them);
 //! - changes are optimistic (`version`), so of two replicas acting on one reservation the
 //!   loser gets [`SaveOutcome::Stale`];
 //! - timer sweeps claim their rows for a short while (`swept_until`, picked with
@@ -45,6 +51,9 @@ const STATEMENT_TIMEOUT: &str = "5s";
 const SWEEP_CLAIM: &str = "30 seconds";
 /// Serializes catalogue syncs of replicas starting together (one announces the changes).
 const CATALOGUE_LOCK: i64 = 7_312_101;
+/// The class of the per-seat insert locks (`pg_advisory_xact_lock(class, hashtext(seat))`;
+/// the two-key form, a lock space apart from the single-key locks above).
+const SEAT_INSERT_LOCK_CLASS: i32 = 7_312_102;
 
 const RESERVATION_COLUMNS: &str = "reservation_id, seat_id, customer_id, starts_at, ends_at, \
     hours, price, status, status_reason, hold_expires_at, payment_token, payment_attempts, \
@@ -294,6 +303,14 @@ impl ReservationStore for PgStore {
                 });
             }
         }
+        // Queue behind other inserts for this seat (see the module docs: avoids deadlocks
+        // between simultaneous conflicting inserts; the constraint still decides).
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(SEAT_INSERT_LOCK_CLASS)
+            .bind(reservation.seat_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO reservations ({RESERVATION_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
@@ -425,12 +442,13 @@ impl ReservationStore for PgStore {
         // Claim the rows (the claim uses the database's clock, `now` is the domain's): rows
         // another replica's sweep holds, or is claiming right now, are skipped.
         let sql = format!(
-            "UPDATE reservations SET swept_until = now() + interval '{SWEEP_CLAIM}'
-             WHERE reservation_id IN (
-               SELECT reservation_id FROM reservations
+            "WITH picked AS (
+               SELECT reservation_id AS picked_id FROM reservations
                WHERE {filter} AND (swept_until IS NULL OR swept_until < now())
                ORDER BY {order} LIMIT $2
                FOR UPDATE SKIP LOCKED)
+             UPDATE reservations SET swept_until = now() + interval '{SWEEP_CLAIM}'
+             FROM picked WHERE reservation_id = picked_id
              RETURNING {RESERVATION_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
