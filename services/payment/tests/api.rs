@@ -4,10 +4,10 @@
 mod support;
 
 use serde_json::Value;
-use support::{Db, assert_problem, new_reservation, pay_body, spawn_app};
+use support::{Backend, assert_problem, new_reservation, pay_body, spawn_app_on};
 
-async fn payments_are_shown_to_their_owner_and_admins_only(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn payments_are_shown_to_their_owner_and_admins_only(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     let paid = app
         .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
@@ -112,8 +112,8 @@ async fn payments_are_shown_to_their_owner_and_admins_only(db: Db) {
     app.stop().await;
 }
 
-async fn health_readiness_and_metrics(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn health_readiness_and_metrics(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     for path in ["/health/live", "/health/ready"] {
         let response = app
             .http

@@ -6,10 +6,10 @@ mod support;
 
 use futures::future::join_all;
 use serde_json::Value;
-use support::{Db, assert_problem, count, new_reservation, pay_body, spawn_app};
+use support::{Backend, assert_problem, count, new_reservation, pay_body, spawn_app_on};
 
-async fn approved_declined_and_slow_payments_are_answered_and_published(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn approved_declined_and_slow_payments_are_answered_and_published(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
 
     let approved = new_reservation();
     let answer = app
@@ -91,8 +91,8 @@ async fn approved_declined_and_slow_payments_are_answered_and_published(db: Db) 
     app.stop().await;
 }
 
-async fn twenty_concurrent_identical_calls_charge_once(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn twenty_concurrent_identical_calls_charge_once(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     // Slow enough that all twenty are in flight while the first is at the provider.
     let body = pay_body(&reservation, "alice", 8000, "tok_slow_200");
@@ -104,13 +104,162 @@ async fn twenty_concurrent_identical_calls_charge_once(db: Db) {
         assert_eq!(answer["status"], "COMPLETED");
     }
     assert_eq!(app.simulator.charges_made(), 1);
+    assert_eq!(
+        app.simulator.charge_calls(),
+        1,
+        "the provider was asked once"
+    );
     let events = app.payment_events(&reservation).await;
     assert_eq!(count(&events, "PaymentCompleted"), 1, "{events:?}");
     app.stop().await;
 }
 
-async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it(db: Db) {
-    let mut app = spawn_app(db).await;
+/// Two replicas on one database: each has its own in-process lock, so only the charge claim
+/// in the payment row keeps the second from asking the provider while the first does.
+async fn identical_calls_split_across_two_replicas_charge_once(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
+    let replica = app.spawn_replica().await;
+    let reservation = new_reservation();
+    // Slow enough that every call, on either instance, is in flight while the first one is at
+    // the provider.
+    let body = pay_body(&reservation, "alice", 8000, "tok_slow_300");
+    let seat = app.seat_token();
+    let bases = [app.base.clone(), replica.base.clone()];
+    let answers: Vec<Value> = join_all((0..20).map(|i| {
+        let (app, base, seat, body) = (&app, &bases[i % 2], &seat, &body);
+        async move {
+            let response = app.pay_at(base, Some(seat), body).await;
+            assert_eq!(response.status(), 200, "pay via {base}");
+            response.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+    let first = &answers[0]["paymentId"];
+    assert!(first.is_string());
+    for answer in &answers {
+        assert_eq!(&answer["paymentId"], first);
+        assert_eq!(answer["status"], "COMPLETED");
+    }
+    // The simulator answers repeats of one idempotency key without charging again, so count
+    // the calls themselves: one instance asked, once.
+    assert_eq!(
+        app.simulator.charge_calls(),
+        1,
+        "the provider was asked once"
+    );
+    assert_eq!(app.simulator.charges_made(), 1);
+    let payments = app
+        .scalar(
+            "SELECT COUNT(*) FROM payments WHERE reservation_id = ? AND status = 'COMPLETED'",
+            &[&reservation],
+        )
+        .await;
+    assert_eq!(payments, Some(1));
+    let events = app.payment_events(&reservation).await;
+    assert_eq!(count(&events, "PaymentCompleted"), 1, "{events:?}");
+    replica.stop().await;
+    app.stop().await;
+}
+
+/// `result` is the database's refusal, for one of the reasons `because` (SQLite's or MySQL's
+/// wording).
+fn assert_refused(what: &str, result: Result<u64, String>, because: &[&str]) {
+    match result {
+        Ok(rows) => panic!("{what}: allowed ({rows} rows)"),
+        Err(e) => assert!(because.iter().any(|b| e.contains(b)), "{what}: {e}"),
+    }
+}
+
+/// The rules hold in the database itself, whatever writes to it: a settled payment keeps its
+/// outcome, only a completed payment is refunded, and at most once.
+async fn the_database_refuses_what_the_rules_forbid(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
+    let paid = new_reservation();
+    let declined = new_reservation();
+    let pending = new_reservation();
+    app.pay_ok(&pay_body(&paid, "alice", 4000, "tok_approve"))
+        .await;
+    app.pay_ok(&pay_body(&declined, "alice", 4000, "tok_decline"))
+        .await;
+    app.set_outage(true);
+    assert_eq!(
+        app.pay(&pay_body(&pending, "alice", 4000, "tok_approve"))
+            .await
+            .status(),
+        503
+    );
+    app.set_outage(false);
+
+    const SETTLED: &[&str] = &["a settled payment cannot change"];
+    for (what, sql, reservation, because) in [
+        (
+            "reopen a completed payment",
+            "UPDATE payments SET status = 'PENDING' WHERE reservation_id = ?",
+            &paid,
+            SETTLED,
+        ),
+        (
+            "change a completed payment's amount",
+            "UPDATE payments SET amount = 1 WHERE reservation_id = ?",
+            &paid,
+            SETTLED,
+        ),
+        (
+            "complete a declined payment",
+            "UPDATE payments SET status = 'COMPLETED', provider_ref = 'x' WHERE reservation_id = ?",
+            &declined,
+            SETTLED,
+        ),
+        (
+            "complete without a provider reference",
+            "UPDATE payments SET status = 'COMPLETED' WHERE reservation_id = ?",
+            &pending,
+            &["CHECK constraint failed", "payments_completed_has_ref"],
+        ),
+    ] {
+        assert_refused(what, app.execute(sql, &[reservation]).await, because);
+    }
+
+    let refund = "INSERT INTO refunds (refund_id, payment_id, reservation_id, charge_ref, amount,
+           currency, status, attempts, next_attempt_at, cause, created_at, updated_at)
+         SELECT ?, payment_id, reservation_id, 'ch', amount, currency, 'PENDING', 0,
+           9000000000000, 'test', 0, 0
+         FROM payments WHERE reservation_id = ?";
+    for unpaid in [&declined, &pending] {
+        assert_refused(
+            "refund of an unpaid payment",
+            app.execute(refund, &[&new_reservation(), unpaid]).await,
+            &["only a completed payment can be refunded"],
+        );
+    }
+    assert_eq!(
+        app.execute(refund, &[&new_reservation(), &paid]).await,
+        Ok(1)
+    );
+    assert_refused(
+        "a second refund",
+        app.execute(refund, &[&new_reservation(), &paid]).await,
+        &["UNIQUE constraint failed", "Duplicate entry"],
+    );
+
+    let completed =
+        "UPDATE refunds SET status = 'COMPLETED', provider_ref = ? WHERE reservation_id = ?";
+    assert_eq!(app.execute(completed, &["rf_1", &paid]).await, Ok(1));
+    assert_refused(
+        "change a completed refund",
+        app.execute(completed, &["rf_2", &paid]).await,
+        &["a completed refund cannot change"],
+    );
+
+    // Nothing above changed what the service says.
+    let view = app.payments_of(&paid).await;
+    assert_eq!(view["payments"][0]["status"], "COMPLETED");
+    assert_eq!(view["payments"][0]["amount"]["amount"], 4000);
+    app.stop().await;
+}
+
+async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let alice = app.keys.customer("alice");
 
     // tok_error: the provider never answers. 503 + Retry-After, PENDING, nothing charged.
@@ -155,8 +304,8 @@ async fn an_unanswered_charge_stays_pending_and_a_retry_completes_it(db: Db) {
     app.stop().await;
 }
 
-async fn bad_requests_are_refused_and_change_nothing(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     let good = pay_body(&reservation, "alice", 4000, "tok_approve");
 
@@ -256,4 +405,6 @@ on_every_backend!(
     twenty_concurrent_identical_calls_charge_once,
     an_unanswered_charge_stays_pending_and_a_retry_completes_it,
     bad_requests_are_refused_and_change_nothing,
+    identical_calls_split_across_two_replicas_charge_once,
+    the_database_refuses_what_the_rules_forbid,
 );

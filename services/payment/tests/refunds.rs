@@ -9,7 +9,7 @@ use shared_events::{
     ReservationPaymentFailed, SeatReserved,
 };
 use studycafe_testkit::{eventually, kafka};
-use support::{Db, WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app};
+use support::{Backend, WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app_on};
 
 fn cancelled(reservation: &str, customer: &str, was_paid: bool) -> ReservationCancelled {
     ReservationCancelled {
@@ -26,8 +26,8 @@ fn expired(reservation: &str, customer: &str) -> ReservationExpired {
     }
 }
 
-async fn a_cancelled_paid_reservation_is_refunded_exactly_once(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn a_cancelled_paid_reservation_is_refunded_exactly_once(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     let paid = app
         .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
@@ -81,8 +81,8 @@ async fn a_cancelled_paid_reservation_is_refunded_exactly_once(db: Db) {
     app.stop().await;
 }
 
-async fn a_payment_completing_after_the_reservation_expired_is_refunded(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn a_payment_completing_after_the_reservation_expired_is_refunded(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     let expiry = app
         .publish(&reservation, expired(&reservation, "alice"))
@@ -103,8 +103,8 @@ async fn a_payment_completing_after_the_reservation_expired_is_refunded(db: Db) 
     app.stop().await;
 }
 
-async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let declined = new_reservation();
     let unpaid = new_reservation();
     let answer = app
@@ -168,8 +168,8 @@ async fn unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered(d
     app.stop().await;
 }
 
-async fn a_refund_waits_out_a_provider_outage_and_a_restart(db: Db) {
-    let mut app = spawn_app(db).await;
+async fn a_refund_waits_out_a_provider_outage_and_a_restart(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
     let reservation = new_reservation();
     app.pay_ok(&pay_body(&reservation, "alice", 4000, "tok_approve"))
         .await;

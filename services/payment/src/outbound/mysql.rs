@@ -17,8 +17,8 @@
 //!   from asking the card provider about one payment at once.
 //! - Every state change writes its outbox row after updating (and so locking) its aggregate
 //!   row, in the same transaction (`studycafe_messaging::mysql`): per-key order holds.
-//! - The schema (`migrations/mysql`, run at start-up under sqlx's migration lock, so replicas
-//!   starting together apply it once) backs the rules up on its own: unique reservation per
+//! - The schema (`migrations/mysql`, run at start-up under a `GET_LOCK` of our own, so replicas
+//!   starting together apply it once: see [`migrate`]) backs the rules up on its own: unique reservation per
 //!   payment and payment per refund, CHECK constraints on values, and triggers that refuse a
 //!   change to a settled payment, a refund of a payment that is not COMPLETED and a change
 //!   to a completed refund.
@@ -121,12 +121,45 @@ impl MySqlStore {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         outbox::install(&pool).await?;
-        sqlx::migrate!("./migrations/mysql").run(&pool).await?;
+        migrate(&options).await?;
         Ok(Self { pool, signal })
     }
+}
+
+/// How long a starting replica waits for another one's migrations.
+const MIGRATION_LOCK_SECS: u32 = 120;
+
+/// Brings the schema up to date, one replica at a time.
+///
+/// Why our own lock: sqlx's MySQL migration lock is `GET_LOCK(name, -1)` with the answer
+/// ignored, and MariaDB does not take -1 as "wait forever" — it answers NULL at once — so two
+/// replicas starting together would both apply a migration. `GET_LOCK` with a real timeout,
+/// checked, on a connection of its own (without the pool's statement time limit: a migration
+/// or the wait may take longer).
+async fn migrate(options: &MySqlConnectOptions) -> anyhow::Result<()> {
+    let mut conn = MySqlConnection::connect_with(options).await?;
+    // Named after the database (hashed: lock names are at most 64 characters).
+    let lock = "CONCAT('studycafe-payment-migrations:', SHA1(DATABASE()))";
+    let locked: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({lock}, ?)"))
+        .bind(MIGRATION_LOCK_SECS)
+        .fetch_one(&mut conn)
+        .await?;
+    if locked != Some(1) {
+        anyhow::bail!(
+            "another instance has held the migration lock for {MIGRATION_LOCK_SECS} s (GET_LOCK answered {locked:?})"
+        );
+    }
+    let migrated = sqlx::migrate!("./migrations/mysql").run(&mut conn).await;
+    // Closing the session would release the lock too; releasing says so.
+    sqlx::query(&format!("SELECT RELEASE_LOCK({lock})"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    migrated?;
+    Ok(())
 }
 
 /// Per-connection settings: READ COMMITTED (locking reads decide, plain reads see the latest

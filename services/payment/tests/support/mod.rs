@@ -1,27 +1,34 @@
-//! `spawn_app(db)`: a payment service on port 0 with its own fresh database (a SQLite file,
-//! or a MariaDB database of its own from `TEST_MYSQL_URL`), a real embedded broker, a test
-//! signing key, and a card simulator the test can see into (charges made) and take down (its
-//! outage switch). [`on_every_backend!`] runs one test body against each store.
+//! `spawn_app`: a payment service on port 0 with its own fresh database, a real embedded
+//! broker, a test signing key, and a card simulator the test can see into (charges made, calls
+//! received) and take down (its outage switch).
+//!
+//! Store-related tests run on every backend: write the body as `async fn name(backend:
+//! Backend)` and list it in [`on_every_backend!`], which makes a `sqlite::name` and a
+//! `mysql::name` test of it. The MySQL ones need `TEST_MYSQL_URL` (`eval
+//! "$(scripts/engines/up mariadb)"`); each gets a fresh database of its own.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
-/// Declares, for each `async fn body(db: Db)`, the tests `body::sqlite` and `body::mysql`:
-/// the same behaviour checked on both stores. (The MySQL ones need `TEST_MYSQL_URL`:
-/// `eval "$(scripts/engines/up mariadb)"`.)
+/// One `#[tokio::test]` per backend for each listed `async fn(Backend)`.
 macro_rules! on_every_backend {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$body(super::support::Db::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                super::$body(super::support::Db::MySql).await
-            }
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await;
+                }
+            )+
         }
-    )*};
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::MySql).await;
+                }
+            )+
+        }
+    };
 }
 
 use std::{
@@ -43,10 +50,12 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// Which store a test runs on.
+/// Where the payment store lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
+pub enum Backend {
+    /// A fresh SQLite file in the test's temporary directory.
     Sqlite,
+    /// A fresh database on the `TEST_MYSQL_URL` server (MariaDB).
     MySql,
 }
 
@@ -57,19 +66,21 @@ enum DbHandle {
     MySql(String),
 }
 
-/// A fresh database for one test: `(PAYMENT_DATABASE_URL, handle)`.
-async fn fresh_database(db: Db, dir: &std::path::Path) -> (String, DbHandle) {
-    match db {
-        Db::Sqlite => {
-            let path = dir.join("payment.db");
-            (
-                format!("sqlite://{}", path.display()),
-                DbHandle::Sqlite(path),
-            )
-        }
-        Db::MySql => {
-            let url = studycafe_testkit::engines::mysql_database().await;
-            (url.clone(), DbHandle::MySql(url))
+impl Backend {
+    /// A fresh database for one test: `(PAYMENT_DATABASE_URL, handle)`.
+    async fn fresh_database(self, dir: &std::path::Path) -> (String, DbHandle) {
+        match self {
+            Self::Sqlite => {
+                let path = dir.join("payment.db");
+                (
+                    format!("sqlite://{}", path.display()),
+                    DbHandle::Sqlite(path),
+                )
+            }
+            Self::MySql => {
+                let url = studycafe_testkit::engines::mysql_database().await;
+                (url.clone(), DbHandle::MySql(url))
+            }
         }
     }
 }
@@ -104,7 +115,11 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-pub async fn spawn_app(db: Db) -> TestApp {
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Sqlite).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
     // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
     // own threads, so they would drown the test report.
     if std::env::var_os("TEST_LOG").is_some() {
@@ -115,7 +130,7 @@ pub async fn spawn_app(db: Db) -> TestApp {
     let broker = BrokerProcess::start().await;
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().unwrap();
-    let (db_url, db) = fresh_database(db, dir.path()).await;
+    let (db_url, db) = backend.fresh_database(dir.path()).await;
     let jwks = keys.jwks_file().display().to_string();
     let brokers = broker.brokers();
     let vars: Vec<(&str, &str)> = vec![
@@ -256,6 +271,35 @@ impl TestApp {
                 let value = query.fetch_optional(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
                 value
+            }
+        }
+    }
+
+    /// Runs one statement on the service's database behind its back (as an operator or a bug
+    /// might): the rows it touched, or the database's refusal.
+    pub async fn execute(&self, sql: &str, binds: &[&str]) -> Result<u64, String> {
+        use sqlx::Connection as _;
+        match &self.db {
+            DbHandle::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let done = query.execute(&mut conn).await;
+                conn.close().await.unwrap();
+                done.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+            }
+            DbHandle::MySql(url) => {
+                let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let done = query.execute(&mut conn).await;
+                conn.close().await.unwrap();
+                done.map(|r| r.rows_affected()).map_err(|e| e.to_string())
             }
         }
     }
