@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use studycafe_testkit::{
     BrokerProcess, ServiceProcess, engines, eventually, executable, free_port, kafka::Record,
-    within,
+    sse::SseStream, within,
 };
 use tokio::sync::Semaphore;
 
@@ -35,6 +35,10 @@ pub struct StackOptions {
     pub hold_secs: u32,
     /// Registration processes sharing one database and one consumer group.
     pub registration_replicas: usize,
+    /// Seat processes sharing one database (the gateway routes to the first).
+    pub seat_replicas: usize,
+    /// Seat-view processes sharing one store (the gateway routes to the first).
+    pub seat_view_replicas: usize,
 }
 
 impl Default for StackOptions {
@@ -42,6 +46,8 @@ impl Default for StackOptions {
         Self {
             hold_secs: 300,
             registration_replicas: 1,
+            seat_replicas: 1,
+            seat_view_replicas: 1,
         }
     }
 }
@@ -66,6 +72,9 @@ pub struct Stack {
     pub seat: ServiceProcess,
     pub registrations: Vec<ServiceProcess>,
     pub seat_view: ServiceProcess,
+    /// Replicas beyond the first, when the options asked for them.
+    pub more_seats: Vec<ServiceProcess>,
+    pub more_seat_views: Vec<ServiceProcess>,
     pub gateway: ServiceProcess,
     /// The public entry point.
     pub url: String,
@@ -73,6 +82,9 @@ pub struct Stack {
     pub seat_url: String,
     pub payment_url: String,
     pub seat_view_url: String,
+    /// Every replica's direct address, the first one's first.
+    pub seat_urls: Vec<String>,
+    pub seat_view_urls: Vec<String>,
     pub http: reqwest::Client,
     pub admin: User,
     dir: tempfile::TempDir,
@@ -199,26 +211,40 @@ impl Stack {
             vars(&payment_env),
             &path,
         );
-        let mut seat_env = vec![
-            ("SEAT_HTTP_ADDR", at(seat_port)),
-            ("SEAT_DATABASE_URL", backends.seat_db.clone()),
-            ("SEAT_HOLD_SECS", options.hold_secs.to_string()),
-            ("SEAT_TICK_MS", "200".to_owned()),
-            ("SEAT_PAYMENT_URL", url(payment_port)),
-            (
-                "SEAT_TOKEN_URL",
-                format!("{}/auth/token", url(identity_port)),
-            ),
-            ("SEAT_CLIENT_ID", SEAT_CLIENT.0.to_owned()),
-            ("SEAT_CLIENT_SECRET", SEAT_CLIENT.1.to_owned()),
-            ("SEAT_PAYMENT_TIMEOUT_MS", "1000".to_owned()),
-            ("SEAT_PAYMENT_BREAKER_FAILURES", "3".to_owned()),
-            ("SEAT_PAYMENT_BREAKER_OPEN_MS", "1000".to_owned()),
-            ("SEAT_PAYMENT_MAX_BACKOFF_MS", "2000".to_owned()),
-        ];
-        seat_env.extend(common("seat-1"));
-        let seat =
-            ServiceProcess::start("seat", executable("seat-service"), vars(&seat_env), &path);
+        let seat_ports: Vec<u16> = (0..options.seat_replicas.max(1))
+            .map(|i| if i == 0 { seat_port } else { free_port() })
+            .collect();
+        let mut seats: Vec<ServiceProcess> = seat_ports
+            .iter()
+            .enumerate()
+            .map(|(i, &http_port)| {
+                let mut env = vec![
+                    ("SEAT_HTTP_ADDR", at(http_port)),
+                    ("SEAT_DATABASE_URL", backends.seat_db.clone()),
+                    ("SEAT_HOLD_SECS", options.hold_secs.to_string()),
+                    ("SEAT_TICK_MS", "200".to_owned()),
+                    ("SEAT_PAYMENT_URL", url(payment_port)),
+                    (
+                        "SEAT_TOKEN_URL",
+                        format!("{}/auth/token", url(identity_port)),
+                    ),
+                    ("SEAT_CLIENT_ID", SEAT_CLIENT.0.to_owned()),
+                    ("SEAT_CLIENT_SECRET", SEAT_CLIENT.1.to_owned()),
+                    ("SEAT_PAYMENT_TIMEOUT_MS", "1000".to_owned()),
+                    ("SEAT_PAYMENT_BREAKER_FAILURES", "3".to_owned()),
+                    ("SEAT_PAYMENT_BREAKER_OPEN_MS", "1000".to_owned()),
+                    ("SEAT_PAYMENT_MAX_BACKOFF_MS", "2000".to_owned()),
+                ];
+                env.extend(common(&format!("seat-{}", i + 1)));
+                let name = if i == 0 {
+                    "seat".to_owned()
+                } else {
+                    format!("seat-{}", i + 1)
+                };
+                ServiceProcess::start(&name, executable("seat-service"), vars(&env), &path)
+            })
+            .collect();
+        let seat = seats.remove(0);
         let registrations = (0..options.registration_replicas.max(1))
             .map(|i| {
                 let http_port = if i == 0 {
@@ -242,18 +268,28 @@ impl Stack {
                 )
             })
             .collect();
-        let mut view_env = vec![
-            ("SEAT_VIEW_HTTP_ADDR", at(view_port)),
-            ("SEAT_VIEW_DATABASE_URL", backends.view_db.clone()),
-        ];
-        view_env.extend(backends.view_env.iter().cloned());
-        view_env.extend(common("seat-view-1"));
-        let seat_view = ServiceProcess::start(
-            "seat-view",
-            executable("seat-view-service"),
-            vars(&view_env),
-            &path,
-        );
+        let view_ports: Vec<u16> = (0..options.seat_view_replicas.max(1))
+            .map(|i| if i == 0 { view_port } else { free_port() })
+            .collect();
+        let mut seat_views: Vec<ServiceProcess> = view_ports
+            .iter()
+            .enumerate()
+            .map(|(i, &http_port)| {
+                let mut env = vec![
+                    ("SEAT_VIEW_HTTP_ADDR", at(http_port)),
+                    ("SEAT_VIEW_DATABASE_URL", backends.view_db.clone()),
+                ];
+                env.extend(backends.view_env.iter().cloned());
+                env.extend(common(&format!("seat-view-{}", i + 1)));
+                let name = if i == 0 {
+                    "seat-view".to_owned()
+                } else {
+                    format!("seat-view-{}", i + 1)
+                };
+                ServiceProcess::start(&name, executable("seat-view-service"), vars(&env), &path)
+            })
+            .collect();
+        let seat_view = seat_views.remove(0);
         let gateway = ServiceProcess::start(
             "gateway",
             executable("gateway"),
@@ -286,11 +322,15 @@ impl Stack {
             seat,
             registrations,
             seat_view,
+            more_seats: seats,
+            more_seat_views: seat_views,
             gateway,
             url: url(gateway_port),
             seat_url: url(seat_port),
             payment_url: url(payment_port),
             seat_view_url: url(view_port),
+            seat_urls: seat_ports.iter().map(|&p| url(p)).collect(),
+            seat_view_urls: view_ports.iter().map(|&p| url(p)).collect(),
             http,
             admin: User {
                 id: String::new(),
@@ -309,6 +349,21 @@ impl Stack {
             ("gateway", url(gateway_port)),
         ] {
             stack.wait_ready(name, &base).await;
+        }
+        let replicas: Vec<(String, String)> = stack
+            .more_seats
+            .iter()
+            .zip(stack.seat_urls.iter().skip(1))
+            .chain(
+                stack
+                    .more_seat_views
+                    .iter()
+                    .zip(stack.seat_view_urls.iter().skip(1)),
+            )
+            .map(|(process, base)| (process.name().to_owned(), base.clone()))
+            .collect();
+        for (name, base) in replicas {
+            stack.wait_ready(&name, &base).await;
         }
         stack.admin = stack.sign_in(ADMIN.0, ADMIN.1).await;
         stack
@@ -343,6 +398,8 @@ impl Stack {
             &self.gateway,
         ];
         all.extend(self.registrations.iter());
+        all.extend(self.more_seats.iter());
+        all.extend(self.more_seat_views.iter());
         all.iter()
             .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(25)))
             .collect::<Vec<_>>()
@@ -400,7 +457,7 @@ impl Stack {
         }
     }
 
-    /// `POST /api/reservations` as `user`; the raw answer.
+    /// `POST /api/reservations` as `user` through the gateway; the raw answer.
     pub async fn reserve(
         &self,
         user: &User,
@@ -408,9 +465,22 @@ impl Stack {
         window: &Window,
         payment_token: &str,
     ) -> (StatusCode, Value) {
+        self.reserve_via(&self.url, user, seat, window, payment_token)
+            .await
+    }
+
+    /// `POST /api/reservations` as `user` at `base` (the gateway, or one seat replica).
+    pub async fn reserve_via(
+        &self,
+        base: &str,
+        user: &User,
+        seat: &str,
+        window: &Window,
+        payment_token: &str,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(self.api("/api/reservations"))
+            .post(format!("{base}/api/reservations"))
             .bearer_auth(&user.token)
             .json(&json!({
                 "seatId": seat,
@@ -521,12 +591,17 @@ impl Stack {
         .await
     }
 
-    /// The board's status of `seat` at `at` (seat-view, anonymous).
+    /// The board's status of `seat` at `at` (seat-view through the gateway, anonymous).
     pub async fn board_status(&self, seat: &str, at: DateTime<Utc>) -> String {
+        self.board_status_via(&self.url, seat, at).await
+    }
+
+    /// The board's status of `seat` at `at` as the seat-view at `base` answers.
+    pub async fn board_status_via(&self, base: &str, seat: &str, at: DateTime<Utc>) -> String {
         let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let Ok(response) = self
             .http
-            .get(self.api("/api/board"))
+            .get(format!("{base}/api/board"))
             .query(&[("at", at.as_str())])
             .send()
             .await
@@ -543,17 +618,42 @@ impl Stack {
     }
 
     pub async fn wait_for_board(&self, seat: &str, at: DateTime<Utc>, status: &str) {
+        self.wait_for_board_via(&self.url, seat, at, status).await;
+    }
+
+    /// Waits until the seat-view at `base` shows `seat` at `at` as `status`.
+    pub async fn wait_for_board_via(
+        &self,
+        base: &str,
+        seat: &str,
+        at: DateTime<Utc>,
+        status: &str,
+    ) {
         let reached = within(WAIT, || async {
-            (self.board_status(seat, at).await == status).then_some(())
+            (self.board_status_via(base, seat, at).await == status).then_some(())
         })
         .await;
         if reached.is_none() {
             panic!(
-                "{seat} at {at} never showed {status} on the board (shows {:?}):\n{}",
-                self.board_status(seat, at).await,
+                "{seat} at {at} never showed {status} on the board at {base} (shows {:?}):\n{}",
+                self.board_status_via(base, seat, at).await,
                 self.logs()
             );
         }
+    }
+
+    /// Opens `GET <base>/api/board/stream` (a seat-view replica's live board).
+    pub async fn board_stream(&self, base: &str) -> SseStream {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!("{base}/api/board/stream"))
+            .send()
+            .await
+            .expect("seat-view answers");
+        assert_eq!(response.status(), 200, "board stream at {base}");
+        SseStream::new(response)
     }
 
     /// A Prometheus metric line's value from `base`'s `/metrics`.

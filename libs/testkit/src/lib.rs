@@ -10,6 +10,7 @@ pub mod engines;
 pub mod kafka;
 pub mod keys;
 pub mod process;
+pub mod sse;
 
 use std::{future::Future, net::TcpListener, time::Duration};
 
