@@ -79,7 +79,10 @@ impl PaymentConfig {
                 format!("not a MySQL URL: {e}"),
             ));
         }
-        let max_connections: u32 = env.or("PAYMENT_DATABASE_MAX_CONNECTIONS", 10)?;
+        let max_connections: u32 = env.or(
+            "PAYMENT_DATABASE_MAX_CONNECTIONS",
+            crate::outbound::mysql::DEFAULT_MAX_CONNECTIONS,
+        )?;
         if !(1..=100).contains(&max_connections) {
             return Err(ConfigError::new(
                 "PAYMENT_DATABASE_MAX_CONNECTIONS",
