@@ -1,37 +1,21 @@
 //! The SQLite adapter of [`BookingStore`] (embedded mode).
 //!
 //! Several replicas may share one database file (the acceptance suite runs two processes in
-//! one consumer group on the same file), so every write is made to survive another process
-//! writing at the same time:
-//! - WAL mode: readers never block the writer, the writer never blocks readers;
-//! - a busy timeout of 10 s: a writer waits for the other process's transaction instead of
-//!   failing at once;
-//! - every write transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front. A
-//!   deferred transaction that reads first and writes later can hit `SQLITE_BUSY` on the lock
-//!   upgrade (which the busy timeout cannot fix once its snapshot is stale);
-//! - the consumed event's inbox claim is the first write of the transaction that applies it,
-//!   so an event that both replicas see (after a rebalance) is applied by exactly one;
-//! - schema migrations run under the same write lock, so two processes starting together do
-//!   not both try to create the tables.
-//!
-//! Within a process, writes go through a pool of exactly one connection (SQLite has one
-//! writer anyway); reads use a separate read-only pool. `synchronous = FULL`: a committed
-//! decision survives a power cut, not only a process crash.
+//! one consumer group on the same file). The file is opened as every service opens its SQLite
+//! database ([`SqliteDatabase`]: WAL, busy timeout, one writer, migrations under the write
+//! lock), every write transaction takes the write lock up front (`BEGIN IMMEDIATE`), and the
+//! consumed event's inbox claim is the first write of the transaction that applies it, so an
+//! event that both replicas see (after a rebalance) is applied by exactly one.
 //!
 //! The outbox and inbox tables live in the same file (see `studycafe_messaging::sqlite`), so
 //! a booking's change, its event and the claim of the event that caused it commit together.
 
-use std::{str::FromStr, time::Duration};
-
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{
-    Row as _, Sqlite, SqlitePool, Transaction,
-    migrate::Migrator,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+use sqlx::{Row as _, Sqlite, Transaction, migrate::Migrator, sqlite::SqliteRow};
+use studycafe_messaging::{
+    OutboxSignal,
+    sqlite::{self as outbox, SqliteDatabase, Tables},
 };
-use studycafe_messaging::{OutboxSignal, sqlite as outbox};
 
 use crate::{
     domain::{
@@ -44,16 +28,9 @@ use crate::{
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// How long a writer waits for another process's write transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long opening retries a database another process keeps locked.
-const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
-
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: SqliteDatabase,
     signal: OutboxSignal,
 }
 
@@ -72,78 +49,22 @@ fn from_ms(millis: i64) -> DateTime<Utc> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
-    ///
-    /// Two replicas starting at once on a new file can find it locked in ways SQLite's busy
-    /// timeout does not cover (switching the new file to WAL needs an exclusive lock and does
-    /// not wait for it), so a locked database at start-up is retried for a while.
+    /// Opens (creating if missing) the database at `url` and brings its schema up to date;
+    /// safe when several replicas open one file at once.
     pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
-        let deadline = tokio::time::Instant::now() + OPEN_RETRY_FOR;
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match Self::try_open(url, signal.clone()).await {
-                Ok(store) => return Ok(store),
-                Err(e) if is_locked(&e) && tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %format!("{e:#}"), "database locked while opening (another replica starting?); retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn try_open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        outbox::install(&writer).await?;
-        {
-            // The whole check-and-apply under the write lock: another replica starting at the
-            // same moment waits here, then finds the schema current.
-            let mut conn = writer.acquire().await?;
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            MIGRATOR.run(&mut *tx).await?;
-            tx.commit().await?;
-        }
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true).create_if_missing(false))
-            .await?;
-        Ok(Self {
-            writer,
-            reader,
-            signal,
-        })
+        let database = SqliteDatabase::open(url, &MIGRATOR, Tables::WithMessaging).await?;
+        Ok(Self { database, signal })
     }
 
     /// The outbox, for the relay.
     pub fn outbox(&self) -> outbox::SqliteOutbox {
-        outbox::SqliteOutbox::new(self.writer.clone())
+        self.database.outbox()
     }
 
     /// A write transaction holding the write lock from its first statement.
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)
+        self.database.write().await.map_err(store_error)
     }
-}
-
-/// Whether opening failed only because another connection held a lock (`SQLITE_BUSY`).
-fn is_locked(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        let text = cause.to_string();
-        text.contains("database is locked") || text.contains("(code: 5)")
-    })
 }
 
 fn booking_from_row(row: &SqliteRow) -> Result<Booking, StoreError> {
@@ -210,17 +131,13 @@ async fn enqueue_event(
 
 impl BookingStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.database.ping().await.map_err(store_error)
     }
 
     async fn get(&self, id: ReservationId) -> Result<Option<Booking>, StoreError> {
         let row = sqlx::query("SELECT * FROM bookings WHERE reservation_id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.database.reader)
             .await
             .map_err(store_error)?;
         row.as_ref().map(booking_from_row).transpose()
@@ -240,14 +157,14 @@ impl BookingStore for SqliteStore {
                     )
                     .bind(status.as_str())
                     .bind(i64::from(limit))
-                    .fetch_all(&self.reader)
+                    .fetch_all(&self.database.reader)
                     .await
                 }
                 None => sqlx::query(
                     "SELECT * FROM bookings ORDER BY created_at DESC, reservation_id DESC LIMIT ?",
                 )
                 .bind(i64::from(limit))
-                .fetch_all(&self.reader)
+                .fetch_all(&self.database.reader)
                 .await,
             }
             .map_err(store_error)?;
@@ -364,7 +281,7 @@ impl BookingStore for SqliteStore {
     async fn policy(&self, cafe: &CafeId) -> Result<Option<AutoConfirmPolicy>, StoreError> {
         let row = sqlx::query("SELECT * FROM auto_confirm_policies WHERE cafe_id = ?")
             .bind(cafe.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.database.reader)
             .await
             .map_err(store_error)?;
         row.as_ref().map(policy_from_row).transpose()
