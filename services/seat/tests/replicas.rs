@@ -190,3 +190,23 @@ async fn concurrent_sweeps_of_two_replicas_take_disjoint_reservations() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_migrate_and_announce_the_catalogue_once() {
+    use seat_service::outbound::{catalogue, postgres::PgStore};
+    use studycafe_messaging::{OutboxSignal, OutboxStore as _};
+
+    let (url, _) = support::fresh_database(Db::Postgres).await;
+    let open = || PgStore::open(&url, 2, OutboxSignal::new());
+    let (one, two, three) = tokio::join!(open(), open(), open());
+    let stores = [one.unwrap(), two.unwrap(), three.unwrap()];
+    let seats = catalogue::parse(catalogue::DEFAULT).unwrap();
+    let (a, b, c) = tokio::join!(
+        stores[0].sync_catalogue(&seats),
+        stores[1].sync_catalogue(&seats),
+        stores[2].sync_catalogue(&seats)
+    );
+    let changed = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert_eq!(changed.iter().sum::<usize>(), 40, "{changed:?}");
+    assert_eq!(stores[0].outbox().backlog().await.unwrap(), 40);
+}

@@ -21,6 +21,11 @@
 //! Every change and the event it causes (outbox), and the consumed event it answers (inbox),
 //! commit in one transaction; the outbox row is written after the aggregate's row, which keeps
 //! per-reservation event order (see `studycafe_messaging::postgres`).
+//!
+//! Schema: `migrations/postgres/NNNN_*.sql`, applied by [`PgStore::open`] at start-up under
+//! sqlx's migration advisory lock (replicas starting together: one applies, the others wait
+//! and find them applied). Every statement has a timeout, so a stuck lock becomes an error
+//! (503), not a hung request.
 
 use std::{str::FromStr, time::Duration};
 
