@@ -5,7 +5,7 @@ mod support;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use shared_events::{PaymentCompleted, PaymentDeclined, SeatRegistered};
-use support::{Booking, TestApp, WAIT, hours_ahead, seat, spawn_app};
+use support::{Booking, Store, TestApp, WAIT, hours_ahead, seat, spawn_app};
 
 /// Everything the views show: the board at each instant, then each customer's reservations.
 async fn snapshot(app: &TestApp, instants: &[DateTime<Utc>], customers: &[&str]) -> Vec<Value> {
@@ -19,9 +19,8 @@ async fn snapshot(app: &TestApp, instants: &[DateTime<Utc>], customers: &[&str])
     views
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rebuild_replays_the_topics_into_the_same_views() {
-    let mut app = spawn_app().await;
+async fn a_rebuild_replays_the_topics_into_the_same_views(store: Store) {
+    let mut app = spawn_app(store).await;
     assert_eq!(app.generation.consumer_group(), "seat-view");
     for n in 1..=6 {
         let id = format!("D-{n:02}");
@@ -101,22 +100,22 @@ async fn a_rebuild_replays_the_topics_into_the_same_views() {
 
     // Something the topics never said: a rebuild must wipe it.
     app.stop().await;
-    {
-        let db = sqlx::SqlitePool::connect(&app.database_url())
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO board_seats (seat_id, zone, kind, hourly_price, enabled)
-             VALUES ('X-99', 'X', 'open-desk', 1, 1)",
-        )
-        .execute(&db)
-        .await
-        .unwrap();
-        db.close().await;
-    }
+    app.plant_stray_seat().await;
 
     app.start(true).await;
     assert_eq!(app.generation.consumer_group(), "seat-view.g2");
+    if let Store::Redis { prefix, .. } = &app.store {
+        // The first generation's keys (views, indexes, inbox) are gone, not just unused.
+        assert_eq!(
+            app.redis_keys(&format!("{prefix}:{{g1}}*")).await,
+            Vec::<String>::new()
+        );
+        assert!(
+            !app.redis_keys(&format!("{prefix}:generation"))
+                .await
+                .is_empty()
+        );
+    }
     studycafe_testkit::eventually(WAIT, "the same views, replayed from the topics", || async {
         let after = snapshot(&app, &instants, &[&alice, &bob]).await;
         (after == before).then_some(())
@@ -130,3 +129,5 @@ async fn a_rebuild_replays_the_topics_into_the_same_views() {
     assert_eq!(snapshot(&app, &instants, &[&alice, &bob]).await, before);
     app.stop().await;
 }
+
+on_every_store!(a_rebuild_replays_the_topics_into_the_same_views);

@@ -4,71 +4,12 @@ mod support;
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use serde_json::{Value, json};
-use support::{Booking, WAIT, hours_ahead, rfc3339, seat, spawn_app_with};
+use support::{Booking, Frames, Store, hours_ahead, rfc3339, seat, spawn_app_with};
 
-/// Reads SSE frames off a response body.
-struct Frames {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
-}
-
-#[derive(Debug)]
-struct Frame {
-    event: Option<String>,
-    id: Option<String>,
-    data: String,
-}
-
-impl Frames {
-    fn new(response: reqwest::Response) -> Self {
-        Self {
-            body: response.bytes_stream().boxed(),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event (comments skipped); None when the stream ended.
-    async fn next(&mut self) -> Option<Frame> {
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut frame = Frame {
-                    event: None,
-                    id: None,
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        frame.event = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        frame.id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        frame.data.push_str(v.trim());
-                    }
-                }
-                if frame.event.is_some() || !frame.data.is_empty() {
-                    return Some(frame);
-                }
-            }
-            let chunk = self.body.next().await?.ok()?;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    async fn next_within(&mut self, what: &str) -> Frame {
-        tokio::time::timeout(WAIT, self.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the stream"))
-            .unwrap_or_else(|| panic!("the stream ended before {what}"))
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_stream_announces_committed_board_changes_and_ends_on_shutdown() {
+async fn the_stream_announces_committed_board_changes_and_ends_on_shutdown(store: Store) {
     // A long grace period: if an open stream held the graceful shutdown, stopping would take it.
-    let mut app = spawn_app_with(&[("SEAT_VIEW_SHUTDOWN_GRACE_MS", "120000")]).await;
+    let mut app = spawn_app_with(store, &[("SEAT_VIEW_SHUTDOWN_GRACE_MS", "120000")]).await;
     let response = app
         .http
         .get(format!("{}/api/board/stream", app.base))
@@ -126,3 +67,5 @@ async fn the_stream_announces_committed_board_changes_and_ends_on_shutdown() {
         .expect("an open stream held up the shutdown");
     assert!(frames.next().await.is_none(), "the stream ended");
 }
+
+on_every_store!(the_stream_announces_committed_board_changes_and_ends_on_shutdown);

@@ -7,11 +7,10 @@ use serde_json::json;
 use shared_events::{
     BookingConfirmed, PaymentCompleted, PaymentRefunded, RegistrationCancelled, SeatRegistered,
 };
-use support::{Booking, assert_problem, hours_ahead, rfc3339, spawn_app};
+use support::{Booking, Store, assert_problem, hours_ahead, rfc3339, spawn_app};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn my_reservations_are_mine_newest_first_with_pass_payment_and_refund() {
-    let mut app = spawn_app().await;
+async fn my_reservations_are_mine_newest_first_with_pass_payment_and_refund(store: Store) {
+    let mut app = spawn_app(store).await;
     let t0 = Utc::now() - Duration::minutes(10);
     let t0 = t0 - Duration::nanoseconds(i64::from(t0.timestamp_subsec_nanos()));
     let older = Booking::new("A-01", "alice", hours_ahead(2), 2);
@@ -170,3 +169,5 @@ async fn my_reservations_are_mine_newest_first_with_pass_payment_and_refund() {
     }
     app.stop().await;
 }
+
+on_every_store!(my_reservations_are_mine_newest_first_with_pass_payment_and_refund);

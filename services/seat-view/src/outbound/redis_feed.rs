@@ -10,7 +10,10 @@
 //! Pub/sub is fire-and-forget: while a replica is not subscribed (Redis restarting, network
 //! trouble) it misses changes. The relay reconnects with backoff and then sends its watchers a
 //! gap marker, which they get as a `resync` event (refetch the board), instead of leaving them
-//! with a board that silently skipped changes.
+//! with a board that silently skipped changes. A subscribed connection only ever reads, so a
+//! connection that died without a FIN/RST (a partition, a vanished host) would look like a
+//! quiet channel forever: the relay PINGs it every [`PING_EVERY`] and resubscribes when no
+//! answer comes within [`ANSWER_WITHIN`].
 
 use std::time::Duration;
 
@@ -30,7 +33,8 @@ pub fn channel(prefix: &str) -> String {
     format!("{prefix}:board-changes")
 }
 
-/// A board change on the channel (JSON; instants in unix microseconds).
+/// A board change on the channel (JSON; instants RFC 3339 with their full precision, so a
+/// watcher on any replica sees exactly what the event said).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 enum Wire {
@@ -40,9 +44,9 @@ enum Wire {
         seat_id: String,
         reservation_id: String,
         status: String,
-        starts_at: i64,
-        ends_at: i64,
-        occurred_at: i64,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+        occurred_at: DateTime<Utc>,
     },
     #[serde(rename_all = "camelCase")]
     Seat {
@@ -67,9 +71,9 @@ pub fn encode(change: &BoardChange) -> String {
             seat_id: seat_id.as_str().to_owned(),
             reservation_id: reservation_id.to_string(),
             status: status.as_str().to_owned(),
-            starts_at: starts_at.timestamp_micros(),
-            ends_at: ends_at.timestamp_micros(),
-            occurred_at: occurred_at.timestamp_micros(),
+            starts_at: *starts_at,
+            ends_at: *ends_at,
+            occurred_at: *occurred_at,
         },
         BoardChange::Seat {
             event_id,
@@ -82,11 +86,6 @@ pub fn encode(change: &BoardChange) -> String {
         },
     };
     serde_json::to_string(&wire).expect("a board change serializes")
-}
-
-fn instant(micros: i64) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| anyhow::anyhow!("instant {micros} out of range"))
 }
 
 pub fn decode(payload: &[u8]) -> anyhow::Result<BoardChange> {
@@ -105,9 +104,9 @@ pub fn decode(payload: &[u8]) -> anyhow::Result<BoardChange> {
             reservation_id: ReservationId::parse(&reservation_id)?,
             status: ReservationStatus::parse(&status)
                 .ok_or_else(|| anyhow::anyhow!("status {status:?}"))?,
-            starts_at: instant(starts_at)?,
-            ends_at: instant(ends_at)?,
-            occurred_at: instant(occurred_at)?,
+            starts_at,
+            ends_at,
+            occurred_at,
         },
         Wire::Seat {
             event_id,
@@ -133,6 +132,11 @@ impl BoardFeed for PublishedByStore {
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How often an idle subscription is checked (see the module docs).
+pub const PING_EVERY: Duration = Duration::from_secs(10);
+/// How long subscribing, or answering a check, may take before the connection is given up.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
 /// Subscribes to the board channel and feeds the local watchers (one per replica).
 pub struct BoardChannelRelay {
     client: redis::Client,
@@ -149,13 +153,22 @@ impl std::fmt::Debug for BoardChannelRelay {
     }
 }
 
-async fn subscribe(
-    client: &redis::Client,
-    channel: &str,
-) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+async fn subscribe(client: &redis::Client, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
+    let attempt = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    match tokio::time::timeout(ANSWER_WITHIN, attempt).await {
+        Ok(subscribed) => Ok(subscribed?),
+        Err(_) => anyhow::bail!("no answer within {ANSWER_WITHIN:?}"),
+    }
+}
+
+/// Why a subscription stopped relaying.
+enum Ended {
+    Shutdown,
+    Lost(String),
 }
 
 impl BoardChannelRelay {
@@ -192,7 +205,7 @@ impl BoardChannelRelay {
                             pubsub
                         }
                         Err(error) => {
-                            tracing::warn!(%error, channel = %self.channel, "board channel: subscribing failed; retrying");
+                            tracing::warn!(error = %format!("{error:#}"), channel = %self.channel, "board channel: subscribing failed; retrying");
                             tokio::select! {
                                 () = shutdown.cancelled() => return Ok(()),
                                 () = tokio::time::sleep(backoff) => {}
@@ -203,20 +216,45 @@ impl BoardChannelRelay {
                     }
                 }
             };
-            let mut messages = pubsub.into_on_message();
-            loop {
-                let message = tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    message = messages.next() => message,
-                };
-                let Some(message) = message else { break };
-                match decode(message.get_payload_bytes()) {
-                    Ok(change) => self.feed.publish(change),
-                    // Another version's message, or garbage: not for our watchers.
-                    Err(error) => tracing::warn!(%error, "board channel: undecodable message"),
+            match self.relay(pubsub, &shutdown).await {
+                Ended::Shutdown => return Ok(()),
+                Ended::Lost(why) => {
+                    tracing::warn!(channel = %self.channel, why, "board channel lost; resubscribing");
                 }
             }
-            tracing::warn!(channel = %self.channel, "board channel lost; resubscribing");
+        }
+    }
+
+    /// Feeds the watchers from one subscription until it is lost (or shutdown).
+    async fn relay(&self, pubsub: redis::aio::PubSub, shutdown: &CancellationToken) -> Ended {
+        let (mut sink, mut messages) = pubsub.split();
+        let mut check = tokio::time::interval(PING_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.reset();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ended::Shutdown,
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        return Ended::Lost("the connection closed".into());
+                    };
+                    match decode(message.get_payload_bytes()) {
+                        Ok(change) => self.feed.publish(change),
+                        // Another version's message, or garbage: not for our watchers.
+                        Err(error) => tracing::warn!(%error, "board channel: undecodable message"),
+                    }
+                }
+                _ = check.tick() => {
+                    // Messages arriving while the PING waits queue up in the connection's channel:
+                    // the check delays them, it never loses one.
+                    let answered = tokio::time::timeout(ANSWER_WITHIN, sink.ping::<redis::Value>());
+                    match answered.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => return Ended::Lost(error.to_string()),
+                        Err(_) => return Ended::Lost(format!("no PING answer within {ANSWER_WITHIN:?}")),
+                    }
+                }
+            }
         }
     }
 }
@@ -227,7 +265,8 @@ mod tests {
 
     #[test]
     fn board_changes_survive_the_wire() {
-        let at = DateTime::from_timestamp_micros(1_900_000_000_123_456).unwrap();
+        // Nanoseconds: the wire keeps an instant exactly as the event said it.
+        let at = DateTime::from_timestamp(1_900_000_000, 123_456_789).unwrap();
         for change in [
             BoardChange::Reservation {
                 event_id: Uuid::now_v7(),

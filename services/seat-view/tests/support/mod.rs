@@ -1,12 +1,16 @@
-//! `TestApp`: a seat-view service in-process on port 0 with its own fresh database, a real
-//! broker process and a test signing key; plus builders for the events the tests publish, as
-//! the other services would.
+//! `TestApp`: a seat-view service in-process on port 0 with its own fresh store (a SQLite file,
+//! or a key prefix of its own on the test Redis), a real broker process and a test signing
+//! key; plus builders for the events the tests publish, as the other services would.
+//!
+//! [`on_every_store!`] runs the same test bodies against both stores.
 
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt as _;
+use redis::AsyncCommands as _;
 use seat_view_service::{App, SeatViewConfig, domain::Generation};
 use serde_json::Value;
 use shared_events::{
@@ -15,16 +19,63 @@ use shared_events::{
     ReservationRegistered, SeatDefined, SeatReserved,
 };
 use studycafe_platform::config::Env;
-use studycafe_testkit::{BrokerProcess, TestKeys, kafka};
+use studycafe_testkit::{BrokerProcess, TestKeys, engines, kafka};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Which view store a test runs on.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A fresh SQLite file in the test's temporary directory.
+    Sqlite,
+    /// The test Redis (`TEST_REDIS_URL`) under a key prefix of the test's own.
+    Redis { url: String, prefix: String },
+}
+
+impl Store {
+    pub fn sqlite() -> Self {
+        Self::Sqlite
+    }
+
+    pub fn redis() -> Self {
+        Self::Redis {
+            url: engines::redis_url(),
+            prefix: engines::unique_name("seatview"),
+        }
+    }
+}
+
+/// Runs each named `async fn(Store)` as a test on SQLite (`sqlite::name`) and on Redis
+/// (`redis::name`).
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::Store::sqlite()).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::Store::redis()).await
+                }
+            )*
+        }
+    };
+}
 
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub keys: TestKeys,
-    pub broker: BrokerProcess,
+    pub broker: Arc<BrokerProcess>,
+    pub store: Store,
     pub generation: Generation,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -32,11 +83,11 @@ pub struct TestApp {
     dir: tempfile::TempDir,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+pub async fn spawn_app(store: Store) -> TestApp {
+    spawn_app_with(store, &[]).await
 }
 
-pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_app_with(store: Store, extra: &[(&str, &str)]) -> TestApp {
     // Logs only on request (`TEST_LOG=1`): libtest does not capture the app's threads.
     if std::env::var_os("TEST_LOG").is_some() {
         studycafe_platform::observability::init_tracing("seat-view-test");
@@ -47,7 +98,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         base: String::new(),
         http: reqwest::Client::new(),
         keys: TestKeys::new(),
-        broker: BrokerProcess::start().await,
+        broker: Arc::new(BrokerProcess::start().await),
+        store,
         generation: Generation::FIRST,
         shutdown: CancellationToken::new(),
         task: None,
@@ -63,10 +115,95 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 
 impl TestApp {
     pub fn database_url(&self) -> String {
-        format!(
-            "sqlite://{}",
-            self.dir.path().join("seat-view.db").display()
-        )
+        match &self.store {
+            Store::Sqlite => format!(
+                "sqlite://{}",
+                self.dir.path().join("seat-view.db").display()
+            ),
+            Store::Redis { url, .. } => url.clone(),
+        }
+    }
+
+    /// A second instance on the same broker and store (a replica: same consumer group).
+    pub async fn replica(&self) -> TestApp {
+        assert!(
+            matches!(self.store, Store::Redis { .. }),
+            "replicas share a Redis store"
+        );
+        let mut app = TestApp {
+            base: String::new(),
+            http: reqwest::Client::new(),
+            keys: TestKeys::new(),
+            broker: self.broker.clone(),
+            store: self.store.clone(),
+            generation: Generation::FIRST,
+            shutdown: CancellationToken::new(),
+            task: None,
+            extra: self.extra.clone(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        app.start(false).await;
+        app
+    }
+
+    /// Writes a seat the topics never defined straight into the (stopped) app's current views,
+    /// as corruption or a bug would: a rebuild must not keep it.
+    pub async fn plant_stray_seat(&self) {
+        match &self.store {
+            Store::Sqlite => {
+                let db = sqlx::SqlitePool::connect(&self.database_url())
+                    .await
+                    .unwrap();
+                sqlx::query(
+                    "INSERT INTO board_seats (seat_id, zone, kind, hourly_price, enabled)
+                     VALUES ('X-99', 'X', 'open-desk', 1, 1)",
+                )
+                .execute(&db)
+                .await
+                .unwrap();
+                db.close().await;
+            }
+            Store::Redis { prefix, .. } => {
+                let key = format!("{prefix}:{{g{}}}:seats", self.generation.get());
+                let doc = r#"{"zone":"X","kind":"open-desk","hourly_price":1,"enabled":true}"#;
+                let _: () = self.redis().await.hset(key, "X-99", doc).await.unwrap();
+            }
+        }
+    }
+
+    /// A connection to the test Redis (Redis stores only).
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        let Store::Redis { url, .. } = &self.store else {
+            panic!("not a Redis store")
+        };
+        redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The Redis keys matching `pattern` (SCAN, so the server is never blocked).
+    pub async fn redis_keys(&self, pattern: &str) -> Vec<String> {
+        let mut connection = self.redis().await;
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                return keys;
+            }
+        }
     }
 
     /// Starts the service (again) on the same database and broker.
@@ -83,6 +220,9 @@ impl TestApp {
             ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
             ("AUTH_JWKS_FILE", &jwks),
         ];
+        if let Store::Redis { prefix, .. } = &self.store {
+            vars.push(("SEAT_VIEW_REDIS_PREFIX", prefix));
+        }
         vars.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let config = SeatViewConfig::from_env(&Env::from_pairs(vars)).expect("config");
         self.shutdown = CancellationToken::new();
@@ -128,6 +268,19 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         request.send().await.unwrap()
+    }
+
+    /// Opens the live board stream.
+    pub async fn stream(&self) -> Frames {
+        let response = self
+            .http
+            .get(format!("{}/api/board/stream", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Frames::new(response)
     }
 
     /// The board at `at`, as JSON.
@@ -307,6 +460,63 @@ impl Booking {
             reservation: self.reference(),
             expired_in: "REQUESTED".into(),
         }
+    }
+}
+
+/// Reads SSE frames off a response body.
+pub struct Frames {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+#[derive(Debug)]
+pub struct Frame {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl Frames {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped); None when the stream ended.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = Frame {
+                    event: None,
+                    id: None,
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        frame.event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        frame.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        frame.data.push_str(v.trim());
+                    }
+                }
+                if frame.event.is_some() || !frame.data.is_empty() {
+                    return Some(frame);
+                }
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    pub async fn next_within(&mut self, what: &str) -> Frame {
+        tokio::time::timeout(WAIT, self.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} on the stream"))
+            .unwrap_or_else(|| panic!("the stream ended before {what}"))
     }
 }
 
