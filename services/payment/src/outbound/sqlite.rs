@@ -1,24 +1,22 @@
 //! The SQLite adapter of [`PaymentStore`] (embedded mode).
 //!
-//! Writes go through a pool of exactly one connection: SQLite has one writer anyway, and
-//! serialising writes in the process makes "is the reservation closed? then owe a refund"
-//! atomic against the consumer recording that closure. Reads use a separate pool (WAL mode
-//! lets them run beside the writer). `synchronous = FULL`: a recorded charge survives a power
-//! cut, not only a process crash.
+//! The file is opened as every service opens its SQLite database ([`SqliteDatabase`]: WAL,
+//! `synchronous = FULL`, one writer connection, a read pool, migrations under the write lock).
+//! Every write transaction takes the write lock up front (`BEGIN IMMEDIATE`): that makes "is
+//! the reservation closed? then owe a refund" atomic against the consumer recording that
+//! closure, in this process and in another replica on the same file.
 //!
 //! The outbox and inbox tables live in the same database (see `studycafe_messaging::sqlite`):
 //! every state change commits with the event it causes and the id of the event that caused it.
 //! The schema backs the rules up on its own: one payment per reservation, one refund per
 //! payment, refunds only of completed payments, settled payments never change status.
 
-use std::{str::FromStr, time::Duration};
-
 use chrono::{DateTime, Utc};
-use sqlx::{
-    SqliteConnection, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+use sqlx::{Sqlite, SqliteConnection, Transaction, migrate::Migrator};
+use studycafe_messaging::{
+    OutboxSignal,
+    sqlite::{self as outbox, SqliteDatabase, Tables},
 };
-use studycafe_messaging::{OutboxSignal, sqlite as outbox};
 
 use crate::{
     domain::{
@@ -36,10 +34,11 @@ use crate::{
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: SqliteDatabase,
     signal: OutboxSignal,
 }
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
@@ -47,36 +46,15 @@ fn store_error(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if missing, with its directory) the database at `url` and brings its
-    /// schema up to date.
+    /// schema up to date; safe when several replicas open one file at once.
     pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        // `sqlite://var/payment.db` out of the box: a missing `var/` is not worth a crash.
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.exists()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        outbox::install(&writer).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true).create_if_missing(false))
-            .await?;
-        Ok(Self {
-            writer,
-            reader,
-            signal,
-        })
+        let database = SqliteDatabase::open(url, &MIGRATOR, Tables::WithMessaging).await?;
+        Ok(Self { database, signal })
+    }
+
+    /// A write transaction holding the write lock from its first statement.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.database.write().await.map_err(store_error)
     }
 }
 
@@ -128,21 +106,17 @@ impl StoreAdapter for SqliteStore {
     type Outbox = outbox::SqliteOutbox;
 
     fn outbox(&self) -> Self::Outbox {
-        outbox::SqliteOutbox::new(self.writer.clone())
+        self.database.outbox()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.database.ping().await.map_err(store_error)
     }
 }
 
 impl PaymentStore for SqliteStore {
     async fn insert(&self, payment: &Payment) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO payments (payment_id, reservation_id, customer_id, amount, currency,
                payment_token, status, provider_ref, decline_reason, attempts, created_at,
@@ -180,7 +154,7 @@ impl PaymentStore for SqliteStore {
     }
 
     async fn by_reservation(&self, id: ReservationId) -> Result<Option<Payment>, StoreError> {
-        let mut conn = self.reader.acquire().await.map_err(store_error)?;
+        let mut conn = self.database.reader.acquire().await.map_err(store_error)?;
         payment_by_reservation(&mut conn, id)
             .await
             .map_err(store_error)
@@ -191,7 +165,7 @@ impl PaymentStore for SqliteStore {
             "SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at",
         )
         .bind(payment.to_string())
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         convert(rows).map_err(store_error)
@@ -205,7 +179,7 @@ impl PaymentStore for SqliteStore {
         causation: &str,
         refund_if_closed: Option<&Refund>,
     ) -> Result<SaveOutcome<Option<Refund>>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
                updated_at = ?, version = version + 1, claim_holder = NULL, claimed_until = NULL
@@ -261,7 +235,7 @@ impl PaymentStore for SqliteStore {
             .bind(payment.to_string())
             .bind(ms(claim.now))
             .bind(claim.holder.to_string())
-            .execute(&self.writer)
+            .execute(&self.database.writer)
             .await
             .map_err(store_error)?;
         Ok(if updated.rows_affected() == 1 {
@@ -285,7 +259,7 @@ impl PaymentStore for SqliteStore {
         .bind(ms(payment.updated_at))
         .bind(payment.id.to_string())
         .bind(expected_version)
-        .execute(&self.writer)
+        .execute(&self.database.writer)
         .await
         .map_err(store_error)?;
         Ok(if updated.rows_affected() == 0 {
@@ -301,7 +275,7 @@ impl PaymentStore for SqliteStore {
         consumed: Consumed,
         now: DateTime<Utc>,
     ) -> Result<CloseOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await?;
         if !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
             .await
             .map_err(store_error)?
@@ -345,14 +319,14 @@ impl PaymentStore for SqliteStore {
         )
         .bind(ms(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         convert(rows).map_err(store_error)
     }
 
     async fn complete_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await?;
         // The status check is what makes a refund's event exactly-once: of two workers that
         // both got the provider's (idempotent) answer, only the first one moves the row.
         let updated = sqlx::query(
@@ -389,7 +363,7 @@ impl PaymentStore for SqliteStore {
         .bind(ms(refund.next_attempt_at))
         .bind(ms(refund.updated_at))
         .bind(refund.id.to_string())
-        .execute(&self.writer)
+        .execute(&self.database.writer)
         .await
         .map_err(store_error)?;
         Ok(if updated.rows_affected() == 0 {
