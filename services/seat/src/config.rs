@@ -21,8 +21,8 @@ pub struct SeatConfig {
     pub database_url: String,
     /// Which store the URL's scheme selects.
     pub database: Backend,
-    /// `SEAT_DATABASE_POOL_SIZE` (default 10): PostgreSQL connections per replica.
-    pub database_pool_size: u32,
+    /// `SEAT_DATABASE_MAX_CONNECTIONS` (default 10): PostgreSQL connections per replica.
+    pub database_max_connections: u32,
     /// `SEAT_CATALOGUE_FILE` (default: the built-in 40-seat cafe).
     pub catalogue_file: Option<PathBuf>,
     /// `SEAT_HOLD_SECS` (default 600), `SEAT_MAX_HOURS` (default 12),
@@ -149,10 +149,10 @@ impl SeatConfig {
                 "must be a sqlite: or postgres: (postgresql:) URL",
             )
         })?;
-        let database_pool_size: u32 = env.or("SEAT_DATABASE_POOL_SIZE", 10)?;
-        if !(1..=200).contains(&database_pool_size) {
+        let database_max_connections: u32 = env.or("SEAT_DATABASE_MAX_CONNECTIONS", 10)?;
+        if !(1..=200).contains(&database_max_connections) {
             return Err(ConfigError::new(
-                "SEAT_DATABASE_POOL_SIZE",
+                "SEAT_DATABASE_MAX_CONNECTIONS",
                 "must be between 1 and 200",
             ));
         }
@@ -181,7 +181,7 @@ impl SeatConfig {
             http_addr: env.or("SEAT_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
             database_url,
             database,
-            database_pool_size,
+            database_max_connections,
             catalogue_file: env.optional("SEAT_CATALOGUE_FILE")?,
             policy: ReservationPolicy {
                 hold: chrono::Duration::seconds(hold_secs),
@@ -248,12 +248,12 @@ mod tests {
         for url in ["postgres://u:p@db/seat", "postgresql://db/seat"] {
             let config = load(&[("SEAT_DATABASE_URL", url)]).unwrap();
             assert_eq!(config.database, Backend::Postgres, "{url}");
-            assert_eq!(config.database_pool_size, 10);
+            assert_eq!(config.database_max_connections, 10);
         }
         for (name, value) in [
             ("SEAT_DATABASE_URL", "mysql://db/seat"),
             ("SEAT_DATABASE_URL", "var/seat.db"),
-            ("SEAT_DATABASE_POOL_SIZE", "0"),
+            ("SEAT_DATABASE_MAX_CONNECTIONS", "0"),
         ] {
             let err = load(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{value}: {err}");

@@ -68,7 +68,7 @@ impl App {
             Backend::Postgres => {
                 let store = PgStore::open(
                     &config.database_url,
-                    config.database_pool_size,
+                    config.database_max_connections,
                     signal.clone(),
                 )
                 .await

@@ -1,22 +1,18 @@
 //! The SQLite adapter of [`ReservationStore`] (embedded mode).
 //!
-//! Writes go through a pool of exactly one connection: SQLite has one writer anyway, and
-//! serialising writes in the process makes "check the seat is free, then insert" atomic
-//! without `SQLITE_BUSY` upgrade failures. The `reservations_no_overlap` trigger refuses an
-//! overlap even from another process on the same file. Reads use a separate pool (WAL mode lets
-//! them run beside the writer). `synchronous = FULL`: a committed reservation survives a power
-//! cut, not only a process crash.
-
-use std::{str::FromStr, time::Duration};
+//! The file is opened as every service opens its SQLite database ([`SqliteDatabase`]: WAL,
+//! `synchronous = FULL`, one writer connection, a read pool, migrations under the write lock).
+//! Write transactions take the write lock up front (`BEGIN IMMEDIATE`), which makes "check the
+//! seat is free, then insert" atomic without `SQLITE_BUSY` upgrade failures, in this process
+//! and in another on the same file; the `reservations_no_overlap` trigger refuses an overlap
+//! whatever the code does.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{
-    Row as _, SqliteConnection, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+use sqlx::{Row as _, Sqlite, SqliteConnection, Transaction, migrate::Migrator, sqlite::SqliteRow};
+use studycafe_messaging::{
+    OutboxSignal,
+    sqlite::{self as outbox, SqliteDatabase, Tables},
 };
-use studycafe_messaging::{OutboxSignal, sqlite as outbox};
 
 use crate::{
     domain::{
@@ -33,10 +29,11 @@ use crate::{
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: SqliteDatabase,
     signal: OutboxSignal,
 }
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
@@ -51,43 +48,26 @@ fn from_ts(secs: i64) -> DateTime<Utc> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    /// Opens (creating if missing, with its directory) the database at `url` and brings its
+    /// schema up to date; safe when several replicas open one file at once.
     pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true).create_if_missing(false))
-            .await?;
-        outbox::install(&writer).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        Ok(Self {
-            writer,
-            reader,
-            signal,
-        })
+        let database = SqliteDatabase::open(url, &MIGRATOR, Tables::WithMessaging).await?;
+        Ok(Self { database, signal })
+    }
+
+    /// A write transaction holding the write lock from its first statement.
+    async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.database.write().await
     }
 
     /// The pool the outbox relay reads from.
     pub fn outbox(&self) -> outbox::SqliteOutbox {
-        outbox::SqliteOutbox::new(self.writer.clone())
+        self.database.outbox()
     }
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.database.ping().await.map_err(store_error)
     }
 
     /// Makes the stored catalogue match `seats`: new and changed seats are written and
@@ -95,7 +75,7 @@ impl SqliteStore {
     /// reservations refer to them.
     pub async fn sync_catalogue(&self, seats: &[Seat]) -> anyhow::Result<usize> {
         let now = Utc::now();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT seat_id, zone, kind, hourly_price, enabled FROM seats")
             .fetch_all(&mut *tx)
             .await?
@@ -213,7 +193,7 @@ impl ReservationStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats ORDER BY position",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         rows.iter()
@@ -227,7 +207,7 @@ impl ReservationStore for SqliteStore {
             "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats WHERE seat_id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.database.reader)
         .await
         .map_err(store_error)?;
         row.as_ref()
@@ -243,7 +223,7 @@ impl ReservationStore for SqliteStore {
         causation: &str,
         idempotency: Option<&IdempotencyClaim>,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await.map_err(store_error)?;
         if let Some(claim) = idempotency {
             let earlier = sqlx::query(
                 "SELECT request_hash, reservation_id FROM idempotency_keys
@@ -334,7 +314,7 @@ impl ReservationStore for SqliteStore {
     async fn get(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
         let row = sqlx::query("SELECT * FROM reservations WHERE reservation_id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.database.reader)
             .await
             .map_err(store_error)?;
         row.as_ref()
@@ -351,7 +331,7 @@ impl ReservationStore for SqliteStore {
         causation: &str,
         consumed: Option<Consumed>,
     ) -> Result<SaveOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await.map_err(store_error)?;
         if let Some(consumed) = consumed
             && !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
                 .await
@@ -394,7 +374,7 @@ impl ReservationStore for SqliteStore {
     }
 
     async fn mark_consumed(&self, consumed: Consumed) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        let mut tx = self.write().await.map_err(store_error)?;
         outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
             .await
             .map_err(store_error)?;
@@ -424,7 +404,7 @@ impl ReservationStore for SqliteStore {
         let rows = sqlx::query(sql)
             .bind(ts(now))
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&self.database.reader)
             .await
             .map_err(store_error)?;
         rows.iter()
