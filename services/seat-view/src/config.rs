@@ -46,7 +46,8 @@ pub struct SeatViewConfig {
     /// Which store the URL's scheme picked.
     pub backend: Backend,
     /// `SEAT_VIEW_REDIS_PREFIX` (default `seatview`): namespaces every Redis key and the board
-    /// channel, so several deployments (or tests) can share one Redis.
+    /// channel, so several deployments (or tests) can share one Redis server. Pub/sub ignores
+    /// the URL's `/db`, so deployments sharing a server need distinct prefixes.
     pub redis_prefix: String,
     /// `SEAT_VIEW_REBUILD` (default false; also the `--rebuild` argument): wipe the views and
     /// rebuild them by replaying every topic under a new consumer group.

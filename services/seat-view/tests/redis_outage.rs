@@ -39,7 +39,14 @@ impl OwnRedis {
     async fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -49,10 +56,7 @@ impl OwnRedis {
         let client = redis::Client::open(self.url()).unwrap();
         eventually(WAIT, "our redis-server answers", || async {
             let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-            let pong: String = redis::cmd("PING")
-                .query_async(&mut connection)
-                .await
-                .ok()?;
+            let pong: String = redis::cmd("PING").query_async(&mut connection).await.ok()?;
             (pong == "PONG").then_some(())
         })
         .await;

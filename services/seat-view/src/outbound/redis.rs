@@ -27,6 +27,13 @@
 //! document (another replica applied a concurrent event of the same reservation, e.g. during a
 //! rebalance) makes the script write nothing; the change is recomputed and retried.
 //!
+//! The board channel is `P:board-changes`. Redis pub/sub ignores the database number of the
+//! URL, so two deployments on one Redis server need different prefixes, not just different
+//! `/db`s. Redis must not evict keys (`maxmemory-policy noeviction`; checked and warned about
+//! at start-up), and should persist with an append-only file: with `appendfsync everysec` a
+//! Redis crash may lose the last second of applied events (their offsets already committed),
+//! which `--rebuild` recovers.
+//!
 //! Inbox entries expire after seven days: a redelivery later than that (far beyond any
 //! consumer-group rebalance or producer retry) would be applied again.
 //!
@@ -357,7 +364,29 @@ impl RedisViews {
         };
         let stored = views.stored_generation().await?;
         views.pinned.store(stored, Ordering::SeqCst);
+        views.check_eviction_policy().await;
         Ok(views)
+    }
+
+    /// Warns when Redis may evict keys under memory pressure: an evicted inbox entry lets a
+    /// redelivered event apply twice, an evicted view loses it. Only `noeviction` is safe.
+    /// Managed Redis often disables CONFIG; then nothing can be said.
+    async fn check_eviction_policy(&self) {
+        let mut connection = self.connection.clone();
+        let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut connection)
+            .await;
+        match policy.as_deref() {
+            Ok([_, policy]) if policy == "noeviction" => {}
+            Ok([_, policy]) => tracing::warn!(
+                policy,
+                "Redis may evict the views' keys (inbox entries, views) under memory pressure; \
+                 set maxmemory-policy noeviction"
+            ),
+            Ok(_) | Err(_) => tracing::debug!("Redis eviction policy unknown (CONFIG GET refused)"),
+        }
     }
 
     fn generation_key(&self) -> String {
