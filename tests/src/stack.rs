@@ -672,6 +672,25 @@ impl Stack {
             .and_then(|line| line[series.len()..].trim().parse().ok())
     }
 
+    /// Waits until each of `replicas` holds partitions of its consumer group (its latest
+    /// `partitions assigned` log line names some), so work is shared from the first event.
+    pub async fn wait_for_partitions(&self, replicas: &[ServiceProcess]) {
+        for replica in replicas {
+            self.eventually(
+                &format!("{} assigned partitions", replica.name()),
+                || async {
+                    let log = replica.log_tail(10_000);
+                    let latest = log
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("partitions assigned"))?;
+                    (!latest.contains("partitions=none")).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+
     /// Everything on `topic` now (duplicates included).
     pub async fn events_of(&self, topic: &str) -> Vec<Record> {
         let topic = format!("{}{topic}", self.topic_prefix);

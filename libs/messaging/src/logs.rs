@@ -12,9 +12,10 @@ use std::{
 };
 
 use rdkafka::{
+    TopicPartitionList,
     client::ClientContext,
     config::RDKafkaLogLevel,
-    consumer::ConsumerContext,
+    consumer::{BaseConsumer, ConsumerContext, Rebalance},
     error::{KafkaError, RDKafkaErrorCode},
 };
 
@@ -99,7 +100,45 @@ impl ClientContext for KafkaLogs {
     }
 }
 
-impl ConsumerContext for KafkaLogs {}
+/// Which partitions a consumer was given or lost: the first thing an operator asks when a
+/// replica seems idle or a partition lags.
+impl ConsumerContext for KafkaLogs {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => tracing::info!(
+                partitions = %describe(partitions),
+                "partitions assigned"
+            ),
+            Rebalance::Revoke(partitions) => tracing::info!(
+                partitions = %describe(partitions),
+                "partitions revoked"
+            ),
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
+/// `topic[0,1,2] other[3]`, or `none`.
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
+    for element in partitions.elements() {
+        match by_topic.iter_mut().find(|(t, _)| t == element.topic()) {
+            Some((_, list)) => list.push(element.partition()),
+            None => by_topic.push((element.topic().to_owned(), vec![element.partition()])),
+        }
+    }
+    if by_topic.is_empty() {
+        return "none".to_owned();
+    }
+    by_topic
+        .iter()
+        .map(|(topic, list)| {
+            let list: Vec<String> = list.iter().map(i32::to_string).collect();
+            format!("{topic}[{}]", list.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 #[cfg(test)]
 mod tests {
