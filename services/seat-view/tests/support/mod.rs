@@ -9,7 +9,6 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::StreamExt as _;
 use redis::AsyncCommands as _;
 use seat_view_service::{App, SeatViewConfig, domain::Generation};
 use serde_json::Value;
@@ -19,7 +18,7 @@ use shared_events::{
     ReservationRegistered, SeatDefined, SeatReserved,
 };
 use studycafe_platform::config::Env;
-use studycafe_testkit::{BrokerProcess, TestKeys, engines, kafka};
+use studycafe_testkit::{BrokerProcess, TestKeys, engines, kafka, sse::SseStream};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -463,60 +462,24 @@ impl Booking {
     }
 }
 
-/// Reads SSE frames off a response body.
-pub struct Frames {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
-}
+pub use studycafe_testkit::sse::SseEvent as Frame;
 
+/// The live board's events, read off a response body (testkit's reader, with this suite's wait).
 #[derive(Debug)]
-pub struct Frame {
-    pub event: Option<String>,
-    pub id: Option<String>,
-    pub data: String,
-}
+pub struct Frames(SseStream);
 
 impl Frames {
     pub fn new(response: reqwest::Response) -> Self {
-        Self {
-            body: response.bytes_stream().boxed(),
-            buffer: String::new(),
-        }
+        Self(SseStream::new(response))
     }
 
     /// The next event (comments skipped); None when the stream ended.
     pub async fn next(&mut self) -> Option<Frame> {
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut frame = Frame {
-                    event: None,
-                    id: None,
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        frame.event = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        frame.id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        frame.data.push_str(v.trim());
-                    }
-                }
-                if frame.event.is_some() || !frame.data.is_empty() {
-                    return Some(frame);
-                }
-            }
-            let chunk = self.body.next().await?.ok()?;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
+        self.0.next().await
     }
 
     pub async fn next_within(&mut self, what: &str) -> Frame {
-        tokio::time::timeout(WAIT, self.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the stream"))
-            .unwrap_or_else(|| panic!("the stream ended before {what}"))
+        self.0.next_within(WAIT, what).await
     }
 }
 
