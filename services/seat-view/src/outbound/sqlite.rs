@@ -1,8 +1,8 @@
-//! The SQLite adapter of [`ViewStore`] (embedded mode; Redis comes later behind the same port).
+//! The SQLite adapter of [`ViewStore`] (embedded mode; `outbound::redis` is the production one).
 //!
-//! Writes go through a pool of exactly one connection: there is one writer (the consumer) and
-//! SQLite serialises writers anyway, so this avoids `SQLITE_BUSY` upgrades. Reads (the HTTP
-//! API) use their own pool beside it (WAL mode). Each consumed event is one transaction: the
+//! The file is opened as every service opens its SQLite database ([`SqliteDatabase`]: WAL,
+//! one writer connection, a read pool for the HTTP API, migrations under the write lock);
+//! write transactions take the write lock up front. Each consumed event is one transaction: the
 //! inbox claim of its id ([`studycafe_messaging::sqlite::claim`]), then the read-modify-write
 //! of the rows it touches through the domain's `evolve` rules. Batching several events per
 //! transaction later only needs a batch variant of `apply`; nothing here assumes one event.
@@ -10,16 +10,9 @@
 //! `synchronous = FULL`: the consumer commits its Kafka offset right after our commit, so a
 //! view change lost to a power cut would never be redelivered.
 
-use std::{str::FromStr, time::Duration};
-
 use chrono::{DateTime, Utc};
-use sqlx::{
-    Row as _, SqliteConnection, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
-};
-use studycafe_messaging::sqlite as inbox;
+use sqlx::{Row as _, SqliteConnection, migrate::Migrator, sqlite::SqliteRow};
+use studycafe_messaging::sqlite::{self as inbox, SqliteDatabase, Tables};
 
 use crate::domain::{
     BoardFacts, BookingDecision, CONSUMER_GROUP, ConsumedChange, CustomerId, ExternalRef,
@@ -31,9 +24,10 @@ use crate::domain::{
 
 #[derive(Debug, Clone)]
 pub struct SqliteViews {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: SqliteDatabase,
 }
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
@@ -83,26 +77,12 @@ fn wire<T>(
 }
 
 impl SqliteViews {
-    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    /// Opens (creating if missing, with its directory) the database at `url` and brings its
+    /// schema up to date. The messaging tables come along for the inbox (the outbox stays
+    /// empty: the read side publishes nothing).
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        // The messaging crate's inbox table (it brings an outbox table along, unused here:
-        // the read side publishes nothing).
-        inbox::install(&writer).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true).create_if_missing(false))
-            .await?;
-        Ok(Self { writer, reader })
+        let database = SqliteDatabase::open(url, &MIGRATOR, Tables::WithMessaging).await?;
+        Ok(Self { database })
     }
 }
 
@@ -266,7 +246,7 @@ async fn put_details(conn: &mut SqliteConnection, d: &ReservationDetails) -> sql
 
 impl SqliteViews {
     async fn apply_in(&self, consumed: &ConsumedChange) -> sqlx::Result<Applied> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.database.write().await?;
         if !inbox::claim(&mut tx, CONSUMER_GROUP, consumed.event_id).await? {
             // Dropping the transaction rolls the (empty) claim attempt back.
             return Ok(Applied::AlreadyApplied);
@@ -287,7 +267,7 @@ impl SqliteViews {
     }
 
     async fn start_over_in(&self) -> sqlx::Result<Generation> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.database.write().await?;
         for table in [
             "board_seats",
             "view_reservations",
@@ -320,7 +300,7 @@ impl ViewStore for SqliteViews {
         let seats = sqlx::query(
             "SELECT seat_id, zone, kind, hourly_price, enabled FROM board_seats ORDER BY seat_id",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         // The same status list as the partial index, so the index serves this query.
@@ -331,7 +311,7 @@ impl ViewStore for SqliteViews {
         )
         .bind(micros(at))
         .bind(micros(at))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         let occupancy = |row: &SqliteRow| -> sqlx::Result<Occupancy> {
@@ -373,7 +353,7 @@ impl ViewStore for SqliteViews {
         ))
         .bind(customer.as_str())
         .bind(i64::from(limit.get()))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.database.reader)
         .await
         .map_err(store_error)?;
         rows.iter()
@@ -389,7 +369,7 @@ impl ViewStore for SqliteViews {
 
     async fn generation(&self) -> Result<Generation, StoreError> {
         let value: i64 = sqlx::query_scalar("SELECT value FROM view_meta WHERE key = 'generation'")
-            .fetch_one(&self.writer)
+            .fetch_one(&self.database.writer)
             .await
             .map_err(store_error)?;
         u32::try_from(value)
@@ -402,10 +382,6 @@ impl ViewStore for SqliteViews {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.database.ping().await.map_err(store_error)
     }
 }
