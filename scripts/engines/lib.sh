@@ -136,7 +136,22 @@ wait_until() {
 engine_main() {
     local action=${1:-start}
     case $action in
-        start | stop | status) "engine_$action" ;;
-        *) die "usage: $0 [start|stop|status]" ;;
+        start | stop | status | prune) "engine_$action" ;;
+        *) die "usage: $0 [start|stop|status|prune]" ;;
     esac
+}
+
+# Tests leave their databases and topics behind (a test that dies cannot clean up after
+# itself), so `prune` drops the ones older than this many minutes; `scripts/test` runs it
+# before the tests. Younger ones may belong to a run in progress.
+PRUNE_AFTER_MIN="${STUDYCAFE_PRUNE_AFTER_MIN:-120}"
+
+# libs/testkit names test data `<prefix>_<UUIDv7>` (hex, no dashes); the UUID's first 48 bits
+# are its creation time in milliseconds. True when $1 is such a name older than
+# $PRUNE_AFTER_MIN minutes.
+stale_test_name() {
+    local now_ms
+    [[ $1 =~ ^[a-z0-9]+_([0-9a-f]{12})[0-9a-f]{20} ]] || return 1
+    now_ms=$(date +%s%3N)
+    ((now_ms - 16#${BASH_REMATCH[1]} > PRUNE_AFTER_MIN * 60000))
 }
