@@ -94,6 +94,28 @@ impl Env {
         Ok(self.optional(name)?.unwrap_or(default))
     }
 
+    /// A number with a default, within `range`.
+    pub fn within<T>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display,
+        T::Err: Display,
+    {
+        let value = self.or(name, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ))
+        }
+    }
+
     /// A boolean (`true/false`, `1/0`, `yes/no`, `on/off`) with a default.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.raw(name).map(str::to_ascii_lowercase).as_deref() {
@@ -173,5 +195,10 @@ mod tests {
             .is_err()
         );
         assert!(env.flag("NOPE", true).unwrap());
+        assert_eq!(env.within("BLANK", 10u32, 1..=20).unwrap(), 10);
+        assert_eq!(env.within("MS", 10u32, 1..=20).unwrap(), 5);
+        let err = env.within("MS", 10u32, 6..=20).unwrap_err();
+        assert!(err.to_string().contains("MS"), "{err}");
+        assert!(err.to_string().contains("between 6 and 20"), "{err}");
     }
 }

@@ -19,6 +19,9 @@ pub struct IdentityConfig {
     pub database_url: String,
     /// Which store `database_url` names (by its scheme).
     pub database: DatabaseKind,
+    /// `IDENTITY_DATABASE_MAX_CONNECTIONS` (default 10, 1..=200): PostgreSQL connections per
+    /// replica. Sign-ins are argon2-bound, not database-bound, so a few suffice.
+    pub database_max_connections: u32,
     /// `IDENTITY_KEYS_DIR` (default `var/identity-keys`): the signing keys, one PEM per key.
     pub keys_dir: PathBuf,
     /// `IDENTITY_ISSUER` (default `studycafe-identity`), `IDENTITY_AUDIENCE` (default
@@ -74,6 +77,8 @@ impl IdentityConfig {
                 "must be a sqlite: or postgres: URL",
             )
         })?;
+        let database_max_connections =
+            env.within("IDENTITY_DATABASE_MAX_CONNECTIONS", 10, 1..=200)?;
         let ttl_secs: i64 = env.or("IDENTITY_TOKEN_TTL_SECS", 3600)?;
         if !(60..=86_400).contains(&ttl_secs) {
             return Err(ConfigError::new(
@@ -88,6 +93,7 @@ impl IdentityConfig {
             )?,
             database_url,
             database,
+            database_max_connections,
             keys_dir: keys_dir(env)?,
             tokens: TokenPolicy {
                 issuer: env.or("IDENTITY_ISSUER", "studycafe-identity".to_owned())?,
@@ -240,6 +246,8 @@ mod tests {
             ("IDENTITY_DATABASE_URL", "var/identity.db"),
             ("IDENTITY_HTTP_ADDR", "nowhere"),
             ("IDENTITY_DEMO_ACCOUNTS", "maybe"),
+            ("IDENTITY_DATABASE_MAX_CONNECTIONS", "0"),
+            ("IDENTITY_DATABASE_MAX_CONNECTIONS", "201"),
             ("IDENTITY_SHUTDOWN_GRACE_MS", "soon"),
         ] {
             assert_eq!(load(&[(name, value)]).unwrap_err().variable, name);

@@ -71,9 +71,10 @@ impl App {
                 Self::build_with(store, config, shutdown).await
             }
             DatabaseKind::Postgres => {
-                let store = PgUserStore::open(&config.database_url)
-                    .await
-                    .context("opening the PostgreSQL database at IDENTITY_DATABASE_URL")?;
+                let store =
+                    PgUserStore::open(&config.database_url, config.database_max_connections)
+                        .await
+                        .context("opening the PostgreSQL database at IDENTITY_DATABASE_URL")?;
                 Self::build_with(store, config, shutdown).await
             }
         }

@@ -19,6 +19,9 @@ pub struct RegistrationConfig {
     pub database_url: String,
     /// Which store `database_url` names (by its scheme).
     pub database: DatabaseKind,
+    /// `REGISTRATION_DATABASE_MAX_CONNECTIONS` (default 10, 1..=200): PostgreSQL connections
+    /// per replica (SQLite has one writer and a small read pool regardless).
+    pub database_max_connections: u32,
     /// `REGISTRATION_CAFE_ID` (default `main`): the cafe this deployment serves.
     pub cafe_id: CafeId,
     /// `REGISTRATION_AUTO_CONFIRM` (default false): the auto-confirm policy's initial value,
@@ -65,6 +68,8 @@ impl RegistrationConfig {
                 "must be a sqlite: or postgres: URL",
             )
         })?;
+        let database_max_connections =
+            env.within("REGISTRATION_DATABASE_MAX_CONNECTIONS", 10, 1..=200)?;
         let cafe: String = env.or("REGISTRATION_CAFE_ID", "main".to_owned())?;
         let cafe_id = CafeId::parse(&cafe)
             .map_err(|e| ConfigError::new("REGISTRATION_CAFE_ID", e.to_string()))?;
@@ -75,6 +80,7 @@ impl RegistrationConfig {
             )?,
             database_url,
             database,
+            database_max_connections,
             cafe_id,
             auto_confirm: env.flag("REGISTRATION_AUTO_CONFIRM", false)?,
             shutdown_grace: env.millis(
@@ -103,6 +109,7 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8082");
         assert_eq!(config.database_url, "sqlite://var/registration.db");
         assert_eq!(config.database, DatabaseKind::Sqlite);
+        assert_eq!(config.database_max_connections, 10);
         assert_eq!(config.cafe_id.as_str(), "main");
         assert!(!config.auto_confirm);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
@@ -132,6 +139,8 @@ mod tests {
             ("REGISTRATION_DATABASE_URL", "mysql://db/registration"),
             ("REGISTRATION_DATABASE_URL", "var/registration.db"),
             ("REGISTRATION_AUTO_CONFIRM", "maybe"),
+            ("REGISTRATION_DATABASE_MAX_CONNECTIONS", "0"),
+            ("REGISTRATION_DATABASE_MAX_CONNECTIONS", "lots"),
             ("REGISTRATION_SHUTDOWN_GRACE_MS", "999999999"),
             ("REGISTRATION_CAFE_ID", "a\u{7}b"),
         ] {

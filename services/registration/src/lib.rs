@@ -75,9 +75,13 @@ impl App {
             }
             DatabaseKind::Postgres => {
                 // Not the URL in the message: it may hold a password.
-                let store = PgStore::open(&config.database_url, signal.clone())
-                    .await
-                    .context("opening the PostgreSQL database at REGISTRATION_DATABASE_URL")?;
+                let store = PgStore::open(
+                    &config.database_url,
+                    config.database_max_connections,
+                    signal.clone(),
+                )
+                .await
+                .context("opening the PostgreSQL database at REGISTRATION_DATABASE_URL")?;
                 let outbox = store.outbox();
                 Self::build_with(store, outbox, signal, config, shutdown).await
             }

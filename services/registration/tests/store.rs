@@ -82,8 +82,8 @@ async fn the_same_events_on_two_replicas_take_effect_once(backend: Backend) {
         }
         Backend::Postgres => {
             let (one, two) = tokio::join!(
-                PgStore::open(&url, OutboxSignal::new()),
-                PgStore::open(&url, OutboxSignal::new()),
+                PgStore::open(&url, 10, OutboxSignal::new()),
+                PgStore::open(&url, 10, OutboxSignal::new()),
             );
             each_event_once(service(one.unwrap()), service(two.unwrap())).await;
         }
@@ -170,7 +170,7 @@ async fn an_entry_pass_code_opens_one_booking_only(backend: Backend) {
             entry_pass_codes_are_unique(store).await;
         }
         Backend::Postgres => {
-            let store = PgStore::open(&url, OutboxSignal::new()).await.unwrap();
+            let store = PgStore::open(&url, 10, OutboxSignal::new()).await.unwrap();
             entry_pass_codes_are_unique(store).await;
         }
     }

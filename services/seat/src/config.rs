@@ -149,13 +149,7 @@ impl SeatConfig {
                 "must be a sqlite: or postgres: (postgresql:) URL",
             )
         })?;
-        let database_max_connections: u32 = env.or("SEAT_DATABASE_MAX_CONNECTIONS", 10)?;
-        if !(1..=200).contains(&database_max_connections) {
-            return Err(ConfigError::new(
-                "SEAT_DATABASE_MAX_CONNECTIONS",
-                "must be between 1 and 200",
-            ));
-        }
+        let database_max_connections = env.within("SEAT_DATABASE_MAX_CONNECTIONS", 10, 1..=200)?;
         let hold_secs: i64 = env.or("SEAT_HOLD_SECS", 600)?;
         if !(5..=86_400).contains(&hold_secs) {
             return Err(ConfigError::new(

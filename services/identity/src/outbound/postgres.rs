@@ -24,9 +24,6 @@ use crate::{
     outbound::rows::{UserRow, parse_roles, roles_text, with_role},
 };
 
-/// Connections per replica: sign-ins are argon2-bound, not database-bound, so a few suffice
-/// and leave room on the server for many replicas.
-const MAX_CONNECTIONS: u32 = 10;
 const STATEMENT_TIMEOUT: &str = "5s";
 
 #[derive(Debug, Clone)]
@@ -40,12 +37,12 @@ fn store_error(e: impl std::fmt::Display) -> StoreError {
 
 impl PgUserStore {
     /// Connects to the database at `url` and brings its schema up to date.
-    pub async fn open(url: &str) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("identity-service")
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

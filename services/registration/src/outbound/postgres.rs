@@ -40,9 +40,7 @@ use crate::{
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections per replica: the consumer handles one event at a time and admin traffic is
-/// light, so a handful each leaves room for many replicas on one server.
-const MAX_CONNECTIONS: u32 = 10;
+/// A stuck lock fails the statement instead of holding a request or a partition forever.
 const STATEMENT_TIMEOUT: &str = "10s";
 
 #[derive(Debug, Clone)]
@@ -57,12 +55,16 @@ fn store_error(e: impl std::fmt::Display) -> StoreError {
 
 impl PgStore {
     /// Connects to the database at `url` and brings its schema up to date.
-    pub async fn open(url: &str, signal: OutboxSignal) -> anyhow::Result<Self> {
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        signal: OutboxSignal,
+    ) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("registration-service")
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
