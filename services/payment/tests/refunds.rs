@@ -201,7 +201,49 @@ async fn a_refund_waits_out_a_provider_outage_and_a_restart(backend: Backend) {
     app.stop().await;
 }
 
+/// Two replicas on one database, each with its own refund worker: only the refund claim in the
+/// refund row keeps the second from asking the provider while the first one does.
+async fn a_refund_due_on_two_replicas_is_asked_of_the_provider_once(backend: Backend) {
+    let mut app = spawn_app_on(backend).await;
+    let replica = app.spawn_replica().await;
+    let reservation = new_reservation();
+    // A slow charge is refunded slowly too: the refund is in flight for a second, while the
+    // other replica's worker looks for due refunds every 100 ms.
+    let paid = app
+        .pay_ok(&pay_body(&reservation, "alice", 4000, "tok_slow_1000"))
+        .await;
+    assert_eq!(paid["status"], "COMPLETED");
+    let cancellation = app
+        .publish(&reservation, cancelled(&reservation, "alice", true))
+        .await;
+    app.wait_consumed(cancellation.id).await;
+
+    let refunds = app.wait_for_refund(&reservation).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    let events = app.payment_events(&reservation).await;
+    assert_eq!(count(&events, "PaymentRefunded"), 1, "{events:?}");
+    // The simulator answers repeats of one idempotency key without refunding again, so count
+    // the calls themselves: one instance asked, once.
+    assert_eq!(
+        app.simulator.refund_calls(),
+        1,
+        "the provider was asked once"
+    );
+    assert_eq!(app.simulator.refunds_made(), 1);
+    let completed = app
+        .scalar(
+            "SELECT COUNT(*) FROM refunds WHERE reservation_id = ? AND status = 'COMPLETED'
+               AND claim_holder IS NULL AND claimed_until IS NULL",
+            &[&reservation],
+        )
+        .await;
+    assert_eq!(completed, Some(1), "completed, and its claim released");
+    replica.stop().await;
+    app.stop().await;
+}
+
 on_every_backend!(
+    a_refund_due_on_two_replicas_is_asked_of_the_provider_once,
     a_cancelled_paid_reservation_is_refunded_exactly_once,
     a_payment_completing_after_the_reservation_expired_is_refunded,
     unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered,

@@ -1,7 +1,9 @@
 //! The store adapters' own contract, below the HTTP API: the charge claim is a lease that
 //! one instance holds at a time, renews, loses when it lapses and gives up when it records an
-//! outcome; a settled payment is never claimed or settled again. Also: a SQLite database made
-//! by the first schema version opens and works after the later migrations.
+//! outcome; a settled payment is never claimed or settled again. The refund claim is the same
+//! lease on a refund row, taken only while the refund is due, and never once it completed.
+//! Also: a SQLite database made by the first schema version opens and works after the later
+//! migrations.
 
 #[macro_use]
 mod support;
@@ -9,8 +11,12 @@ mod support;
 use chrono::{DateTime, Duration, Utc};
 use payment_service::{
     domain::{
-        ChargeRequest, CustomerId, Money, Payment, PaymentToken, ReservationId,
-        ports::{ChargeClaim, ClaimOutcome, InsertOutcome, PaymentStore, SaveOutcome},
+        ChargeRequest, ClosureReason, CustomerId, Money, Payment, PaymentToken, Refund,
+        ReservationClosure, ReservationId,
+        ports::{
+            Claim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome,
+        },
+        service::MAX_REFUND_BACKOFF,
     },
     outbound::{mysql::MySqlStore, sqlite::SqliteStore},
 };
@@ -30,31 +36,180 @@ fn pending_payment(now: DateTime<Utc>) -> Payment {
     )
 }
 
-fn claim(holder: Uuid, now: DateTime<Utc>) -> ChargeClaim {
-    ChargeClaim {
+fn claim(holder: Uuid, now: DateTime<Utc>) -> Claim {
+    Claim {
         holder,
         now,
         until: now + Duration::seconds(15),
     }
 }
 
+async fn sqlite_store(dir: &tempfile::TempDir) -> SqliteStore {
+    let url = format!("sqlite://{}", dir.path().join("payment.db").display());
+    SqliteStore::open(&url, OutboxSignal::new()).await.unwrap()
+}
+
+async fn mysql_store() -> MySqlStore {
+    let url = studycafe_testkit::engines::mysql_database().await;
+    MySqlStore::open(&url, 4, OutboxSignal::new())
+        .await
+        .unwrap()
+}
+
 async fn charge_claims_are_leases_held_by_one_instance(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     match backend {
-        Backend::Sqlite => {
-            let url = format!("sqlite://{}", dir.path().join("payment.db").display());
-            leases(SqliteStore::open(&url, OutboxSignal::new()).await.unwrap()).await;
-        }
-        Backend::MySql => {
-            let url = studycafe_testkit::engines::mysql_database().await;
-            leases(
-                MySqlStore::open(&url, 4, OutboxSignal::new())
-                    .await
-                    .unwrap(),
-            )
-            .await;
-        }
+        Backend::Sqlite => leases(sqlite_store(&dir).await).await,
+        Backend::MySql => leases(mysql_store().await).await,
     }
+}
+
+async fn refund_claims_are_leases_held_by_one_instance(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    match backend {
+        Backend::Sqlite => refund_leases(sqlite_store(&dir).await).await,
+        Backend::MySql => refund_leases(mysql_store().await).await,
+    }
+}
+
+/// A completed payment whose reservation closed at `now`: its owed refund, as stored.
+async fn owed_refund(store: &impl PaymentStore, now: DateTime<Utc>) -> Refund {
+    let mut payment = pending_payment(now);
+    assert_eq!(
+        store.insert(&payment).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    let event = payment.complete("ch_1", now).unwrap();
+    assert!(matches!(
+        store
+            .settle(&payment, 0, &event, "test", None)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved(None)
+    ));
+    let closure = ReservationClosure {
+        reservation_id: payment.reservation_id,
+        reason: ClosureReason::Cancelled,
+        closed_at: now,
+    };
+    let consumed = Consumed {
+        consumer: "payment",
+        event_id: Uuid::now_v7(),
+    };
+    match store
+        .close_reservation(&closure, consumed, now)
+        .await
+        .unwrap()
+    {
+        CloseOutcome::Recorded {
+            refund: Some(refund),
+        } => refund,
+        other => panic!("no refund owed: {other:?}"),
+    }
+}
+
+async fn refund_leases(store: impl PaymentStore) {
+    let t0 = Utc::now();
+    let at = |secs: i64| t0 + Duration::seconds(secs);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut refund = owed_refund(&store, t0).await;
+    let id = refund.id;
+    let due = |secs| {
+        let store = &store;
+        async move {
+            store
+                .due_refunds(at(secs), 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.id == id)
+        }
+    };
+    let outcome = |holder, secs, refund: &Refund| {
+        let (store, refund) = (&store, refund.clone());
+        async move {
+            store
+                .claim_refund(&refund, &claim(holder, at(secs)))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(due(0).await);
+    assert_eq!(outcome(a, 0, &refund).await, ClaimOutcome::Claimed);
+    assert!(!due(1).await, "a live claim is not handed out as due");
+    assert_eq!(
+        outcome(b, 1, &refund).await,
+        ClaimOutcome::Busy,
+        "held by a"
+    );
+    assert_eq!(
+        outcome(a, 5, &refund).await,
+        ClaimOutcome::Claimed,
+        "a renews"
+    );
+    assert_eq!(
+        outcome(b, 16, &refund).await,
+        ClaimOutcome::Busy,
+        "renewed until 20"
+    );
+    // a's replica crashed mid-call: its lapsed claim is due again and b takes over.
+    assert!(due(21).await, "a lapsed claim is due again");
+    assert_eq!(
+        outcome(b, 21, &refund).await,
+        ClaimOutcome::Claimed,
+        "lapsed: b takes over"
+    );
+    assert_eq!(
+        outcome(a, 22, &refund).await,
+        ClaimOutcome::Busy,
+        "a lost it"
+    );
+
+    // b's call goes unanswered: recording the attempt releases the claim (b's lease would
+    // run to 36), and the refund is due again after its backoff, for any instance.
+    let stale = refund.clone();
+    refund.postpone(at(23), MAX_REFUND_BACKOFF);
+    assert_eq!(
+        store.postpone_refund(&refund).await.unwrap(),
+        SaveOutcome::Saved(())
+    );
+    let retry = (refund.next_attempt_at - t0).num_seconds();
+    assert!(retry < 36, "backoff {retry} s");
+    assert_eq!(
+        outcome(a, 23, &refund).await,
+        ClaimOutcome::Busy,
+        "not due before its backoff"
+    );
+    assert_eq!(
+        outcome(a, retry, &stale).await,
+        ClaimOutcome::Busy,
+        "a copy read before the attempt was recorded is refused"
+    );
+    assert!(due(retry).await);
+    assert_eq!(
+        outcome(a, retry, &refund).await,
+        ClaimOutcome::Claimed,
+        "released: due and claimable before b's lease would have lapsed"
+    );
+
+    // Completed: never claimed again, never completed twice, no longer due.
+    refund.complete("rf_1", at(retry + 1)).unwrap();
+    assert_eq!(
+        store.complete_refund(&refund).await.unwrap(),
+        SaveOutcome::Saved(())
+    );
+    assert_eq!(outcome(a, retry + 1, &refund).await, ClaimOutcome::Busy);
+    assert_eq!(outcome(b, 1000, &refund).await, ClaimOutcome::Busy);
+    assert_eq!(outcome(b, 1000, &stale).await, ClaimOutcome::Busy);
+    assert!(!due(1000).await);
+    assert_eq!(
+        store.complete_refund(&refund).await.unwrap(),
+        SaveOutcome::Stale
+    );
+    let stored = store.refunds_of(refund.payment_id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status.as_str(), "COMPLETED");
+    assert_eq!(stored[0].provider_ref.as_deref(), Some("rf_1"));
 }
 
 async fn leases(store: impl PaymentStore) {
@@ -206,4 +361,7 @@ async fn a_database_from_the_first_schema_version_is_brought_up_to_date() {
     );
 }
 
-on_every_backend!(charge_claims_are_leases_held_by_one_instance);
+on_every_backend!(
+    charge_claims_are_leases_held_by_one_instance,
+    refund_claims_are_leases_held_by_one_instance,
+);

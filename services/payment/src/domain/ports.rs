@@ -60,27 +60,29 @@ pub enum SaveOutcome<T = ()> {
     Stale,
 }
 
-/// Who may ask the card provider about a PENDING payment right now, and until when.
+/// Who may ask the card provider about a PENDING payment or refund right now, and until when.
 ///
-/// Why in the store: replicas sharing one database each have their own in-process lock, so
-/// the "only one of us calls the provider" guarantee must live in the payment row itself. The
-/// claim is a lease (`until`), renewed while the call runs, so a replica that dies mid-call
-/// does not block the payment for longer than one lease.
+/// Why in the store: replicas sharing one database each have their own in-process lock (and
+/// their own refund worker), so the "only one of us calls the provider" guarantee must live in
+/// the payment or refund row itself. The claim is a lease (`until`), renewed while the call
+/// runs, so a replica that dies mid-call does not block the row for longer than one lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChargeClaim {
-    /// The claiming service instance (one per process: within a process the keyed lock
-    /// already serialises calls, so the instance may renew or retake its own claim).
+pub struct Claim {
+    /// The claiming service instance (one per process: within a process the keyed lock and
+    /// the single refund worker already serialise calls, so the instance may renew or retake
+    /// its own claim).
     pub holder: Uuid,
     pub now: DateTime<Utc>,
     pub until: DateTime<Utc>,
 }
 
-/// What claiming a payment for a provider call came to.
+/// What claiming a payment or refund for a provider call came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimOutcome {
     /// The caller holds the claim until its `until`.
     Claimed,
-    /// Another instance holds a live claim, or the payment is no longer PENDING: reload it.
+    /// Another instance holds a live claim, or the row is no longer what was claimed
+    /// (settled, or for a refund: postponed or completed meanwhile): reload it.
     Busy,
 }
 
@@ -129,7 +131,7 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
     fn claim_charge(
         &self,
         payment: PaymentId,
-        claim: &ChargeClaim,
+        claim: &Claim,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
     /// Stores an unanswered attempt (if still at `expected_version`) and releases the charge
@@ -150,22 +152,36 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<CloseOutcome, StoreError>> + Send;
 
-    /// PENDING refunds whose next attempt is due, oldest first.
+    /// PENDING refunds whose next attempt is due and that no instance holds a live claim on,
+    /// oldest first. Claim each one ([`PaymentStore::claim_refund`]) before calling the
+    /// provider: another replica may claim it between this read and that.
     fn due_refunds(
         &self,
         now: DateTime<Utc>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
 
-    /// Stores a refund that just completed, with its `PaymentRefunded` event, only if it is
-    /// still PENDING (otherwise `Stale`: someone else completed it; nothing is written).
+    /// Claims (or renews the claim of) `refund` for a provider call: succeeds when the refund
+    /// is still as read — PENDING, due at `claim.now`, with the same attempt count — and
+    /// unclaimed, its claim has expired, or `claim.holder` holds it. The attempt count guard
+    /// keeps a replica that read the refund before another one postponed it from asking again
+    /// ahead of the backoff, or overwriting that attempt.
+    fn claim_refund(
+        &self,
+        refund: &Refund,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Stores a refund that just completed, with its `PaymentRefunded` event, and releases its
+    /// claim, only if it is still PENDING (otherwise `Stale`: someone else completed it;
+    /// nothing is written).
     fn complete_refund(
         &self,
         refund: &Refund,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
-    /// Stores an unanswered refund attempt (its new attempt count and due time), only if it
-    /// is still PENDING.
+    /// Stores an unanswered refund attempt (its new attempt count and due time) and releases
+    /// its claim, only if it is still PENDING: any instance may retry once it is due.
     fn postpone_refund(
         &self,
         refund: &Refund,

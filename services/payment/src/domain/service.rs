@@ -16,8 +16,8 @@ use crate::domain::{
     ChargeRequest, Mismatch, Payment, PaymentEvent, Refund, ReservationClosure, ReservationId,
     locks::KeyedLocks,
     ports::{
-        CardProvider, Charge, ChargeClaim, ClaimOutcome, Clock, CloseOutcome, Consumed,
-        InsertOutcome, PaymentStore, ProviderUnavailable, SaveOutcome, StoreError,
+        CardProvider, Charge, Claim, ClaimOutcome, Clock, CloseOutcome, Consumed, InsertOutcome,
+        PaymentStore, ProviderUnavailable, SaveOutcome, StoreError,
     },
 };
 
@@ -99,9 +99,10 @@ const MAX_RETRIES: usize = 8;
 /// rest.
 const REFUND_CONCURRENCY: usize = 8;
 
-/// How long a charge claim lasts without renewal: how long a payment stays blocked when the
-/// instance that claimed it dies mid-call. Renewed every third of it while the call runs.
-pub const CHARGE_CLAIM_TTL: Duration = Duration::seconds(15);
+/// How long a charge or refund claim lasts without renewal: how long a payment or refund stays
+/// blocked when the instance that claimed it dies mid-call. Renewed every third of it while
+/// the call runs.
+pub const CLAIM_TTL: Duration = Duration::seconds(15);
 
 /// How long a request waits for another instance's provider call before answering
 /// "try again" (seat retries; the payment is settled by then or soon).
@@ -118,7 +119,7 @@ pub struct PaymentService<S, P> {
     clock: Arc<dyn Clock>,
     locks: Arc<KeyedLocks<ReservationId>>,
     refund_due: Arc<Notify>,
-    /// This instance's name in charge claims.
+    /// This instance's name in charge and refund claims.
     instance: Uuid,
 }
 
@@ -277,12 +278,12 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         Err(PayError::Contended(reservation))
     }
 
-    fn claim(&self) -> ChargeClaim {
+    fn claim(&self) -> Claim {
         let now = self.clock.now();
-        ChargeClaim {
+        Claim {
             holder: self.instance,
             now,
-            until: now + CHARGE_CLAIM_TTL,
+            until: now + CLAIM_TTL,
         }
     }
 
@@ -315,26 +316,15 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         }
     }
 
-    /// Asks the provider to charge `payment`, renewing this instance's claim while the call
-    /// runs (a slow processor must not let the claim lapse and another replica ask too).
+    /// Asks the provider to charge `payment`, holding its charge claim.
     async fn charge_holding_claim(&self, payment: &Payment) -> Result<Charge, ProviderUnavailable> {
         let key = payment.reservation_id.to_string();
         let charge = self.provider.charge(&key, payment.amount, &payment.token);
-        tokio::pin!(charge);
-        let period = (CHARGE_CLAIM_TTL / 3).to_std().unwrap_or_default();
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            tokio::select! {
-                answer = &mut charge => return answer,
-                _ = renew.tick() => match self.store.claim_charge(payment.id, &self.claim()).await {
-                    Ok(ClaimOutcome::Claimed) => {}
-                    // The provider's idempotency key still prevents a second charge; the
-                    // claim only spares the processor a duplicate call.
-                    Ok(ClaimOutcome::Busy) => tracing::warn!(payment_id = %payment.id, "charge claim lost during a slow provider call"),
-                    Err(e) => tracing::warn!(payment_id = %payment.id, error = %e, "could not renew the charge claim"),
-                },
-            }
-        }
+        let renew = || {
+            let claim = self.claim();
+            async move { self.store.claim_charge(payment.id, &claim).await }
+        };
+        holding_claim(charge, renew, "charge", payment.id.to_string()).await
     }
 
     fn settled(&self, payment: &Payment, event: &PaymentEvent, refund: Option<&Refund>) {
@@ -406,9 +396,11 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         Ok(outcome)
     }
 
-    /// Asks the provider for every due refund. A refund is completed (with its event) only
-    /// while still PENDING, and the provider key is the payment id, so a refund raced by
-    /// another worker or retried after a lost answer is paid out once.
+    /// Asks the provider for every due refund this instance can claim: the refund claim keeps
+    /// the workers of several replicas from asking for one refund at once. A refund is
+    /// completed (with its event) only while still PENDING, and the provider key is the
+    /// payment id, so a refund retried after a lost answer (or a lapsed claim) is paid out
+    /// once.
     pub async fn refund_due(&self, limit: u32) -> Result<RefundRound, StoreError> {
         let due = self.store.due_refunds(self.clock.now(), limit).await?;
         let mut outcomes = futures::stream::iter(due)
@@ -430,16 +422,29 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         }
     }
 
-    /// `Some(true)` refunded, `Some(false)` postponed, `None` settled elsewhere meanwhile.
+    /// `Some(true)` refunded, `Some(false)` postponed, `None` claimed or settled elsewhere
+    /// meanwhile.
     async fn refund_one(&self, mut refund: Refund) -> Result<Option<bool>, StoreError> {
-        let answer = self
-            .provider
-            .refund(
+        // Another replica's worker may have read the same due refund: only the one that claims
+        // it asks the provider (and the claim is released when the outcome is recorded).
+        if self.store.claim_refund(&refund, &self.claim()).await? == ClaimOutcome::Busy {
+            tracing::debug!(refund_id = %refund.id, "refund claimed or settled by another instance");
+            return Ok(None);
+        }
+        let answer = holding_claim(
+            self.provider.refund(
                 &refund.payment_id.to_string(),
                 &refund.charge_ref,
                 refund.amount,
-            )
-            .await;
+            ),
+            || {
+                let (claim, refund) = (self.claim(), &refund);
+                async move { self.store.claim_refund(refund, &claim).await }
+            },
+            "refund",
+            refund.id.to_string(),
+        )
+        .await;
         let now = self.clock.now();
         match answer {
             Ok(provider_ref) => {
@@ -463,6 +468,35 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                     SaveOutcome::Stale => Ok(None),
                 }
             }
+        }
+    }
+}
+
+/// Awaits `call` (a provider call) while renewing the claim that allowed it every third of
+/// [`CLAIM_TTL`] with `renew`: a slow processor must not let the claim lapse and another
+/// replica ask too. `what` and `id` name the claimed row in logs.
+async fn holding_claim<T, R>(
+    call: impl Future<Output = T>,
+    renew: impl Fn() -> R,
+    what: &str,
+    id: String,
+) -> T
+where
+    R: Future<Output = Result<ClaimOutcome, StoreError>>,
+{
+    tokio::pin!(call);
+    let period = (CLAIM_TTL / 3).to_std().unwrap_or_default();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            answer = &mut call => return answer,
+            _ = ticks.tick() => match renew().await {
+                Ok(ClaimOutcome::Claimed) => {}
+                // The provider's idempotency key still prevents a second charge or refund;
+                // the claim only spares the processor a duplicate call.
+                Ok(ClaimOutcome::Busy) => tracing::warn!(%id, "{what} claim lost during a slow provider call"),
+                Err(e) => tracing::warn!(%id, error = %e, "could not renew the {what} claim"),
+            },
         }
     }
 }

@@ -3,6 +3,8 @@
 //! One task, one tick (`PAYMENT_REFUND_TICK_MS`), and woken at once when a refund becomes
 //! owed. Each round asks the provider for every due PENDING refund; an unanswered one is
 //! postponed with capped exponential backoff (see [`crate::domain::payment::refund_backoff`]).
+//! Every replica runs one; a worker asks only for the refunds it claimed in the store (see
+//! [`crate::domain::ports::Claim`]), so two replicas never ask for one refund at once.
 //! Stopping mid-round is safe: a refund whose answer was not recorded is asked again with the
 //! same idempotency key and paid out once.
 

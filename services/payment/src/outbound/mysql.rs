@@ -13,8 +13,8 @@
 //!   closure racing a completion cannot miss its refund; the one lock order keeps the pair
 //!   from deadlocking. A deadlock or lock-wait timeout still reruns the transaction (a few
 //!   times) before it is reported.
-//! - The charge claim (a lease in the payment row, see [`ChargeClaim`]) keeps two replicas
-//!   from asking the card provider about one payment at once.
+//! - The charge and refund claims (a lease in the payment or refund row, see [`Claim`]) keep
+//!   two replicas from asking the card provider about one payment or refund at once.
 //! - Every state change writes its outbox row after updating (and so locking) its aggregate
 //!   row, in the same transaction (`studycafe_messaging::mysql`): per-key order holds.
 //! - The schema (`migrations/mysql`, run at start-up under a `GET_LOCK` of our own, so replicas
@@ -36,14 +36,16 @@ use crate::{
     domain::{
         Payment, PaymentEvent, PaymentId, Refund, ReservationClosure, ReservationId,
         ports::{
-            ChargeClaim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore,
-            SaveOutcome, StoreError,
+            Claim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome,
+            StoreError,
         },
     },
     outbound::{
         StoreAdapter, published_language,
-        records::{PaymentRow, RefundRow, convert, ms},
-        sqlite::CLAIM_CHARGE,
+        records::{
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, bind_claim, claim_outcome, convert,
+            ms,
+        },
     },
 };
 
@@ -328,7 +330,8 @@ impl MySqlStore {
         // both got the provider's (idempotent) answer, only the first one moves the row (the
         // second waits on its row lock, then matches nothing).
         let updated = sqlx::query(
-            "UPDATE refunds SET status = ?, provider_ref = ?, updated_at = ?
+            "UPDATE refunds SET status = ?, provider_ref = ?, updated_at = ?,
+               claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
         .bind(refund.status.as_str())
@@ -456,24 +459,15 @@ impl PaymentStore for MySqlStore {
     async fn claim_charge(
         &self,
         payment: PaymentId,
-        claim: &ChargeClaim,
+        claim: &Claim,
     ) -> Result<ClaimOutcome, StoreError> {
         // One guarded UPDATE: the row lock decides between two replicas claiming at once;
         // the second re-evaluates the condition on the committed row and matches nothing.
-        let updated = sqlx::query(CLAIM_CHARGE)
-            .bind(claim.holder.to_string())
-            .bind(ms(claim.until))
-            .bind(payment.to_string())
-            .bind(ms(claim.now))
-            .bind(claim.holder.to_string())
+        let updated = bind_claim(sqlx::query(CLAIM_CHARGE), payment.to_string(), None, claim)
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(if updated.rows_affected() == 1 {
-            ClaimOutcome::Claimed
-        } else {
-            ClaimOutcome::Busy
-        })
+        Ok(claim_outcome(updated.rows_affected()))
     }
 
     async fn save_attempt(
@@ -511,14 +505,34 @@ impl PaymentStore for MySqlStore {
     async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {
         let rows = sqlx::query_as::<_, RefundRow>(
             "SELECT * FROM refunds WHERE status = 'PENDING' AND next_attempt_at <= ?
+               AND (claimed_until IS NULL OR claimed_until <= ?)
              ORDER BY next_attempt_at LIMIT ?",
         )
+        .bind(ms(now))
         .bind(ms(now))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
         convert(rows).map_err(store_error)
+    }
+
+    async fn claim_refund(
+        &self,
+        refund: &Refund,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let attempts = Some(i64::from(refund.attempts));
+        let updated = bind_claim(
+            sqlx::query(CLAIM_REFUND),
+            refund.id.to_string(),
+            attempts,
+            claim,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(claim_outcome(updated.rows_affected()))
     }
 
     async fn complete_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
@@ -532,7 +546,8 @@ impl PaymentStore for MySqlStore {
 
     async fn postpone_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
         let updated = sqlx::query(
-            "UPDATE refunds SET attempts = ?, next_attempt_at = ?, updated_at = ?
+            "UPDATE refunds SET attempts = ?, next_attempt_at = ?, updated_at = ?,
+               claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
         .bind(i64::from(refund.attempts))

@@ -1,13 +1,71 @@
 //! The rows of the payment tables as both SQL adapters read them, and their conversion to the
 //! domain. The SQLite and MySQL schemas use the same column names and plain types (text ids,
-//! integer amounts, unix-millisecond timestamps), so one decoding serves both.
+//! integer amounts, unix-millisecond timestamps), so one decoding serves both — and the claim
+//! statements below, which are plain SQL, serve both too.
 
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::domain::{
     CustomerId, Money, Payment, PaymentId, PaymentStatus, PaymentToken, Refund, RefundId,
     RefundStatus, ReservationId,
+    ports::{Claim, ClaimOutcome},
 };
+
+/// The lease condition of every claim (see [`Claim`]): free, expired or already ours.
+/// Binds: now, holder.
+macro_rules! claim_free_or_ours {
+    () => {
+        "(claimed_until IS NULL OR claimed_until <= ? OR claim_holder = ?)"
+    };
+}
+
+/// Takes a PENDING payment's charge claim. Binds: holder, until, payment id, now, holder.
+pub const CLAIM_CHARGE: &str = concat!(
+    "UPDATE payments SET claim_holder = ?, claimed_until = ?
+     WHERE payment_id = ? AND status = 'PENDING' AND ",
+    claim_free_or_ours!()
+);
+
+/// Takes a refund's claim while it is still as read (PENDING, due, same attempt count).
+/// Binds: holder, until, refund id, attempts, now (due), now, holder.
+pub const CLAIM_REFUND: &str = concat!(
+    "UPDATE refunds SET claim_holder = ?, claimed_until = ?
+     WHERE refund_id = ? AND status = 'PENDING' AND attempts = ? AND next_attempt_at <= ? AND ",
+    claim_free_or_ours!()
+);
+
+/// The binds of [`CLAIM_CHARGE`] (`id` a payment id) or [`CLAIM_REFUND`] (`id` a refund id,
+/// `attempts` its attempt count as read) in order, for either adapter's query.
+pub fn bind_claim<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    id: String,
+    attempts: Option<i64>,
+    claim: &Claim,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let query = query
+        .bind(claim.holder.to_string())
+        .bind(ms(claim.until))
+        .bind(id);
+    let query = match attempts {
+        Some(attempts) => query.bind(attempts).bind(ms(claim.now)),
+        None => query,
+    };
+    query.bind(ms(claim.now)).bind(claim.holder.to_string())
+}
+
+/// A claim statement's outcome from the rows it matched.
+pub fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
+    if rows_affected == 1 {
+        ClaimOutcome::Claimed
+    } else {
+        ClaimOutcome::Busy
+    }
+}
 
 /// A timestamp as stored: unix milliseconds.
 pub fn ms(t: DateTime<Utc>) -> i64 {

@@ -15,7 +15,9 @@
 //! Like a real processor it is idempotent by key: it remembers each key's first answer (in
 //! memory) and gives it again, never charging or refunding twice. Concurrent calls with one
 //! key wait for the first one's answer. An unanswered call (outage) is not remembered: the
-//! next call with that key is a first call. Refunds always succeed unless there is an outage.
+//! next call with that key is a first call. Refunds always succeed unless there is an outage;
+//! a refund of a charge made with `tok_slow_<ms>` is slow too (answered after `<ms>`), so
+//! demos and tests can watch a refund in flight.
 //!
 //! Metrics: `payment_simulator_charges_total` and `payment_simulator_refunds_total` count
 //! real, first-time charges (approved) and refunds.
@@ -86,6 +88,9 @@ struct State {
     charged: AtomicU64,
     refunded: AtomicU64,
     charge_calls: AtomicU64,
+    refund_calls: AtomicU64,
+    /// How long a refund of each slow charge (by its reference) takes.
+    refund_delays: Mutex<HashMap<String, Duration>>,
 }
 
 /// The built-in card processor stand-in. Cheap to clone; clones share their memory.
@@ -120,6 +125,12 @@ impl CardSimulator {
         self.state.charge_calls.load(Ordering::SeqCst)
     }
 
+    /// Refund calls answered so far, repeats included: how often the payment service asked,
+    /// which the refund claim keeps at one per refund across replicas (barring outages).
+    pub fn refund_calls(&self) -> u64 {
+        self.state.refund_calls.load(Ordering::SeqCst)
+    }
+
     /// Real (first-time) refunds made so far by this simulator.
     pub fn refunds_made(&self) -> u64 {
         self.state.refunded.load(Ordering::SeqCst)
@@ -134,13 +145,13 @@ impl CardSimulator {
     }
 }
 
+/// The simulator's maps stay usable after a panic elsewhere (they hold plain answers).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn cell<T>(answers: &Answers<T>, key: &str) -> Arc<OnceCell<T>> {
-    answers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key.to_owned())
-        .or_default()
-        .clone()
+    lock(answers).entry(key.to_owned()).or_default().clone()
 }
 
 impl CardProvider for CardSimulator {
@@ -168,6 +179,9 @@ impl CardProvider for CardSimulator {
                         self.state.charged.fetch_add(1, Ordering::SeqCst);
                         metrics::counter!("payment_simulator_charges_total").increment(1);
                         let provider_ref = format!("sim_ch_{}", uuid::Uuid::now_v7().simple());
+                        if !after.is_zero() {
+                            lock(&self.state.refund_delays).insert(provider_ref.clone(), after);
+                        }
                         tracing::info!(key = idempotency_key, %amount, %provider_ref, "simulator: card charged");
                         Ok(Charge::Approved { provider_ref })
                     }
@@ -184,9 +198,14 @@ impl CardProvider for CardSimulator {
         amount: Money,
     ) -> Result<String, ProviderUnavailable> {
         self.check_outage()?;
+        self.state.refund_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = lock(&self.state.refund_delays).get(provider_ref).copied();
         let answer = cell(&self.state.refunds, idempotency_key);
         let refund_ref = answer
             .get_or_init(|| async {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
                 self.state.refunded.fetch_add(1, Ordering::SeqCst);
                 metrics::counter!("payment_simulator_refunds_total").increment(1);
                 let refund_ref = format!("sim_rf_{}", uuid::Uuid::now_v7().simple());
@@ -274,6 +293,24 @@ mod tests {
         let r1 = sim.refund("p1", &provider_ref, amount).await.unwrap();
         let r2 = sim.refund("p1", &provider_ref, amount).await.unwrap();
         assert_eq!(r1, r2);
+        assert_eq!(sim.refunds_made(), 1);
+        assert_eq!(sim.refund_calls(), 2, "repeats are calls too");
+    }
+
+    #[tokio::test]
+    async fn a_slow_charge_is_refunded_slowly() {
+        let sim = CardSimulator::new();
+        let amount = Money::krw(4000).unwrap();
+        let Charge::Approved { provider_ref } = sim
+            .charge("k", amount, &token("tok_slow_200"))
+            .await
+            .unwrap()
+        else {
+            panic!("approved")
+        };
+        let started = tokio::time::Instant::now();
+        sim.refund("p", &provider_ref, amount).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(sim.refunds_made(), 1);
     }
 

@@ -22,13 +22,16 @@ use crate::{
     domain::{
         Payment, PaymentEvent, PaymentId, Refund, ReservationClosure, ReservationId,
         ports::{
-            ChargeClaim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore,
-            SaveOutcome, StoreError,
+            Claim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome,
+            StoreError,
         },
     },
     outbound::{
         StoreAdapter, published_language,
-        records::{PaymentRow, RefundRow, convert, ms},
+        records::{
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, bind_claim, claim_outcome, convert,
+            ms,
+        },
     },
 };
 
@@ -95,12 +98,6 @@ async fn insert_refund(conn: &mut SqliteConnection, refund: &Refund) -> sqlx::Re
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
-
-/// Takes a PENDING payment's charge claim when it is free, expired or already ours. The same
-/// statement serves the MySQL adapter (binds: holder, until, payment id, now, holder).
-pub(crate) const CLAIM_CHARGE: &str = "UPDATE payments SET claim_holder = ?, claimed_until = ?
-     WHERE payment_id = ? AND status = 'PENDING'
-       AND (claimed_until IS NULL OR claimed_until <= ? OR claim_holder = ?)";
 
 impl StoreAdapter for SqliteStore {
     type Outbox = outbox::SqliteOutbox;
@@ -227,22 +224,13 @@ impl PaymentStore for SqliteStore {
     async fn claim_charge(
         &self,
         payment: PaymentId,
-        claim: &ChargeClaim,
+        claim: &Claim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let updated = sqlx::query(CLAIM_CHARGE)
-            .bind(claim.holder.to_string())
-            .bind(ms(claim.until))
-            .bind(payment.to_string())
-            .bind(ms(claim.now))
-            .bind(claim.holder.to_string())
+        let updated = bind_claim(sqlx::query(CLAIM_CHARGE), payment.to_string(), None, claim)
             .execute(&self.database.writer)
             .await
             .map_err(store_error)?;
-        Ok(if updated.rows_affected() == 1 {
-            ClaimOutcome::Claimed
-        } else {
-            ClaimOutcome::Busy
-        })
+        Ok(claim_outcome(updated.rows_affected()))
     }
 
     async fn save_attempt(
@@ -315,8 +303,10 @@ impl PaymentStore for SqliteStore {
     async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {
         let rows = sqlx::query_as::<_, RefundRow>(
             "SELECT * FROM refunds WHERE status = 'PENDING' AND next_attempt_at <= ?
+               AND (claimed_until IS NULL OR claimed_until <= ?)
              ORDER BY next_attempt_at LIMIT ?",
         )
+        .bind(ms(now))
         .bind(ms(now))
         .bind(i64::from(limit))
         .fetch_all(&self.database.reader)
@@ -325,12 +315,31 @@ impl PaymentStore for SqliteStore {
         convert(rows).map_err(store_error)
     }
 
+    async fn claim_refund(
+        &self,
+        refund: &Refund,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let attempts = Some(i64::from(refund.attempts));
+        let updated = bind_claim(
+            sqlx::query(CLAIM_REFUND),
+            refund.id.to_string(),
+            attempts,
+            claim,
+        )
+        .execute(&self.database.writer)
+        .await
+        .map_err(store_error)?;
+        Ok(claim_outcome(updated.rows_affected()))
+    }
+
     async fn complete_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
         let mut tx = self.write().await?;
         // The status check is what makes a refund's event exactly-once: of two workers that
         // both got the provider's (idempotent) answer, only the first one moves the row.
         let updated = sqlx::query(
-            "UPDATE refunds SET status = ?, provider_ref = ?, updated_at = ?
+            "UPDATE refunds SET status = ?, provider_ref = ?, updated_at = ?,
+               claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
         .bind(refund.status.as_str())
@@ -356,7 +365,8 @@ impl PaymentStore for SqliteStore {
 
     async fn postpone_refund(&self, refund: &Refund) -> Result<SaveOutcome, StoreError> {
         let updated = sqlx::query(
-            "UPDATE refunds SET attempts = ?, next_attempt_at = ?, updated_at = ?
+            "UPDATE refunds SET attempts = ?, next_attempt_at = ?, updated_at = ?,
+               claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
         .bind(i64::from(refund.attempts))
