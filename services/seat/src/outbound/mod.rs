@@ -18,6 +18,7 @@ pub mod catalogue;
 pub mod payments;
 pub mod postgres;
 pub mod published_language;
+mod records;
 pub mod sqlite;
 
 /// A [`ReservationStore`] as the application wires it: its outbox for the relay, a readiness

@@ -16,15 +16,16 @@ use studycafe_messaging::{
 
 use crate::{
     domain::{
-        CustomerId, Money, PaymentToken, Reservation, ReservationEvent, ReservationId,
-        ReservationStatus, Seat, SeatId, SeatKind, TimeWindow,
+        Reservation, ReservationEvent, ReservationId, Seat, SeatId,
         ports::{
             Consumed, Due, IdempotencyClaim, InsertOutcome, ReservationStore, SaveOutcome,
             StoreError,
         },
-        reservation::PaymentProgress,
     },
-    outbound::published_language,
+    outbound::{
+        published_language,
+        records::{ReservationRecord, SeatRecord},
+    },
 };
 
 #[derive(Debug, Clone)]
@@ -127,50 +128,38 @@ impl SqliteStore {
 }
 
 fn seat_from_row(row: &SqliteRow) -> Result<Seat, sqlx::Error> {
-    let decode = |e: String| sqlx::Error::Decode(e.into());
-    let id: String = row.try_get("seat_id")?;
-    let kind: String = row.try_get("kind")?;
-    Ok(Seat {
-        id: SeatId::parse(&id).map_err(|e| decode(e.to_string()))?,
+    SeatRecord {
+        seat_id: row.try_get("seat_id")?,
         zone: row.try_get("zone")?,
-        kind: SeatKind::parse(&kind).ok_or_else(|| decode(format!("seat kind {kind}")))?,
-        hourly_price: Money::krw(row.try_get("hourly_price")?)
-            .map_err(|e| decode(e.to_string()))?,
+        kind: row.try_get("kind")?,
+        hourly_price: row.try_get("hourly_price")?,
         enabled: row.try_get("enabled")?,
-    })
+    }
+    .into_seat()
 }
 
 fn reservation_from_row(row: &SqliteRow) -> Result<Reservation, sqlx::Error> {
-    let decode = |e: String| sqlx::Error::Decode(e.into());
-    let id: String = row.try_get("reservation_id")?;
-    let seat: String = row.try_get("seat_id")?;
-    let customer: String = row.try_get("customer_id")?;
-    let status: String = row.try_get("status")?;
-    let token: String = row.try_get("payment_token")?;
-    let hours: i64 = row.try_get("hours")?;
-    let attempts: i64 = row.try_get("payment_attempts")?;
     let next_payment_at: Option<i64> = row.try_get("next_payment_at")?;
-    Ok(Reservation {
-        id: ReservationId::parse(&id).map_err(|e| decode(e.to_string()))?,
-        seat_id: SeatId::parse(&seat).map_err(|e| decode(e.to_string()))?,
-        customer_id: CustomerId::parse(&customer).map_err(|e| decode(e.to_string()))?,
-        window: TimeWindow::restore(from_ts(row.try_get("starts_at")?), hours as u8),
-        price: Money::krw(row.try_get("price")?).map_err(|e| decode(e.to_string()))?,
-        status: ReservationStatus::parse(&status)
-            .ok_or_else(|| decode(format!("status {status}")))?,
+    ReservationRecord {
+        reservation_id: row.try_get("reservation_id")?,
+        seat_id: row.try_get("seat_id")?,
+        customer_id: row.try_get("customer_id")?,
+        starts_at: from_ts(row.try_get("starts_at")?),
+        hours: row.try_get("hours")?,
+        price: row.try_get("price")?,
+        status: row.try_get("status")?,
         status_reason: row.try_get("status_reason")?,
         hold_expires_at: from_ts(row.try_get("hold_expires_at")?),
-        payment_token: PaymentToken::parse(&token).map_err(|e| decode(e.to_string()))?,
-        payment: PaymentProgress {
-            attempts: attempts as u32,
-            next_attempt_at: next_payment_at.map(from_ts),
-            payment_id: row.try_get("payment_id")?,
-        },
+        payment_token: row.try_get("payment_token")?,
+        payment_attempts: row.try_get("payment_attempts")?,
+        next_payment_at: next_payment_at.map(from_ts),
+        payment_id: row.try_get("payment_id")?,
         registration_id: row.try_get("registration_id")?,
         created_at: from_ts(row.try_get("created_at")?),
         updated_at: from_ts(row.try_get("updated_at")?),
         version: row.try_get("version")?,
-    })
+    }
+    .into_reservation()
 }
 
 async fn enqueue_event(
