@@ -63,27 +63,6 @@ impl SseStream {
             .unwrap_or_else(|_| panic!("no {what} on the stream within {timeout:?}"))
             .unwrap_or_else(|| panic!("the stream ended before {what}"))
     }
-
-    /// Reads events until one satisfies `wanted` (returned), within `timeout` overall.
-    pub async fn until(
-        &mut self,
-        timeout: Duration,
-        what: &str,
-        wanted: impl Fn(&SseEvent) -> bool,
-    ) -> SseEvent {
-        let search = async {
-            while let Some(event) = self.next().await {
-                if wanted(&event) {
-                    return Some(event);
-                }
-            }
-            None
-        };
-        tokio::time::timeout(timeout, search)
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the stream within {timeout:?}"))
-            .unwrap_or_else(|| panic!("the stream ended before {what}"))
-    }
 }
 
 fn parse(block: &str) -> Option<SseEvent> {
