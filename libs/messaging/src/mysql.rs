@@ -4,7 +4,7 @@
 //! service writes its outbox row after updating (and so locking) the aggregate's row: the
 //! transactions of one aggregate are serialized and the later one takes the higher `seq`.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool, Row as _};
@@ -101,23 +101,7 @@ impl OutboxStore for MySqlOutbox {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let headers: String = row.try_get("headers")?;
-                let event_id: String = row.try_get("event_id")?;
-                Ok(PendingMessage {
-                    seq: row.try_get("seq")?,
-                    message: OutboxMessage {
-                        event_id: event_id.parse()?,
-                        topic: row.try_get("topic")?,
-                        key: row.try_get("message_key")?,
-                        payload: row.try_get("payload")?,
-                        headers: serde_json::from_str::<HashMap<String, String>>(&headers)
-                            .unwrap_or_default(),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(PendingMessage::from_text_row).collect()
     }
 
     async fn mark_published(&self, seqs: &[i64]) -> anyhow::Result<()> {

@@ -49,6 +49,33 @@ pub struct PendingMessage {
     pub message: OutboxMessage,
 }
 
+impl PendingMessage {
+    /// Decodes an outbox row as SQLite and MySQL store it (the event id and the headers as
+    /// text); PostgreSQL's native `uuid` and `jsonb` columns decode directly.
+    pub(crate) fn from_text_row<R>(row: &R) -> anyhow::Result<Self>
+    where
+        R: sqlx::Row,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let event_id: String = row.try_get("event_id")?;
+        let headers: String = row.try_get("headers")?;
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            message: OutboxMessage {
+                event_id: event_id.parse()?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                payload: row.try_get("payload")?,
+                headers: serde_json::from_str::<HashMap<String, String>>(&headers)
+                    .unwrap_or_default(),
+            },
+        })
+    }
+}
+
 /// Read side of the outbox, for the relay. Implemented per database.
 pub trait OutboxStore: Send + Sync + 'static {
     /// Up to `limit` unpublished messages, oldest first.

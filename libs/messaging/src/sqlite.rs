@@ -17,11 +17,11 @@
 //!   file do not both try to create the tables; a file still locked while it is being
 //!   switched to WAL (which takes an exclusive lock and does not wait) is retried for a while.
 
-use std::{collections::HashMap, str::FromStr as _, time::Duration};
+use std::{str::FromStr as _, time::Duration};
 
 use chrono::Utc;
 use sqlx::{
-    Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    Sqlite, SqliteConnection, SqlitePool, Transaction,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -234,23 +234,7 @@ impl OutboxStore for SqliteOutbox {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let headers: String = row.try_get("headers")?;
-                let event_id: String = row.try_get("event_id")?;
-                Ok(PendingMessage {
-                    seq: row.try_get("seq")?,
-                    message: OutboxMessage {
-                        event_id: event_id.parse()?,
-                        topic: row.try_get("topic")?,
-                        key: row.try_get("message_key")?,
-                        payload: row.try_get("payload")?,
-                        headers: serde_json::from_str::<HashMap<String, String>>(&headers)
-                            .unwrap_or_default(),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(PendingMessage::from_text_row).collect()
     }
 
     async fn mark_published(&self, seqs: &[i64]) -> anyhow::Result<()> {

@@ -26,6 +26,24 @@ fn message(key: &str, seq: usize) -> OutboxMessage {
     ))
 }
 
+/// What the relay relies on once the three `originals` were committed (and a fourth rolled
+/// back): they are pending in commit order, field for field; the first `publish` of them,
+/// once marked published, leave the backlog and are pruned.
+async fn pending_contract<S: OutboxStore>(store: &S, originals: &[OutboxMessage], publish: usize) {
+    let pending = store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+    let stored: Vec<OutboxMessage> = pending.iter().map(|p| p.message.clone()).collect();
+    assert_eq!(
+        stored, originals,
+        "round-trips field for field, in commit order"
+    );
+    let seqs: Vec<i64> = pending[..publish].iter().map(|p| p.seq).collect();
+    store.mark_published(&seqs).await.unwrap();
+    assert_eq!(store.backlog().await.unwrap(), (3 - publish) as i64);
+    assert_eq!(store.prune(Duration::ZERO).await.unwrap(), publish as u64);
+}
+
 /// The contract every outbox adapter keeps, whatever the database.
 async fn lease_contract<S: OutboxStore>(store: &S) {
     let ttl = Duration::from_millis(400);
@@ -66,17 +84,7 @@ async fn postgres_outbox_inbox_and_lease() {
     let mut tx = pool.begin().await.unwrap();
     postgres::enqueue(&mut tx, &message("k", 99)).await.unwrap();
     tx.rollback().await.unwrap();
-    let pending = store.pending(10).await.unwrap();
-    assert_eq!(pending.len(), 3);
-    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
-    let stored: Vec<OutboxMessage> = pending.iter().map(|p| p.message.clone()).collect();
-    assert_eq!(
-        stored, originals,
-        "round-trips field for field, in commit order"
-    );
-    store.mark_published(&[pending[0].seq]).await.unwrap();
-    assert_eq!(store.backlog().await.unwrap(), 2);
-    assert_eq!(store.prune(Duration::ZERO).await.unwrap(), 1);
+    pending_contract(&store, &originals, 1).await;
 
     // The inbox: a second claim of one event is refused, another consumer may claim it.
     let id = Uuid::now_v7();
@@ -109,20 +117,7 @@ async fn mysql_outbox_inbox_and_lease() {
     let mut tx = pool.begin().await.unwrap();
     mysql::enqueue(&mut tx, &message("k", 99)).await.unwrap();
     tx.rollback().await.unwrap();
-    let pending = store.pending(10).await.unwrap();
-    assert_eq!(pending.len(), 3);
-    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
-    let stored: Vec<OutboxMessage> = pending.iter().map(|p| p.message.clone()).collect();
-    assert_eq!(
-        stored, originals,
-        "round-trips field for field, in commit order"
-    );
-    store
-        .mark_published(&[pending[0].seq, pending[1].seq])
-        .await
-        .unwrap();
-    assert_eq!(store.backlog().await.unwrap(), 1);
-    assert_eq!(store.prune(Duration::ZERO).await.unwrap(), 2);
+    pending_contract(&store, &originals, 2).await;
 
     let id = Uuid::now_v7();
     let mut conn = pool.acquire().await.unwrap();
