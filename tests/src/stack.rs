@@ -102,6 +102,22 @@ fn sqlite(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(format!("{name}.db")).display())
 }
 
+/// Loopback ports for a service's `replicas` processes (at least one); the first is `first`,
+/// the one the gateway routes to.
+fn replica_ports(first: u16, replicas: usize) -> Vec<u16> {
+    (0..replicas.max(1))
+        .map(|i| if i == 0 { first } else { free_port() })
+        .collect()
+}
+
+/// A replica's process name in logs: `service` for the first, `service-N` for the others.
+fn replica_name(service: &str, index: usize) -> String {
+    match index {
+        0 => service.to_owned(),
+        _ => format!("{service}-{}", index + 1),
+    }
+}
+
 /// Where a stack keeps its data and events.
 struct Backends {
     broker: Option<BrokerProcess>,
@@ -211,9 +227,7 @@ impl Stack {
             vars(&payment_env),
             &path,
         );
-        let seat_ports: Vec<u16> = (0..options.seat_replicas.max(1))
-            .map(|i| if i == 0 { seat_port } else { free_port() })
-            .collect();
+        let seat_ports = replica_ports(seat_port, options.seat_replicas);
         let mut seats: Vec<ServiceProcess> = seat_ports
             .iter()
             .enumerate()
@@ -236,22 +250,15 @@ impl Stack {
                     ("SEAT_PAYMENT_MAX_BACKOFF_MS", "2000".to_owned()),
                 ];
                 env.extend(common(&format!("seat-{}", i + 1)));
-                let name = if i == 0 {
-                    "seat".to_owned()
-                } else {
-                    format!("seat-{}", i + 1)
-                };
+                let name = replica_name("seat", i);
                 ServiceProcess::start(&name, executable("seat-service"), vars(&env), &path)
             })
             .collect();
         let seat = seats.remove(0);
-        let registrations = (0..options.registration_replicas.max(1))
-            .map(|i| {
-                let http_port = if i == 0 {
-                    registration_port
-                } else {
-                    free_port()
-                };
+        let registrations = replica_ports(registration_port, options.registration_replicas)
+            .into_iter()
+            .enumerate()
+            .map(|(i, http_port)| {
                 let mut env = vec![
                     ("REGISTRATION_HTTP_ADDR", at(http_port)),
                     (
@@ -268,9 +275,7 @@ impl Stack {
                 )
             })
             .collect();
-        let view_ports: Vec<u16> = (0..options.seat_view_replicas.max(1))
-            .map(|i| if i == 0 { view_port } else { free_port() })
-            .collect();
+        let view_ports = replica_ports(view_port, options.seat_view_replicas);
         let mut seat_views: Vec<ServiceProcess> = view_ports
             .iter()
             .enumerate()
@@ -281,11 +286,7 @@ impl Stack {
                 ];
                 env.extend(backends.view_env.iter().cloned());
                 env.extend(common(&format!("seat-view-{}", i + 1)));
-                let name = if i == 0 {
-                    "seat-view".to_owned()
-                } else {
-                    format!("seat-view-{}", i + 1)
-                };
+                let name = replica_name("seat-view", i);
                 ServiceProcess::start(&name, executable("seat-view-service"), vars(&env), &path)
             })
             .collect();
