@@ -17,12 +17,35 @@ use std::{future::Future, net::TcpListener, time::Duration};
 pub use keys::TestKeys;
 pub use process::{BrokerProcess, ServiceProcess, executable};
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, never handed out twice by this process.
+///
+/// Asking the kernel for port 0 and dropping the listener is not enough: a later `bind(0)` (ours
+/// or a service's) may get the same port back, and outgoing connections take their local ports
+/// from the same ephemeral range (`32768..61000` on Linux), so two services of one stack were once
+/// handed one port. Ports therefore come from below the ephemeral range, walked by a process-wide
+/// counter that starts at a per-process offset, and each is checked by binding it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    };
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        AtomicU32::new(std::process::id().wrapping_mul(7919).wrapping_add(nanos))
+    });
+    for _ in 0..COUNT {
+        let port = (FIRST + next.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// Polls `check` every 100 ms until it returns `Some`; `None` once `timeout` has passed.
