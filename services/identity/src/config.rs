@@ -9,6 +9,7 @@ use studycafe_platform::config::{ConfigError, Env};
 
 use crate::domain::{
     Client, ClientId, ClientRegistry, ClientSecret, Password, TokenPolicy, Username,
+    throttle::ThrottlePolicy,
 };
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,12 @@ pub struct IdentityConfig {
     pub demo_accounts: bool,
     /// `IDENTITY_CLIENTS`: comma-separated `id:secret` pairs (default none).
     pub clients: ClientRegistry,
+    /// Sign-in throttling per username: `IDENTITY_SIGN_IN_ALLOWED_FAILURES` (default 5,
+    /// 1..=100) wrong passwords in a row cost nothing; the next locks the username out for
+    /// `IDENTITY_SIGN_IN_LOCKOUT_SECS` (default 30, 1..=3600), doubling with each further
+    /// failure up to `IDENTITY_SIGN_IN_MAX_LOCKOUT_SECS` (default 900, at least the first).
+    /// A failure an hour after the previous one starts the count again.
+    pub sign_in_throttle: ThrottlePolicy,
     /// `IDENTITY_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
 }
@@ -103,6 +110,7 @@ impl IdentityConfig {
             admin: admin(env)?,
             demo_accounts: env.flag("IDENTITY_DEMO_ACCOUNTS", false)?,
             clients: clients(env)?,
+            sign_in_throttle: sign_in_throttle(env)?,
             shutdown_grace: env.millis(
                 "IDENTITY_SHUTDOWN_GRACE_MS",
                 Duration::from_secs(10),
@@ -111,6 +119,24 @@ impl IdentityConfig {
             )?,
         })
     }
+}
+
+fn sign_in_throttle(env: &Env) -> Result<ThrottlePolicy, ConfigError> {
+    let allowed_failures = env.within("IDENTITY_SIGN_IN_ALLOWED_FAILURES", 5u32, 1..=100)?;
+    let first: i64 = env.within("IDENTITY_SIGN_IN_LOCKOUT_SECS", 30, 1..=3600)?;
+    let max: i64 = env.within("IDENTITY_SIGN_IN_MAX_LOCKOUT_SECS", 900, 1..=86_400)?;
+    if max < first {
+        return Err(ConfigError::new(
+            "IDENTITY_SIGN_IN_MAX_LOCKOUT_SECS",
+            "must be at least IDENTITY_SIGN_IN_LOCKOUT_SECS",
+        ));
+    }
+    Ok(ThrottlePolicy {
+        allowed_failures,
+        first_lockout: chrono::Duration::seconds(first),
+        max_lockout: chrono::Duration::seconds(max),
+        forget_after: chrono::Duration::hours(1),
+    })
 }
 
 /// `IDENTITY_KEYS_DIR` alone: all the `add-key` sub-command needs.
@@ -191,6 +217,23 @@ mod tests {
         assert!(config.admin.is_none());
         assert!(!config.demo_accounts);
         assert!(config.clients.is_empty());
+    }
+
+    #[test]
+    fn sign_in_throttle_defaults_and_bounds() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.sign_in_throttle.allowed_failures, 5);
+        assert_eq!(config.sign_in_throttle.first_lockout.num_seconds(), 30);
+        assert_eq!(config.sign_in_throttle.max_lockout.num_seconds(), 900);
+        for (name, value) in [
+            ("IDENTITY_SIGN_IN_ALLOWED_FAILURES", "0"),
+            ("IDENTITY_SIGN_IN_LOCKOUT_SECS", "0"),
+            ("IDENTITY_SIGN_IN_LOCKOUT_SECS", "soon"),
+            ("IDENTITY_SIGN_IN_MAX_LOCKOUT_SECS", "10"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}");
+        }
     }
 
     #[test]

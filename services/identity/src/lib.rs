@@ -100,6 +100,7 @@ impl App {
             keys.clone(),
             config.tokens.clone(),
             config.clients.clone(),
+            config.sign_in_throttle.clone(),
         )
         .await
         .context("preparing password hashing")?;

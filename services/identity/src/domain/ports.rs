@@ -8,7 +8,12 @@
 
 use std::future::Future;
 
-use crate::domain::{Password, PasswordHash, Role, TokenClaims, User, UserId, Username};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Password, PasswordHash, Role, TokenClaims, User, UserId, Username,
+    throttle::{FailedSignIns, ThrottlePolicy},
+};
 
 /// The store failed (unreachable, I/O). Not a business outcome.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,28 @@ pub trait UserStore: Clone + Send + Sync + 'static {
         user: UserId,
         role: Role,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The failed sign-ins recorded for `username` (known account or not), if any.
+    fn failed_sign_ins(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<FailedSignIns>, StoreError>> + Send;
+
+    /// Records one more failed sign-in for `username` as `policy` counts it and returns the new
+    /// record. Read and write are one atomic step: failures recorded at once by several
+    /// replicas are all counted.
+    fn record_failed_sign_in(
+        &self,
+        username: &Username,
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<FailedSignIns, StoreError>> + Send;
+
+    /// Forgets the failed sign-ins of `username` (it has just signed in).
+    fn forget_failed_sign_ins(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Hashing failed for a reason other than a wrong password (a corrupt stored hash, a worker

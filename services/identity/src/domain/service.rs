@@ -11,6 +11,7 @@ use crate::domain::{
     ports::{
         HashError, InsertOutcome, KeyRing, KeyRingError, PasswordHasher, StoreError, UserStore,
     },
+    throttle::ThrottlePolicy,
 };
 
 /// The role of every machine client's token.
@@ -63,6 +64,10 @@ pub enum PasswordGrantError {
     /// Unknown user or wrong password: deliberately the same answer.
     #[error("the username or password is wrong")]
     InvalidGrant,
+    /// Too many wrong passwords for this username lately; sign-ins for it are refused,
+    /// right password or not, for `retry_after`.
+    #[error("too many failed sign-ins for this username; try again in {} s", .retry_after.num_seconds().max(1))]
+    Throttled { retry_after: chrono::Duration },
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
@@ -87,6 +92,7 @@ pub struct IdentityService<S, H, K> {
     keys: Arc<K>,
     policy: Arc<TokenPolicy>,
     clients: Arc<ClientRegistry>,
+    throttle: Arc<ThrottlePolicy>,
     /// The hash a login for an unknown user is checked against, so it costs as much as a
     /// login for a known one and the time taken does not tell which usernames exist.
     decoy: PasswordHash,
@@ -100,6 +106,7 @@ impl<S: Clone, H: Clone, K> Clone for IdentityService<S, H, K> {
             keys: self.keys.clone(),
             policy: self.policy.clone(),
             clients: self.clients.clone(),
+            throttle: self.throttle.clone(),
             decoy: self.decoy.clone(),
         }
     }
@@ -113,6 +120,7 @@ impl<S: UserStore, H: PasswordHasher, K: KeyRing> IdentityService<S, H, K> {
         keys: Arc<K>,
         policy: TokenPolicy,
         clients: ClientRegistry,
+        throttle: ThrottlePolicy,
     ) -> Result<Self, HashError> {
         let decoy = hasher.hash(Password::unguessable()).await?;
         Ok(Self {
@@ -121,6 +129,7 @@ impl<S: UserStore, H: PasswordHasher, K: KeyRing> IdentityService<S, H, K> {
             keys,
             policy: Arc::new(policy),
             clients: Arc::new(clients),
+            throttle: Arc::new(throttle),
             decoy,
         })
     }
@@ -195,15 +204,34 @@ impl<S: UserStore, H: PasswordHasher, K: KeyRing> IdentityService<S, H, K> {
     }
 
     /// `grant_type=password`: a person's username and password for a token.
+    ///
+    /// Failed sign-ins are counted per username ([`ThrottlePolicy`]); while a username is
+    /// locked out its sign-ins are refused before any password is checked, which also spares
+    /// the slow hash.
     pub async fn password_grant(
         &self,
         username: &str,
         password: &str,
     ) -> Result<(User, IssuedToken), PasswordGrantError> {
         let password = Password::parse(password).ok();
-        let user = match Username::parse(username) {
-            Ok(username) => self.store.by_username(&username).await?,
-            Err(_) => None,
+        // A name that does not parse can have no account and is not counted.
+        let username = Username::parse(username).ok();
+        let now = chrono::Utc::now();
+        let failures = match &username {
+            Some(username) => self.store.failed_sign_ins(username).await?,
+            None => None,
+        };
+        if let Some(until) = self.throttle.refused_until(failures.as_ref(), now) {
+            metrics::counter!("identity_token_refusals_total", "grant" => "password_throttled")
+                .increment(1);
+            tracing::info!(username = ?username.as_ref().map(Username::as_str), %until, "password grant refused: username locked out");
+            return Err(PasswordGrantError::Throttled {
+                retry_after: until - now,
+            });
+        }
+        let user = match &username {
+            Some(username) => self.store.by_username(username).await?,
+            None => None,
         };
         let user = match (user, password) {
             (Some(user), Some(password)) => {
@@ -221,9 +249,29 @@ impl<S: UserStore, H: PasswordHasher, K: KeyRing> IdentityService<S, H, K> {
         };
         let Some(user) = user else {
             metrics::counter!("identity_token_refusals_total", "grant" => "password").increment(1);
-            tracing::info!("password grant refused: unknown user or wrong password");
+            match &username {
+                Some(username) => {
+                    let record = self
+                        .store
+                        .record_failed_sign_in(username, &self.throttle, now)
+                        .await?;
+                    match record.locked_until {
+                        Some(until) => {
+                            metrics::counter!("identity_sign_in_lockouts_total").increment(1);
+                            tracing::warn!(username = %username, failures = record.failures, %until, "password grant refused: too many failures, username locked out");
+                        }
+                        None => {
+                            tracing::info!(username = %username, failures = record.failures, "password grant refused: unknown user or wrong password")
+                        }
+                    }
+                }
+                None => tracing::info!("password grant refused: malformed username"),
+            }
             return Err(PasswordGrantError::InvalidGrant);
         };
+        if failures.is_some() {
+            self.store.forget_failed_sign_ins(&user.username).await?;
+        }
         let subject = user.id.to_string();
         let token = self
             .issue(&subject, &user.role_names(), Some(user.username.as_str()))

@@ -38,6 +38,8 @@ pub struct OAuthError {
     /// Answer with `WWW-Authenticate: Basic`, as §5.2 requires when the client tried (or
     /// should have tried) HTTP Basic.
     challenge: bool,
+    /// `Retry-After` seconds, when the answer is "not now".
+    retry_after: Option<i64>,
 }
 
 impl OAuthError {
@@ -47,6 +49,7 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -107,6 +110,11 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static(BASIC_CHALLENGE),
             );
         }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -117,6 +125,16 @@ impl From<PasswordGrantError> for OAuthError {
             PasswordGrantError::InvalidGrant => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string())
             }
+            // RFC 6749 has no code for this; 429 with Retry-After is what HTTP clients know,
+            // and the body keeps the RFC's shape.
+            PasswordGrantError::Throttled { retry_after } => Self {
+                retry_after: Some(retry_after.num_seconds().max(1)),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "invalid_grant",
+                    e.to_string(),
+                )
+            },
             PasswordGrantError::Store(s) => Self::unavailable(s),
             PasswordGrantError::Keys(k) => Self::server_error(k),
             PasswordGrantError::Hash(h) => Self::server_error(h),

@@ -6,6 +6,9 @@
 //!   replicas granting at once (the admin bootstrap) cannot lose one another's grant.
 //! - Migrations (`migrations/postgres`) run at start-up under sqlx's advisory lock: replicas
 //!   starting together apply them once, the others wait and find them applied.
+//! - A failed sign-in locks its username's `failed_sign_ins` row (`FOR UPDATE`, after an
+//!   `INSERT … ON CONFLICT DO NOTHING` so there is a row to lock) before counting, so failures
+//!   recorded by several replicas at once are all counted.
 //! - Every statement has a timeout: a stuck lock turns into an error, not a hung request.
 
 use std::{str::FromStr, time::Duration};
@@ -20,6 +23,7 @@ use crate::{
     domain::{
         Role, User, UserId, Username,
         ports::{InsertOutcome, StoreError, UserStore},
+        throttle::{FailedSignIns, ThrottlePolicy},
     },
     outbound::rows::{UserRow, parse_roles, roles_text, with_role},
 };
@@ -65,6 +69,18 @@ fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
     }
     .into_user()
 }
+
+fn failed_sign_ins_from_row(row: &PgRow) -> Result<FailedSignIns, sqlx::Error> {
+    let failures: i32 = row.try_get("failures")?;
+    Ok(FailedSignIns {
+        failures: u32::try_from(failures).unwrap_or(0),
+        last_failure_at: row.try_get("last_failure_at")?,
+        locked_until: row.try_get("locked_until")?,
+    })
+}
+
+const FAILED_SIGN_INS: &str =
+    "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = $1";
 
 impl UserStore for PgUserStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -136,5 +152,75 @@ impl UserStore for PgUserStore {
         }
         tx.commit().await.map_err(store_error)?;
         Ok(true)
+    }
+
+    async fn failed_sign_ins(
+        &self,
+        username: &Username,
+    ) -> Result<Option<FailedSignIns>, StoreError> {
+        let row = sqlx::query(FAILED_SIGN_INS)
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref()
+            .map(failed_sign_ins_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        username: &Username,
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailedSignIns, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // A placeholder row (failures = 0 would break the CHECK, so it is born as one failure
+        // that `after_failure` then replaces) gives the first failure a row to lock too.
+        let inserted = sqlx::query(
+            "INSERT INTO failed_sign_ins (username, failures, last_failure_at, locked_until)
+             VALUES ($1, 1, $2, NULL) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        let previous = if inserted {
+            None
+        } else {
+            let row = sqlx::query(&format!("{FAILED_SIGN_INS} FOR UPDATE"))
+                .bind(username.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            Some(failed_sign_ins_from_row(&row).map_err(store_error)?)
+        };
+        let record = policy.after_failure(previous.as_ref(), now);
+        sqlx::query(
+            "UPDATE failed_sign_ins SET failures = $2, last_failure_at = $3, locked_until = $4
+             WHERE username = $1",
+        )
+        .bind(username.as_str())
+        .bind(i32::try_from(record.failures).unwrap_or(i32::MAX))
+        .bind(record.last_failure_at)
+        .bind(record.locked_until)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(record)
+    }
+
+    async fn forget_failed_sign_ins(&self, username: &Username) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM failed_sign_ins WHERE username = $1")
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 }

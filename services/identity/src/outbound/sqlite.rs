@@ -6,7 +6,7 @@
 //! The unique index on `username` decides a race between two sign-ups for one name.
 //! `synchronous = FULL`: an account that was confirmed survives a power cut.
 
-use chrono::{TimeZone as _, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
 use sqlx::{Row as _, migrate::Migrator, sqlite::SqliteRow};
 use studycafe_messaging::sqlite::{SqliteDatabase, Tables};
 
@@ -14,6 +14,7 @@ use crate::{
     domain::{
         Role, User, UserId, Username,
         ports::{InsertOutcome, StoreError, UserStore},
+        throttle::{FailedSignIns, ThrottlePolicy},
     },
     outbound::rows::{UserRow, roles_text, with_role},
 };
@@ -46,13 +47,26 @@ fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
         roles: row.try_get("roles")?,
-        created_at: Utc
-            .timestamp_millis_opt(created_ms)
-            .single()
-            .unwrap_or_default(),
+        created_at: millis(created_ms),
     }
     .into_user()
 }
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn failed_sign_ins_from_row(row: &SqliteRow) -> Result<FailedSignIns, sqlx::Error> {
+    let failures: i64 = row.try_get("failures")?;
+    Ok(FailedSignIns {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure_at: millis(row.try_get("last_failure_at")?),
+        locked_until: row.try_get::<Option<i64>, _>("locked_until")?.map(millis),
+    })
+}
+
+const FAILED_SIGN_INS: &str =
+    "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = ?";
 
 impl UserStore for SqliteUserStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -122,5 +136,64 @@ impl UserStore for SqliteUserStore {
         }
         tx.commit().await.map_err(store_error)?;
         Ok(true)
+    }
+
+    async fn failed_sign_ins(
+        &self,
+        username: &Username,
+    ) -> Result<Option<FailedSignIns>, StoreError> {
+        let row = sqlx::query(FAILED_SIGN_INS)
+            .bind(username.as_str())
+            .fetch_optional(&self.database.reader)
+            .await
+            .map_err(store_error)?;
+        row.as_ref()
+            .map(failed_sign_ins_from_row)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        username: &Username,
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailedSignIns, StoreError> {
+        // The write lock is held from the read on, so no other failure slips in between.
+        let mut tx = self.database.write().await.map_err(store_error)?;
+        let previous = sqlx::query(FAILED_SIGN_INS)
+            .bind(username.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(failed_sign_ins_from_row)
+            .transpose()
+            .map_err(store_error)?;
+        let record = policy.after_failure(previous.as_ref(), now);
+        sqlx::query(
+            "INSERT INTO failed_sign_ins (username, failures, last_failure_at, locked_until)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (username) DO UPDATE SET failures = excluded.failures,
+                 last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
+        )
+        .bind(username.as_str())
+        .bind(i64::from(record.failures))
+        .bind(record.last_failure_at.timestamp_millis())
+        .bind(record.locked_until.map(|t| t.timestamp_millis()))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(record)
+    }
+
+    async fn forget_failed_sign_ins(&self, username: &Username) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM failed_sign_ins WHERE username = ?")
+            .bind(username.as_str())
+            .execute(&self.database.writer)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 }
