@@ -43,6 +43,10 @@ pub struct PaymentConfig {
     /// `PAYMENT_REFUND_TICK_MS` (default 500): how often due refunds are looked for (a new
     /// refund also wakes the worker at once).
     pub refund_tick: Duration,
+    /// `PAYMENT_RECONCILE_AFTER_SECS` (default 60, 1..=86400): how long a PENDING payment of a
+    /// reservation seat has closed is left alone before the settlement worker asks the
+    /// provider about it itself (seat has stopped asking by then).
+    pub reconcile_after: chrono::Duration,
     /// `PAYMENT_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
     pub kafka: KafkaConfig,
@@ -103,6 +107,11 @@ impl PaymentConfig {
                 Duration::from_millis(50),
                 Duration::from_secs(60),
             )?,
+            reconcile_after: chrono::Duration::seconds(env.within(
+                "PAYMENT_RECONCILE_AFTER_SECS",
+                60,
+                1..=86_400,
+            )?),
             shutdown_grace: env.millis(
                 "PAYMENT_SHUTDOWN_GRACE_MS",
                 Duration::from_secs(10),
@@ -146,6 +155,7 @@ mod tests {
         assert_eq!(config.backend, Backend::Sqlite);
         assert_eq!(config.max_connections, 10);
         assert_eq!(config.refund_tick, Duration::from_millis(500));
+        assert_eq!(config.reconcile_after.num_seconds(), 60);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.kafka.client_id, "payment");
         assert_eq!(config.kafka.brokers, "127.0.0.1:9092");
@@ -159,6 +169,8 @@ mod tests {
             ("PAYMENT_DATABASE_URL", "var/payment.db"),
             ("PAYMENT_DATABASE_URL", "mysql://db:port/payment"),
             ("PAYMENT_DATABASE_MAX_CONNECTIONS", "0"),
+            ("PAYMENT_RECONCILE_AFTER_SECS", "0"),
+            ("PAYMENT_RECONCILE_AFTER_SECS", "soon"),
             ("PAYMENT_DATABASE_MAX_CONNECTIONS", "many"),
             ("PAYMENT_REFUND_TICK_MS", "10"),
             ("PAYMENT_REFUND_TICK_MS", "soon"),

@@ -42,7 +42,7 @@ use crate::{
         ports::{CardProvider, SystemClock},
         service::PaymentService,
     },
-    inbound::{events::ClosureReactions, http::ApiState, refunds::RefundWorker},
+    inbound::{events::ClosureReactions, http::ApiState, settlement::SettlementWorker},
     outbound::{StoreAdapter, mysql::MySqlStore, simulator::CardSimulator, sqlite::SqliteStore},
 };
 
@@ -142,9 +142,10 @@ impl App {
                 service: service.clone(),
             },
         );
-        let refunds = RefundWorker {
+        let settlement = SettlementWorker {
             service,
             tick: config.refund_tick,
+            reconcile_after: config.reconcile_after,
         };
 
         let grace = config.shutdown_grace;
@@ -162,7 +163,7 @@ impl App {
             tasks.spawn(async move { consumer.run(token).await.context("event consumer") });
             let token = shutdown.clone();
             tasks.spawn(async move {
-                refunds.run(token).await;
+                settlement.run(token).await;
                 Ok(())
             });
             shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await

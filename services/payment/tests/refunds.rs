@@ -9,7 +9,9 @@ use shared_events::{
     ReservationPaymentFailed, SeatReserved,
 };
 use studycafe_testkit::{eventually, kafka};
-use support::{Backend, WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app_on};
+use support::{
+    Backend, WAIT, count, new_reservation, pay_body, reservation_ref, spawn_app_on, spawn_app_with,
+};
 
 fn cancelled(reservation: &str, customer: &str, was_paid: bool) -> ReservationCancelled {
     ReservationCancelled {
@@ -242,10 +244,56 @@ async fn a_refund_due_on_two_replicas_is_asked_of_the_provider_once(backend: Bac
     app.stop().await;
 }
 
+/// The provider goes quiet mid-payment and then the hold runs out: seat stops asking, so the
+/// payment would stay PENDING for ever (and a real processor may have taken the money). Once
+/// it has been left alone for `PAYMENT_RECONCILE_AFTER_SECS`, the settlement worker asks the
+/// provider itself and, the reservation being closed, refunds what was charged.
+async fn a_pending_payment_of_a_closed_reservation_is_settled_and_refunded(backend: Backend) {
+    let mut app = spawn_app_with(backend, &[("PAYMENT_RECONCILE_AFTER_SECS", "1")]).await;
+    let open = new_reservation();
+    let closed = new_reservation();
+    app.set_outage(true);
+    for reservation in [&open, &closed] {
+        let response = app
+            .pay(&pay_body(reservation, "alice", 4000, "tok_approve"))
+            .await;
+        assert_eq!(response.status(), 503);
+    }
+    // One hold runs out; seat says so and asks no more for that payment.
+    let expiry = app.publish(&closed, expired(&closed, "alice")).await;
+    app.wait_consumed(expiry.id).await;
+    app.set_outage(false);
+
+    let refunds = app.wait_for_refund(&closed).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"]["amount"], 4000);
+    let payment = app.payments_of(&closed).await["payments"][0].clone();
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(app.simulator.charges_made(), 1);
+    assert_eq!(app.simulator.refunds_made(), 1);
+    let events = app.payment_events(&closed).await;
+    assert_eq!(count(&events, "PaymentCompleted"), 1, "{events:?}");
+    assert_eq!(count(&events, "PaymentRefunded"), 1, "{events:?}");
+
+    // The open reservation's payment, pending just as long, is seat's to retry: left alone.
+    assert_eq!(
+        app.payments_of(&open).await["payments"][0]["status"],
+        "PENDING"
+    );
+    let paid = app
+        .pay_ok(&pay_body(&open, "alice", 4000, "tok_approve"))
+        .await;
+    assert_eq!(paid["status"], "COMPLETED");
+    assert_eq!(app.simulator.charges_made(), 2);
+    assert_eq!(app.simulator.refunds_made(), 1);
+    app.stop().await;
+}
+
 on_every_backend!(
     a_refund_due_on_two_replicas_is_asked_of_the_provider_once,
     a_cancelled_paid_reservation_is_refunded_exactly_once,
     a_payment_completing_after_the_reservation_expired_is_refunded,
     unpaid_reservations_are_not_refunded_and_bad_events_are_dead_lettered,
     a_refund_waits_out_a_provider_outage_and_a_restart,
+    a_pending_payment_of_a_closed_reservation_is_settled_and_refunded,
 );

@@ -114,6 +114,16 @@ impl Payment {
         }
     }
 
+    /// The request this payment was made for (as a retry would repeat it).
+    pub fn charge_request(&self) -> ChargeRequest {
+        ChargeRequest {
+            reservation_id: self.reservation_id,
+            customer_id: self.customer_id.clone(),
+            amount: self.amount,
+            token: self.token.clone(),
+        }
+    }
+
     /// Whether `charge` repeats the request this payment was made for. The token may differ
     /// (a retry does not re-send what the first one used); customer and amount may not.
     pub fn check_repeat(&self, charge: &ChargeRequest) -> Result<(), Mismatch> {

@@ -152,6 +152,17 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<CloseOutcome, StoreError>> + Send;
 
+    /// PENDING payments of reservations seat has closed, unchanged since `untouched_since`
+    /// and with no live charge claim at `now`, oldest first: payments nobody will ask about
+    /// any more (seat stops retrying once a reservation is closed), left to
+    /// [`crate::domain::service::PaymentService::reconcile_stranded`].
+    fn stranded_payments(
+        &self,
+        now: DateTime<Utc>,
+        untouched_since: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Payment>, StoreError>> + Send;
+
     /// PENDING refunds whose next attempt is due and that no instance holds a live claim on,
     /// oldest first. Claim each one ([`PaymentStore::claim_refund`]) before calling the
     /// provider: another replica may claim it between this read and that.

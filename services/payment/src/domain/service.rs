@@ -4,6 +4,7 @@
 //! - [`PaymentService::payments_of`]: a reservation's payments and refunds, for its owner.
 //! - [`PaymentService::reservation_closed`]: seat says a reservation is over; refund it.
 //! - [`PaymentService::refund_due`]: ask the provider for every refund that is due.
+//! - [`PaymentService::reconcile_stranded`]: settle PENDING payments nobody asks about any more.
 
 use std::sync::Arc;
 
@@ -90,6 +91,15 @@ pub enum ViewError {
 pub struct RefundRound {
     pub completed: usize,
     pub postponed: usize,
+}
+
+/// What one reconciliation round came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileRound {
+    /// Payments the provider answered for (completed or declined).
+    pub settled: usize,
+    /// Payments still without an answer (provider unavailable, or busy elsewhere).
+    pub pending: usize,
 }
 
 /// How many stale-version retries before a change gives up.
@@ -394,6 +404,66 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Settles PENDING payments that nobody will ask about any more: their reservation is
+    /// closed (seat stops retrying a payment once its hold is over) and they have not changed
+    /// for `quiet`. Such a payment is what a crash or an outage mid-call leaves behind, and
+    /// the provider may well have taken the money. It is asked again with the same
+    /// idempotency key, exactly as a retry would: an answer it already gave is given again
+    /// (never a second charge), a charge it never received is made now. Either way the
+    /// payment settles, and since the reservation is closed a completed one is refunded
+    /// ([`PaymentStore::settle`] owes the refund in the same transaction). A processor that
+    /// can void by key would spare the customer the charge-and-refund pair; that belongs in
+    /// its adapter.
+    pub async fn reconcile_stranded(
+        &self,
+        quiet: Duration,
+        limit: u32,
+    ) -> Result<ReconcileRound, StoreError> {
+        let now = self.clock.now();
+        let stranded = self
+            .store
+            .stranded_payments(now, now - quiet, limit)
+            .await?;
+        let mut outcomes = futures::stream::iter(stranded)
+            .map(|payment| self.reconcile_one(payment))
+            .buffer_unordered(REFUND_CONCURRENCY);
+        let mut round = ReconcileRound::default();
+        while let Some(outcome) = outcomes.next().await {
+            match outcome? {
+                true => round.settled += 1,
+                false => round.pending += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// `true` when the provider answered and the payment is settled.
+    async fn reconcile_one(&self, payment: Payment) -> Result<bool, StoreError> {
+        tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, since = %payment.updated_at, "reconciling a pending payment of a closed reservation");
+        let command = Pay {
+            charge: payment.charge_request(),
+            causation: format!("reconciliation-{}", payment.id),
+        };
+        match self.pay_serialized(command).await {
+            Ok(settled) => {
+                metrics::counter!("payments_reconciled_total", "status" => settled.status.as_str())
+                    .increment(1);
+                Ok(true)
+            }
+            Err(
+                PayError::ProviderUnavailable { .. }
+                | PayError::InProgress(_)
+                | PayError::Contended(_),
+            ) => Ok(false),
+            Err(PayError::Store(e)) => Err(e),
+            // The command repeats the payment's own request: it cannot mismatch.
+            Err(e @ (PayError::Mismatch(_) | PayError::Interrupted(_))) => {
+                tracing::error!(reservation_id = %payment.reservation_id, error = %e, "reconciliation failed");
+                Ok(false)
+            }
+        }
     }
 
     /// Asks the provider for every due refund this instance can claim: the refund claim keeps

@@ -2,4 +2,4 @@
 
 pub mod events;
 pub mod http;
-pub mod refunds;
+pub mod settlement;

@@ -43,8 +43,8 @@ use crate::{
     outbound::{
         StoreAdapter, published_language,
         records::{
-            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, bind_claim, claim_outcome, convert,
-            ms,
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, bind_claim,
+            claim_outcome, convert, ms,
         },
     },
 };
@@ -500,6 +500,22 @@ impl PaymentStore for MySqlStore {
             self.close_once(closure, consumed, now)
         })
         .await
+    }
+
+    async fn stranded_payments(
+        &self,
+        now: DateTime<Utc>,
+        untouched_since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let rows = sqlx::query_as::<_, PaymentRow>(STRANDED_PAYMENTS)
+            .bind(ms(untouched_since))
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        convert(rows).map_err(store_error)
     }
 
     async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {

@@ -82,6 +82,14 @@ fn decode(e: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(e.to_string().into())
 }
 
+/// [`crate::domain::ports::PaymentStore::stranded_payments`] for both SQL stores (the same
+/// columns and millisecond timestamps). Binds: untouched since, now, limit.
+pub const STRANDED_PAYMENTS: &str = "SELECT p.* FROM payments p
+     JOIN reservation_closures c ON c.reservation_id = p.reservation_id
+     WHERE p.status = 'PENDING' AND p.updated_at <= ?
+       AND (p.claimed_until IS NULL OR p.claimed_until <= ?)
+     ORDER BY p.updated_at LIMIT ?";
+
 /// A `payments` row (other columns, such as the charge claim, are not read).
 #[derive(Debug, sqlx::FromRow)]
 pub struct PaymentRow {

@@ -29,8 +29,8 @@ use crate::{
     outbound::{
         StoreAdapter, published_language,
         records::{
-            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, bind_claim, claim_outcome, convert,
-            ms,
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, bind_claim,
+            claim_outcome, convert, ms,
         },
     },
 };
@@ -298,6 +298,22 @@ impl PaymentStore for SqliteStore {
         }
         tx.commit().await.map_err(store_error)?;
         Ok(CloseOutcome::Recorded { refund })
+    }
+
+    async fn stranded_payments(
+        &self,
+        now: DateTime<Utc>,
+        untouched_since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let rows = sqlx::query_as::<_, PaymentRow>(STRANDED_PAYMENTS)
+            .bind(ms(untouched_since))
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.database.reader)
+            .await
+            .map_err(store_error)?;
+        convert(rows).map_err(store_error)
     }
 
     async fn due_refunds(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Refund>, StoreError> {

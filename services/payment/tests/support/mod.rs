@@ -120,6 +120,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// An app on `backend` with `extra` settings on top of the tests' usual ones.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     // Logs only on request (`TEST_LOG=1`): libtest does not capture output from the app's
     // own threads, so they would drown the test report.
     if std::env::var_os("TEST_LOG").is_some() {
@@ -133,7 +138,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     let (db_url, db) = backend.fresh_database(dir.path()).await;
     let jwks = keys.jwks_file().display().to_string();
     let brokers = broker.brokers();
-    let vars: Vec<(&str, &str)> = vec![
+    let mut vars: Vec<(&str, &str)> = vec![
         ("PAYMENT_HTTP_ADDR", "127.0.0.1:0"),
         ("PAYMENT_DATABASE_URL", &db_url),
         ("PAYMENT_REFUND_TICK_MS", "100"),
@@ -141,6 +146,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
         ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
         ("AUTH_JWKS_FILE", &jwks),
     ];
+    vars.extend_from_slice(extra);
     let config = PaymentConfig::from_env(&Env::from_pairs(vars)).expect("config");
     let outage = Arc::new(AtomicBool::new(false));
     let simulator = CardSimulator::with_outage(outage.clone());
