@@ -430,13 +430,20 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             .map(|payment| self.reconcile_one(payment))
             .buffer_unordered(REFUND_CONCURRENCY);
         let mut round = ReconcileRound::default();
+        let mut failure = None;
+        // Every call in flight runs to its end: dropping one mid-call would leave its claim to
+        // lapse for nothing.
         while let Some(outcome) = outcomes.next().await {
-            match outcome? {
-                true => round.settled += 1,
-                false => round.pending += 1,
+            match outcome {
+                Ok(true) => round.settled += 1,
+                Ok(false) => round.pending += 1,
+                Err(e) => failure = Some(e),
             }
         }
-        Ok(round)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(round),
+        }
     }
 
     /// `true` when the provider answered and the payment is settled.
