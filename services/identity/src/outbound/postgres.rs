@@ -176,8 +176,8 @@ impl UserStore for PgUserStore {
         now: DateTime<Utc>,
     ) -> Result<FailedSignIns, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // A placeholder row (failures = 0 would break the CHECK, so it is born as one failure
-        // that `after_failure` then replaces) gives the first failure a row to lock too.
+        // A placeholder row (born as one failure, which `after_failure` then replaces) gives
+        // the first failure a row to lock too.
         let inserted = sqlx::query(
             "INSERT INTO failed_sign_ins (username, failures, last_failure_at, locked_until)
              VALUES ($1, 1, $2, NULL) ON CONFLICT (username) DO NOTHING",
@@ -192,17 +192,23 @@ impl UserStore for PgUserStore {
         let previous = if inserted {
             None
         } else {
-            let row = sqlx::query(&format!("{FAILED_SIGN_INS} FOR UPDATE"))
+            // None if a successful sign-in deleted the row in between: counted afresh.
+            sqlx::query(&format!("{FAILED_SIGN_INS} FOR UPDATE"))
                 .bind(username.as_str())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(store_error)?;
-            Some(failed_sign_ins_from_row(&row).map_err(store_error)?)
+                .map_err(store_error)?
+                .as_ref()
+                .map(failed_sign_ins_from_row)
+                .transpose()
+                .map_err(store_error)?
         };
         let record = policy.after_failure(previous.as_ref(), now);
         sqlx::query(
-            "UPDATE failed_sign_ins SET failures = $2, last_failure_at = $3, locked_until = $4
-             WHERE username = $1",
+            "INSERT INTO failed_sign_ins (username, failures, last_failure_at, locked_until)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (username) DO UPDATE SET failures = EXCLUDED.failures,
+                 last_failure_at = EXCLUDED.last_failure_at, locked_until = EXCLUDED.locked_until",
         )
         .bind(username.as_str())
         .bind(i32::try_from(record.failures).unwrap_or(i32::MAX))
