@@ -79,8 +79,26 @@ fn failed_sign_ins_from_row(row: &PgRow) -> Result<FailedSignIns, sqlx::Error> {
     })
 }
 
-const FAILED_SIGN_INS: &str =
-    "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = $1";
+/// The failed sign-ins of `username`; `lock` takes the row `FOR UPDATE` (in a transaction).
+async fn read_failed_sign_ins<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    username: &Username,
+    lock: bool,
+) -> sqlx::Result<Option<FailedSignIns>> {
+    let sql = if lock {
+        "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = $1
+         FOR UPDATE"
+    } else {
+        "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = $1"
+    };
+    sqlx::query(sql)
+        .bind(username.as_str())
+        .fetch_optional(executor)
+        .await?
+        .as_ref()
+        .map(failed_sign_ins_from_row)
+        .transpose()
+}
 
 impl UserStore for PgUserStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -158,14 +176,8 @@ impl UserStore for PgUserStore {
         &self,
         username: &Username,
     ) -> Result<Option<FailedSignIns>, StoreError> {
-        let row = sqlx::query(FAILED_SIGN_INS)
-            .bind(username.as_str())
-            .fetch_optional(&self.pool)
+        read_failed_sign_ins(&self.pool, username, false)
             .await
-            .map_err(store_error)?;
-        row.as_ref()
-            .map(failed_sign_ins_from_row)
-            .transpose()
             .map_err(store_error)
     }
 
@@ -193,14 +205,8 @@ impl UserStore for PgUserStore {
             None
         } else {
             // None if a successful sign-in deleted the row in between: counted afresh.
-            sqlx::query(&format!("{FAILED_SIGN_INS} FOR UPDATE"))
-                .bind(username.as_str())
-                .fetch_optional(&mut *tx)
+            read_failed_sign_ins(&mut *tx, username, true)
                 .await
-                .map_err(store_error)?
-                .as_ref()
-                .map(failed_sign_ins_from_row)
-                .transpose()
                 .map_err(store_error)?
         };
         let record = policy.after_failure(previous.as_ref(), now);

@@ -65,8 +65,20 @@ fn failed_sign_ins_from_row(row: &SqliteRow) -> Result<FailedSignIns, sqlx::Erro
     })
 }
 
-const FAILED_SIGN_INS: &str =
-    "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = ?";
+async fn read_failed_sign_ins<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    username: &Username,
+) -> sqlx::Result<Option<FailedSignIns>> {
+    sqlx::query(
+        "SELECT failures, last_failure_at, locked_until FROM failed_sign_ins WHERE username = ?",
+    )
+    .bind(username.as_str())
+    .fetch_optional(executor)
+    .await?
+    .as_ref()
+    .map(failed_sign_ins_from_row)
+    .transpose()
+}
 
 impl UserStore for SqliteUserStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -142,14 +154,8 @@ impl UserStore for SqliteUserStore {
         &self,
         username: &Username,
     ) -> Result<Option<FailedSignIns>, StoreError> {
-        let row = sqlx::query(FAILED_SIGN_INS)
-            .bind(username.as_str())
-            .fetch_optional(&self.database.reader)
+        read_failed_sign_ins(&self.database.reader, username)
             .await
-            .map_err(store_error)?;
-        row.as_ref()
-            .map(failed_sign_ins_from_row)
-            .transpose()
             .map_err(store_error)
     }
 
@@ -161,14 +167,8 @@ impl UserStore for SqliteUserStore {
     ) -> Result<FailedSignIns, StoreError> {
         // The write lock is held from the read on, so no other failure slips in between.
         let mut tx = self.database.write().await.map_err(store_error)?;
-        let previous = sqlx::query(FAILED_SIGN_INS)
-            .bind(username.as_str())
-            .fetch_optional(&mut *tx)
+        let previous = read_failed_sign_ins(&mut *tx, username)
             .await
-            .map_err(store_error)?
-            .as_ref()
-            .map(failed_sign_ins_from_row)
-            .transpose()
             .map_err(store_error)?;
         let record = policy.after_failure(previous.as_ref(), now);
         sqlx::query(
