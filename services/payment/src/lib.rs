@@ -7,7 +7,7 @@
 //! including a payment that completes only after the closure.
 //!
 //! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
-//! adapters that drive it (HTTP, Kafka consumer, refund worker); [`outbound`] the adapters it
+//! adapters that drive it (HTTP, Kafka consumer, settlement worker); [`outbound`] the adapters it
 //! drives (SQLite or MySQL/MariaDB store with outbox, published-language mapping, the card
 //! simulator). [`App`] wires them, generic over the store; `PAYMENT_DATABASE_URL`'s scheme
 //! picks which one.
@@ -16,7 +16,7 @@
 //! requests in flight finish for `PAYMENT_SHUTDOWN_GRACE_MS` (a charge already sent to the
 //! provider runs as its own task and is recorded either way); the consumer commits its stored
 //! offsets and leaves the group; the relay abandons its round (unpublished rows stay in the
-//! outbox); the refund worker stops mid-round (an unrecorded refund is asked again, with the
+//! outbox); the settlement worker stops mid-round (an unrecorded refund is asked again, with the
 //! same idempotency key, on the next start). Everything durable is committed before it is
 //! acknowledged, so a SIGKILL loses nothing either.
 

@@ -216,7 +216,7 @@ impl RefundStatus {
     }
 }
 
-/// Giving a completed payment back, in full. Created PENDING; the refund worker asks the
+/// Giving a completed payment back, in full. Created PENDING; the settlement worker asks the
 /// provider until it succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {

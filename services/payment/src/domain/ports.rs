@@ -9,7 +9,7 @@
 //!   and a real processor honours it: asking twice never charges (or refunds) twice.
 //! - [`Clock`] tells the time.
 //!
-//! Driving adapters (HTTP, Kafka consumer, refund worker in `inbound`) call
+//! Driving adapters (HTTP, Kafka consumer, settlement worker in `inbound`) call
 //! [`crate::domain::service::PaymentService`].
 
 use std::future::Future;
@@ -63,13 +63,13 @@ pub enum SaveOutcome<T = ()> {
 /// Who may ask the card provider about a PENDING payment or refund right now, and until when.
 ///
 /// Why in the store: replicas sharing one database each have their own in-process lock (and
-/// their own refund worker), so the "only one of us calls the provider" guarantee must live in
+/// their own settlement worker), so the "only one of us calls the provider" guarantee must live in
 /// the payment or refund row itself. The claim is a lease (`until`), renewed while the call
 /// runs, so a replica that dies mid-call does not block the row for longer than one lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
     /// The claiming service instance (one per process: within a process the keyed lock and
-    /// the single refund worker already serialise calls, so the instance may renew or retake
+    /// the single settlement worker already serialise calls, so the instance may renew or retake
     /// its own claim).
     pub holder: Uuid,
     pub now: DateTime<Utc>,

@@ -164,7 +164,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         }
     }
 
-    /// Notified whenever a refund becomes owed, so the refund worker starts at once.
+    /// Notified whenever a refund becomes owed, so the settlement worker starts at once.
     pub fn refund_signal(&self) -> Arc<Notify> {
         self.refund_due.clone()
     }

@@ -1,4 +1,4 @@
-//! Driving adapters: the REST API, the Kafka consumer of seat's events, and the refund worker.
+//! Driving adapters: the REST API, the Kafka consumer of seat's events, and the settlement worker (refunds, stranded payments).
 
 pub mod events;
 pub mod http;

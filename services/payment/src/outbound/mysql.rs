@@ -49,7 +49,7 @@ use crate::{
     },
 };
 
-/// Connections per replica: enough for the HTTP handlers, the consumer, the refund worker
+/// Connections per replica: enough for the HTTP handlers, the consumer, the settlement worker
 /// and the relay at once, small enough for a dozen replicas on one server's default
 /// `max_connections` (151).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
