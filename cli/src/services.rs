@@ -256,22 +256,22 @@ impl Engines {
             Ok(value.trim_end_matches('/').to_owned())
         };
         let kafka: String = env
-            .or("STUDYCAFE_KAFKA_BROKERS", "127.0.0.1:59092".to_owned())
+            .or("STUDYCAFE_KAFKA_BROKERS", "127.0.0.1:19092".to_owned())
             .map_err(|e| UsageError(e.to_string()))?;
         Ok(Some(Self {
             postgres: url(
                 "STUDYCAFE_POSTGRES_URL",
-                "postgres://studycafe:studycafe@127.0.0.1:55432",
+                "postgres://studycafe:studycafe@127.0.0.1:15432",
                 &["postgres://", "postgresql://"],
             )?,
             mysql: url(
                 "STUDYCAFE_MYSQL_URL",
-                "mysql://studycafe:studycafe@127.0.0.1:53306",
+                "mysql://studycafe:studycafe@127.0.0.1:13306",
                 &["mysql://", "mariadb://"],
             )?,
             redis: url(
                 "STUDYCAFE_REDIS_URL",
-                "redis://127.0.0.1:56379",
+                "redis://127.0.0.1:16379",
                 &["redis://"],
             )?,
             kafka,
@@ -461,17 +461,17 @@ mod tests {
         let seat = env_of(&production, "seat");
         assert!(seat.contains(&(
             "SEAT_DATABASE_URL",
-            "postgres://studycafe:studycafe@127.0.0.1:55432/seat".to_owned()
+            "postgres://studycafe:studycafe@127.0.0.1:15432/seat".to_owned()
         )));
-        assert!(seat.contains(&("KAFKA_BROKERS", "127.0.0.1:59092".to_owned())));
+        assert!(seat.contains(&("KAFKA_BROKERS", "127.0.0.1:19092".to_owned())));
         assert!(seat.contains(&("KAFKA_IDEMPOTENCE", "true".to_owned())));
         assert!(env_of(&production, "payment").contains(&(
             "PAYMENT_DATABASE_URL",
-            "mysql://studycafe:studycafe@127.0.0.1:53306/payment".to_owned()
+            "mysql://studycafe:studycafe@127.0.0.1:13306/payment".to_owned()
         )));
         assert!(env_of(&production, "seat-view").contains(&(
             "SEAT_VIEW_DATABASE_URL",
-            "redis://127.0.0.1:56379".to_owned()
+            "redis://127.0.0.1:16379".to_owned()
         )));
         assert!(suite(&[("STUDYCAFE_STACK", "cloud")]).is_err());
         let bad = suite(&[

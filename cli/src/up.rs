@@ -666,10 +666,10 @@ mod tests {
     #[test]
     fn printed_urls_hide_passwords() {
         assert_eq!(
-            redact("postgres://studycafe:secret@127.0.0.1:55432"),
-            "postgres://studycafe:***@127.0.0.1:55432"
+            redact("postgres://studycafe:secret@127.0.0.1:15432"),
+            "postgres://studycafe:***@127.0.0.1:15432"
         );
-        assert_eq!(redact("redis://127.0.0.1:56379"), "redis://127.0.0.1:56379");
+        assert_eq!(redact("redis://127.0.0.1:16379"), "redis://127.0.0.1:16379");
     }
 
     #[test]

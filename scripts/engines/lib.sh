@@ -13,13 +13,26 @@ ENGINES_DIR="${STUDYCAFE_ENGINES_DIR:-${HOME:?HOME is not set}/.cache/studycafe/
 [[ $ENGINES_DIR == /* ]] || ENGINES_DIR="$PWD/$ENGINES_DIR"
 
 # Ports, read in one place so `up` prints exactly what the engine scripts bound.
+# They sit below Linux's ephemeral range (32768-60999 by default): an outgoing connection takes
+# its local port from that range, so a fixed listening port inside it is sometimes taken (even
+# in TIME-WAIT) when an engine starts. They also stay below 20000, where the tests' free-port
+# walker starts (libs/testkit), so a test's service never lands on an engine's port.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 {
-    PG_PORT="${STUDYCAFE_PG_PORT:-55432}"
-    MYSQL_PORT="${STUDYCAFE_MYSQL_PORT:-53306}"
-    REDIS_PORT="${STUDYCAFE_REDIS_PORT:-56379}"
-    KAFKA_PORT="${STUDYCAFE_KAFKA_PORT:-59092}"
-    KAFKA_CONTROLLER_PORT="${STUDYCAFE_KAFKA_CONTROLLER_PORT:-59093}"
+    PG_PORT="${STUDYCAFE_PG_PORT:-15432}"
+    MYSQL_PORT="${STUDYCAFE_MYSQL_PORT:-13306}"
+    REDIS_PORT="${STUDYCAFE_REDIS_PORT:-16379}"
+    KAFKA_PORT="${STUDYCAFE_KAFKA_PORT:-19092}"
+    KAFKA_CONTROLLER_PORT="${STUDYCAFE_KAFKA_CONTROLLER_PORT:-19093}"
+}
+
+# Refuses a port inside the kernel's ephemeral range (see above): it would start or not by luck.
+check_port_outside_ephemeral_range() {
+    local port=$1 var=$2 low high
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+    if ((port >= low && port <= high)); then
+        die "$var=$port is inside the ephemeral port range $low-$high (/proc/sys/net/ipv4/ip_local_port_range): an outgoing connection may hold it; choose a port below $low"
+    fi
 }
 
 # Progress on stderr, prefixed with the engine so interleaved `up` output stays readable.
