@@ -248,10 +248,10 @@ fn tests_in(text: &str, test_macros: &BTreeSet<String>) -> BTreeSet<String> {
             // more attributes or comments before the function
         } else if under_test_attribute {
             let idents: Vec<&str> = identifiers(line).map(|(_, ident)| ident).collect();
-            if let Some(at) = idents.iter().position(|ident| *ident == "fn") {
-                if let Some(name) = idents.get(at + 1) {
-                    tests.insert((*name).to_owned());
-                }
+            if let Some(at) = idents.iter().position(|ident| *ident == "fn")
+                && let Some(name) = idents.get(at + 1)
+            {
+                tests.insert((*name).to_owned());
             }
             under_test_attribute = false;
         }
