@@ -426,7 +426,12 @@ async fn sample_lag(
             _ = tokio::time::sleep(LAG_SAMPLE_EVERY) => {}
         }
         let sampling = consumer.clone();
-        let lags = match tokio::task::spawn_blocking(move || lag_of_assignment(&sampling)).await {
+        // Shutdown does not wait for a sample in flight (it may wait on a broker that is away).
+        let sample = tokio::select! {
+            _ = stop.cancelled() => return,
+            sample = tokio::task::spawn_blocking(move || lag_of_assignment(&sampling)) => sample,
+        };
+        let lags = match sample {
             Ok(Ok(lags)) => lags,
             // The broker is away or the group is rebalancing: keep the last values.
             Ok(Err(e)) => {

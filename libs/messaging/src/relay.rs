@@ -230,7 +230,11 @@ const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Exports `outbox_pending_messages` until `stop`.
 async fn report_backlog<S: OutboxStore>(store: &S, stop: &CancellationToken) {
     loop {
-        match store.backlog().await {
+        let sample = tokio::select! {
+            _ = stop.cancelled() => return,
+            sample = store.backlog() => sample,
+        };
+        match sample {
             Ok(pending) => metrics::gauge!("outbox_pending_messages").set(pending as f64),
             Err(e) => tracing::debug!(error = %e, "sampling the outbox backlog failed"),
         }
