@@ -82,6 +82,9 @@ pub struct Stack {
     pub seat_url: String,
     pub payment_url: String,
     pub seat_view_url: String,
+    pub identity_url: String,
+    /// The first registration replica's.
+    pub registration_url: String,
     /// Every replica's direct address, the first one's first.
     pub seat_urls: Vec<String>,
     pub seat_view_urls: Vec<String>,
@@ -330,6 +333,8 @@ impl Stack {
             seat_url: url(seat_port),
             payment_url: url(payment_port),
             seat_view_url: url(view_port),
+            identity_url: url(identity_port),
+            registration_url: url(registration_port),
             seat_urls: seat_ports.iter().map(|&p| url(p)).collect(),
             seat_view_urls: view_ports.iter().map(|&p| url(p)).collect(),
             http,

@@ -13,12 +13,25 @@
 //!
 //! One consumer group per service: replicas share the partitions, each event reaches one of
 //! them.
+//!
+//! Metrics (what the alerts and the dashboard in `k8s/` read): `consumer_events_total{group,
+//! outcome}` (`applied`, `skipped`, `dead_lettered`; every series exported from the start so a
+//! first dead letter shows as an increase), `consumer_lag_messages{group,topic,partition}` (high
+//! watermark minus committed offset, sampled by a task of its own so a consumer stuck in a
+//! handler still reports its growing lag) and `consumer_event_age_seconds{group,type}` (from the
+//! event's `occurredAt` until it was applied: how far behind the facts this service acts).
 
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
 
 use rdkafka::{
-    Message as _,
+    Message as _, Offset,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
+    error::KafkaResult,
     message::{BorrowedMessage, Header, Headers as _, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
@@ -33,6 +46,10 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How long a stopping consumer waits for the broker to take its last offsets.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a consumer samples its lag, and how long one broker query of it may take.
+const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
+const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One decoded event as a handler sees it.
 #[derive(Debug, Clone)]
@@ -130,10 +147,11 @@ impl<H: EventHandler> EventConsumer<H> {
             return Ok(());
         }
 
-        let consumer: StreamConsumer<KafkaLogs> = self
-            .kafka
-            .consumer(&self.settings.group_id)
-            .create_with_context(KafkaLogs::default())?;
+        let consumer: Arc<StreamConsumer<KafkaLogs>> = Arc::new(
+            self.kafka
+                .consumer(&self.settings.group_id)
+                .create_with_context(KafkaLogs::default())?,
+        );
         let dlq_producer: FutureProducer<KafkaLogs> = self
             .kafka
             .producer()
@@ -144,7 +162,48 @@ impl<H: EventHandler> EventConsumer<H> {
             .collect();
         consumer.subscribe(&subscribed)?;
         tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
+        for outcome in ["applied", "skipped", "dead_lettered"] {
+            metrics::counter!("consumer_events_total", "group" => self.settings.group_id.clone(), "outcome" => outcome)
+                .increment(0);
+        }
 
+        let stop_sampling = shutdown.child_token();
+        let sampler = tokio::spawn(sample_lag(
+            consumer.clone(),
+            self.kafka.clone(),
+            self.settings.group_id.clone(),
+            stop_sampling.clone(),
+        ));
+        self.consume(&consumer, &dlq_producer, &dead_letter, &shutdown)
+            .await;
+        stop_sampling.cancel();
+        let _ = sampler.await;
+
+        // Committing and leaving the group are blocking calls that wait on the broker; off the
+        // async threads, and bounded, so an unreachable broker cannot hold up shutdown.
+        // Offsets not committed here are redelivered and absorbed by the inbox.
+        let leave = tokio::task::spawn_blocking(move || {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final offset commit");
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+        });
+        if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
+            tracing::warn!("the broker did not answer while leaving the group");
+        }
+        tracing::info!(group = %self.settings.group_id, "consumer stopped");
+        Ok(())
+    }
+
+    /// The consuming loop proper, until `shutdown` (or a shutdown mid-retry).
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer<KafkaLogs>,
+        dlq_producer: &FutureProducer<KafkaLogs>,
+        dead_letter: &str,
+        shutdown: &CancellationToken,
+    ) {
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -164,7 +223,7 @@ impl<H: EventHandler> EventConsumer<H> {
             };
 
             let outcome = self
-                .process(&message, &dlq_producer, &dead_letter, &shutdown)
+                .process(&message, dlq_producer, dead_letter, shutdown)
                 .await;
             let Some(outcome) = outcome else {
                 // Shut down mid-retry: do not store the offset, the event is redelivered.
@@ -182,22 +241,6 @@ impl<H: EventHandler> EventConsumer<H> {
                 tracing::warn!(error = %e, "storing offset failed");
             }
         }
-
-        // Committing and leaving the group are blocking calls that wait on the broker; off the
-        // async threads, and bounded, so an unreachable broker cannot hold up shutdown.
-        // Offsets not committed here are redelivered and absorbed by the inbox.
-        let leave = tokio::task::spawn_blocking(move || {
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "final offset commit");
-            }
-            consumer.unsubscribe();
-            drop(consumer);
-        });
-        if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
-            tracing::warn!("the broker did not answer while leaving the group");
-        }
-        tracing::info!(group = %self.settings.group_id, "consumer stopped");
-        Ok(())
     }
 
     /// Decodes and applies one message. None when shutdown interrupted it.
@@ -260,7 +303,16 @@ impl<H: EventHandler> EventConsumer<H> {
                 .instrument(span.clone())
                 .await
             {
-                Ok(()) => return Some(Outcome::Applied),
+                Ok(()) => {
+                    let age = chrono::Utc::now() - received.envelope.occurred_at;
+                    metrics::histogram!(
+                        "consumer_event_age_seconds",
+                        "group" => self.settings.group_id.clone(),
+                        "type" => received.envelope.event_type.clone()
+                    )
+                    .record(age.as_seconds_f64().max(0.0));
+                    return Some(Outcome::Applied);
+                }
                 Err(HandleError::Rejected(reason)) => {
                     return self
                         .dead_letter(message, dlq, dead_letter, &reason, attempt, shutdown)
@@ -355,6 +407,88 @@ impl<H: EventHandler> EventConsumer<H> {
             }
         }
     }
+}
+
+/// Exports `consumer_lag_messages` for the partitions this member owns, every
+/// [`LAG_SAMPLE_EVERY`] until `stop`. Runs beside the consuming loop, not in it: a handler that
+/// hangs or retries for minutes is exactly when the lag must keep being reported. Partitions
+/// this member lost report 0 (their new owner reports them), so a sum over replicas is right.
+async fn sample_lag(
+    consumer: Arc<StreamConsumer<KafkaLogs>>,
+    kafka: KafkaConfig,
+    group: String,
+    stop: CancellationToken,
+) {
+    let mut reported: HashSet<(String, i32)> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(LAG_SAMPLE_EVERY) => {}
+        }
+        let sampling = consumer.clone();
+        // Shutdown does not wait for a sample in flight (it may wait on a broker that is away).
+        let sample = tokio::select! {
+            _ = stop.cancelled() => return,
+            sample = tokio::task::spawn_blocking(move || lag_of_assignment(&sampling)) => sample,
+        };
+        let lags = match sample {
+            Ok(Ok(lags)) => lags,
+            // The broker is away or the group is rebalancing: keep the last values.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "sampling consumer lag failed");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let mut now: HashSet<(String, i32)> = HashSet::new();
+        for (topic, partition, lag) in lags {
+            let topic = kafka.logical_topic(&topic).to_owned();
+            metrics::gauge!(
+                "consumer_lag_messages",
+                "group" => group.clone(),
+                "topic" => topic.clone(),
+                "partition" => partition.to_string()
+            )
+            .set(lag as f64);
+            now.insert((topic, partition));
+        }
+        for (topic, partition) in reported.difference(&now) {
+            metrics::gauge!(
+                "consumer_lag_messages",
+                "group" => group.clone(),
+                "topic" => topic.clone(),
+                "partition" => partition.to_string()
+            )
+            .set(0.0);
+        }
+        reported.extend(now);
+    }
+}
+
+/// `(topic, partition, lag)` of every assigned partition: the high watermark minus the
+/// committed offset (what was applied and committed; a partition never committed counts from
+/// its low watermark, where `auto.offset.reset=earliest` starts). Blocking broker queries.
+fn lag_of_assignment(consumer: &StreamConsumer<KafkaLogs>) -> KafkaResult<Vec<(String, i32, i64)>> {
+    let assignment = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer.committed_offsets(assignment, LAG_QUERY_TIMEOUT)?;
+    let mut lags = Vec::with_capacity(committed.count());
+    for element in committed.elements() {
+        let (low, high) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), LAG_QUERY_TIMEOUT)?;
+        let done = match element.offset() {
+            Offset::Offset(offset) => offset.max(low),
+            _ => low,
+        };
+        lags.push((
+            element.topic().to_owned(),
+            element.partition(),
+            (high - done).max(0),
+        ));
+    }
+    Ok(lags)
 }
 
 fn headers_of(message: &BorrowedMessage<'_>) -> HashMap<String, String> {

@@ -9,6 +9,10 @@
 //!
 //! Outages: while the broker is unreachable sends fail (after `message.timeout.ms`), rows stay
 //! pending, and the relay retries with backoff. Nothing upstream waits on it.
+//!
+//! Metrics: `outbox_published_total`, `outbox_publish_failures_total`, and
+//! `outbox_pending_messages`, the rows waiting, sampled by every replica (the standbys too: it
+//! is one table) whether or not the broker answers, since an outage is when it grows.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -88,20 +92,48 @@ impl<S: OutboxStore> OutboxRelay<S> {
             .kafka
             .producer()
             .create_with_context(KafkaLogs::default())?;
+        // Readable in the lease table: which service instance publishes.
+        let holder = format!("{}/{}", self.kafka.client_id, uuid::Uuid::new_v4());
+        let mut lease = Lease::default();
+        let stop_sampling = shutdown.child_token();
+        let publishing = async {
+            self.publish(&producer, &holder, &mut lease, &shutdown)
+                .await;
+            stop_sampling.cancel();
+        };
+        tokio::join!(publishing, report_backlog(&self.store, &stop_sampling));
+
+        // Whatever is unacknowledged stays pending in the outbox: nothing to flush to be safe,
+        // only a courtesy to the broker, bounded and off the async threads.
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(3))).await;
+        if lease.held
+            && let Err(e) = self.store.release_lease(&holder).await
+        {
+            tracing::warn!(error = %e, "releasing the relay lease failed; it runs out by itself");
+        }
+        tracing::info!("outbox relay stopped");
+        Ok(())
+    }
+
+    /// Publishes rounds while this relay holds the lease, until `shutdown`.
+    async fn publish(
+        &self,
+        producer: &FutureProducer<KafkaLogs>,
+        holder: &str,
+        lease: &mut Lease,
+        shutdown: &CancellationToken,
+    ) {
         let topics: Vec<String> = self
             .settings
             .topics
             .iter()
             .map(|t| self.kafka.topic(t))
             .collect();
-        if !crate::topics::ensure_topics_retrying(&self.kafka, &topics, &shutdown).await {
-            return Ok(());
+        if !crate::topics::ensure_topics_retrying(&self.kafka, &topics, shutdown).await {
+            return;
         }
         tracing::info!(brokers = %self.kafka.brokers, "outbox relay started");
 
-        // Readable in the lease table: which service instance publishes.
-        let holder = format!("{}/{}", self.kafka.client_id, uuid::Uuid::new_v4());
-        let mut lease = Lease::default();
         let mut failures = 0u32;
         let mut last_prune = tokio::time::Instant::now();
         loop {
@@ -109,7 +141,7 @@ impl<S: OutboxStore> OutboxRelay<S> {
                 break;
             }
             if !lease
-                .ensure(&self.store, &holder, self.settings.lease_ttl)
+                .ensure(&self.store, holder, self.settings.lease_ttl)
                 .await
             {
                 tokio::select! {
@@ -127,7 +159,7 @@ impl<S: OutboxStore> OutboxRelay<S> {
                         for pending in &mut batch {
                             pending.message.topic = self.kafka.topic(&pending.message.topic);
                         }
-                        publish_round(&producer, batch)
+                        publish_round(producer, batch)
                     } => Some(round),
                     _ = shutdown.cancelled() => break,
                 },
@@ -189,16 +221,27 @@ impl<S: OutboxStore> OutboxRelay<S> {
                 }
             }
         }
-        // Whatever is unacknowledged stays pending in the outbox: nothing to flush to be safe,
-        // only a courtesy to the broker, bounded and off the async threads.
-        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(3))).await;
-        if lease.held
-            && let Err(e) = self.store.release_lease(&holder).await
-        {
-            tracing::warn!(error = %e, "releasing the relay lease failed; it runs out by itself");
+    }
+}
+
+/// How often every relay samples the outbox backlog.
+const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Exports `outbox_pending_messages` until `stop`.
+async fn report_backlog<S: OutboxStore>(store: &S, stop: &CancellationToken) {
+    loop {
+        let sample = tokio::select! {
+            _ = stop.cancelled() => return,
+            sample = store.backlog() => sample,
+        };
+        match sample {
+            Ok(pending) => metrics::gauge!("outbox_pending_messages").set(pending as f64),
+            Err(e) => tracing::debug!(error = %e, "sampling the outbox backlog failed"),
         }
-        tracing::info!("outbox relay stopped");
-        Ok(())
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(BACKLOG_SAMPLE_EVERY) => {}
+        }
     }
 }
 

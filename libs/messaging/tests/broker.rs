@@ -612,3 +612,62 @@ impl EventHandler for Counter {
         Ok(())
     }
 }
+
+/// Applies nothing until the test lets it: a consumer stuck in a slow handler.
+#[derive(Clone)]
+struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl EventHandler for Gate {
+    async fn handle(&self, _: &ReceivedEvent) -> Result<(), HandleError> {
+        self.0
+            .acquire()
+            .await
+            .map_err(|e| HandleError::Failed(e.into()))?
+            .forget();
+        Ok(())
+    }
+}
+
+/// The sum of `consumer_lag_messages` of one group in this process's metrics, if exported.
+fn lag_of(group: &str) -> Option<f64> {
+    let label = format!("group=\"{group}\"");
+    let values: Vec<f64> = studycafe_platform::observability::metrics()
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("consumer_lag_messages{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_stuck_in_its_handler_reports_its_lag_growing_and_then_drained() {
+    let broker = BrokerProcess::start().await;
+    let gate = Gate(Arc::new(tokio::sync::Semaphore::new(0)));
+    let settings = ConsumerSettings::new("lag-probe", &[topics::REGISTRATION]);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(
+        EventConsumer::new(kafka_config(&broker, "lag-probe-1"), settings, gate.clone())
+            .run(stop.clone()),
+    );
+    // One key: one partition, so the first event blocks the other four behind it.
+    let key = Uuid::now_v7().to_string();
+    let events: Vec<_> = (0..5).map(|i| booking(&key, i)).collect();
+    publish(&broker, &events).await;
+
+    // Nothing applied, nothing committed: all five lag, sampled while the handler hangs.
+    eventually(WAIT, "a lag of 5 while the handler hangs", || async {
+        (lag_of("lag-probe") == Some(5.0)).then_some(())
+    })
+    .await;
+
+    gate.0.add_permits(5);
+    eventually(
+        WAIT,
+        "no lag once the handler applied everything",
+        || async { (lag_of("lag-probe") == Some(0.0)).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
