@@ -223,16 +223,24 @@ class Service:
             consumer.close()
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return Keys(tmp_path)
-
-
-@pytest.fixture
-def service(broker: Broker, keys: Keys, tmp_path: Path) -> Iterator[Service]:
+def _service(broker: Broker, directory: Path) -> Iterator[Service]:
+    directory.mkdir(parents=True, exist_ok=True)
     prefix = f"py-{uuid.uuid4().hex[:12]}."
-    svc = Service(broker, prefix, tmp_path / "data", keys)
+    svc = Service(broker, prefix, directory / "data", Keys(directory))
     svc.start()
     yield svc
     if svc.process is not None:
         svc.stop()
+
+
+@pytest.fixture
+def service(broker: Broker, tmp_path: Path) -> Iterator[Service]:
+    """A service of the test's own (topics, group and files of its own)."""
+    yield from _service(broker, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_service(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One service for the tests that neither stop it nor count what it dead-letters; each
+    uses customers of its own."""
+    yield from _service(broker, tmp_path_factory.mktemp("shared"))

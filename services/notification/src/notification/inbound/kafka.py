@@ -29,7 +29,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ..application import NotifyCustomers, Outcome
 from ..config import KafkaSettings
 from ..domain.model import Consumed, InvalidValue
-from ..domain.ports import StoreError
 from ..outbound.schemas import EventSchemas, Invalid, UnknownType
 from .. import metrics
 
@@ -243,9 +242,11 @@ class EventConsumer:
             try:
                 outcome = self._use_case.handle(consumed)
                 return "duplicate" if outcome is Outcome.DUPLICATE else "applied"
-            except InvalidValue as e:
-                return self._dead_letter(message, dlq, str(e), attempt)
-            except (StoreError, OSError) as e:
+            except (InvalidValue, KeyError, TypeError, ValueError) as e:
+                # Valid by its schema yet not applicable (an id that cannot be ours, a value
+                # the policy cannot read): retrying cannot help.
+                return self._dead_letter(message, dlq, f"rejected: {e!r}", attempt)
+            except Exception as e:  # noqa: BLE001 — disk full, I/O, a bug: retried, then set aside
                 if attempt >= self._max_attempts:
                     return self._dead_letter(message, dlq, str(e), attempt)
                 log.warning(

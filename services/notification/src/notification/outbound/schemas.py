@@ -73,20 +73,21 @@ class EventSchemas:
             first = errors[0]
             where = "/".join(str(p) for p in first.absolute_path) or "(envelope)"
             raise Invalid(f"{event_type} v{version} does not match its schema at {where}: {first.message}")
-        try:
-            occurred_at = _timestamp(envelope["occurredAt"])
-            for field in ("startsAt", "endsAt", "holdExpiresAt"):
-                if field in envelope["data"]:
-                    _timestamp(envelope["data"][field])
-        except ValueError as e:
-            raise Invalid(f"{event_type} v{version}: {e}") from None
+        # `format: date-time` is only an annotation to the validator; the policy reads these.
+        occurred_at = _timestamp(event_type, version, "occurredAt", envelope["occurredAt"])
+        for field in ("startsAt", "endsAt", "holdExpiresAt"):
+            if field in envelope["data"]:
+                _timestamp(event_type, version, f"data/{field}", envelope["data"][field])
         return Checked(envelope=envelope, occurred_at=occurred_at)
 
 
-def _timestamp(raw: str) -> datetime:
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+def _timestamp(event_type: str, version: int, where: str, raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{event_type} v{version}: {where} {raw!r} is not an RFC 3339 timestamp") from None
     if value.tzinfo is None:
-        raise ValueError(f"timestamp {raw!r} has no offset")
+        raise Invalid(f"{event_type} v{version}: {where} {raw!r} has no offset")
     return value
 
 
