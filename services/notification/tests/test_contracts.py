@@ -82,15 +82,8 @@ def handle(body: str | bytes | None, _metadata: dict[str, object]) -> None:
     """What the consumer does with a message, short of Kafka and files."""
     raw = body.encode() if isinstance(body, str) else body
     checked = SCHEMAS.check(raw)  # raises Invalid: the service would dead-letter it
-    envelope = checked.envelope
-    event = Consumed(
-        event_id=envelope["id"],
-        event_type=envelope["type"],
-        version=envelope["version"],
-        occurred_at=checked.occurred_at,
-        correlation_id=envelope["correlationId"],
-        data=envelope["data"],
-        topic=TOPIC_OF[envelope["type"]],
+    event = Consumed.from_envelope(
+        checked.envelope, checked.occurred_at, TOPIC_OF[checked.envelope["type"]]
     )
     notification = policy.notification_for(event, CustomerId("someone"))
     assert notification is not None, f"{event.event_type} notified nobody"

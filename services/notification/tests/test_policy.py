@@ -8,15 +8,8 @@ from notification.domain.model import Consumed, CustomerId, Kind
 
 
 def consumed(envelope: dict) -> Consumed:
-    return Consumed(
-        event_id=envelope["id"],
-        event_type=envelope["type"],
-        version=envelope["version"],
-        occurred_at=datetime.fromisoformat(envelope["occurredAt"].replace("Z", "+00:00")),
-        correlation_id=envelope["correlationId"],
-        data=envelope["data"],
-        topic="t",
-    )
+    occurred_at = datetime.fromisoformat(envelope["occurredAt"].replace("Z", "+00:00"))
+    return Consumed.from_envelope(envelope, occurred_at, "t")
 
 
 def test_each_fact_of_the_saga_is_told_once_from_its_own_source():

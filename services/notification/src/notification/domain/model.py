@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
@@ -16,33 +16,33 @@ class InvalidValue(ValueError):
 
 
 @dataclass(frozen=True, order=True)
-class CustomerId:
+class _Id:
+    """An id of another context, as events and tokens carry it: 1-128 letters, digits or
+    `._:@-`, starting with a letter or digit (so never a path)."""
+
+    value: str
+    what = "id"
+
+    @classmethod
+    def parse(cls, raw: object) -> Self:
+        if not isinstance(raw, str) or not _ID.match(raw):
+            raise InvalidValue(f"{cls.what} {raw!r} is not 1-128 letters, digits or ._:@-")
+        return cls(raw)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CustomerId(_Id):
     """Identity's user id (the token's `sub`, the events' `customerId`)."""
 
-    value: str
-
-    @classmethod
-    def parse(cls, raw: object) -> CustomerId:
-        if not isinstance(raw, str) or not _ID.match(raw):
-            raise InvalidValue(f"customer id {raw!r} is not 1-128 letters, digits or ._:@-")
-        return cls(raw)
-
-    def __str__(self) -> str:
-        return self.value
+    what = "customer id"
 
 
-@dataclass(frozen=True, order=True)
-class ReservationId:
-    value: str
+class ReservationId(_Id):
+    """Seat's reservation id (the events' `reservationId` and correlation id)."""
 
-    @classmethod
-    def parse(cls, raw: object) -> ReservationId:
-        if not isinstance(raw, str) or not _ID.match(raw):
-            raise InvalidValue(f"reservation id {raw!r} is not a valid id")
-        return cls(raw)
-
-    def __str__(self) -> str:
-        return self.value
+    what = "reservation id"
 
 
 class Kind(str, Enum):
@@ -119,6 +119,19 @@ class Consumed:
             "data": self.data,
             "topic": self.topic,
         }
+
+    @classmethod
+    def from_envelope(cls, envelope: dict[str, Any], occurred_at: datetime, topic: str) -> Consumed:
+        """An envelope its schema has accepted (`occurred_at` parsed from it)."""
+        return cls(
+            event_id=envelope["id"],
+            event_type=envelope["type"],
+            version=envelope["version"],
+            occurred_at=occurred_at,
+            correlation_id=envelope["correlationId"],
+            data=envelope["data"],
+            topic=topic,
+        )
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Consumed:

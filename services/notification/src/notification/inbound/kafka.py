@@ -222,19 +222,9 @@ class EventConsumer:
             return "skipped"
         except Invalid as e:
             return self._dead_letter(message, dlq, str(e), 0)
-        envelope = checked.envelope
-        try:
-            consumed = Consumed(
-                event_id=envelope["id"],
-                event_type=envelope["type"],
-                version=envelope["version"],
-                occurred_at=checked.occurred_at,
-                correlation_id=envelope["correlationId"],
-                data=envelope["data"],
-                topic=self._kafka.logical_topic(message.topic()),
-            )
-        except (KeyError, TypeError) as e:
-            return self._dead_letter(message, dlq, f"unreadable envelope: {e}", 0)
+        consumed = Consumed.from_envelope(
+            checked.envelope, checked.occurred_at, self._kafka.logical_topic(message.topic())
+        )
         backoff = self._retry_backoff_s
         attempt = 0
         while True:
