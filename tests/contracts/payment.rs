@@ -3,7 +3,7 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Json, Router, routing::post};
-use pact_consumer::{mock_server::StartMockServerAsync as _, prelude::*};
+use pact_consumer::prelude::*;
 use pact_models::{provider_states::ProviderState, v4::http_parts::HttpRequest};
 use pact_verifier::callback_executors::{ProviderStateExecutor, RequestFilterExecutor};
 use seat_service::{
@@ -84,15 +84,16 @@ fn request(reservation: &str, token: &str) -> PaymentRequest {
 }
 
 /// One interaction of seat's pact: its mock server, seat's real client against it, and what
-/// the client made of the answer. The mock server checks the request on drop and merges the
-/// interaction into `seat-payment.json`.
-async fn interaction(
+/// the client made of the answer. The mock server checks the request when it is dropped and
+/// merges the interaction into `seat-payment.json`. (Pact's mock server runs its own runtime,
+/// which must not be dropped inside another: the client gets a runtime of its own here.)
+fn interaction(
     description: &str,
     state: &str,
     reservation: &'static str,
     card: &'static str,
     bearer: &'static str,
-    response: impl FnOnce(&mut ResponseBuilder),
+    response: impl FnOnce(&mut pact_consumer::builders::ResponseBuilder),
 ) -> Result<PaymentOutcome, String> {
     let mut builder = PactBuilder::new("seat", "payment");
     builder
@@ -108,17 +109,27 @@ async fn interaction(
             response(&mut i.response);
             i
         });
-    let server = builder.start_mock_server_async(None, None).await;
-    let client = seat_client(server.url().as_str(), bearer).await;
-    client
-        .pay(request(reservation, card))
-        .await
-        .map_err(|e| e.to_string())
+    let server = builder.start_mock_server(None, None);
+    let url = server.url().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(async {
+        let client = seat_client(url.trim_end_matches('/'), bearer).await;
+        client
+            .pay(request(reservation, card))
+            .await
+            .map_err(|e| e.to_string())
+    });
+    drop(runtime);
+    drop(server);
+    outcome
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consumer_seat_states_what_it_needs_from_payment() {
-    let _writing = PACTS.write().await;
+#[test]
+fn consumer_seat_states_what_it_needs_from_payment() {
+    let _writing = PACTS.blocking_write();
     let _ = std::fs::remove_file(pact_file("seat", "payment"));
 
     let approved = interaction(
@@ -128,13 +139,14 @@ async fn consumer_seat_states_what_it_needs_from_payment() {
         "tok_approve",
         SEAT_TOKEN,
         |r| {
-            r.ok().content_type("application/json").json_body(json_pattern!({
-                "paymentId": like!("0198c0de-0000-7000-8000-00000000aaaa"),
-                "status": "COMPLETED",
-            }));
+            r.ok()
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    "paymentId": like!("0198c0de-0000-7000-8000-00000000aaaa"),
+                    "status": "COMPLETED",
+                }));
         },
-    )
-    .await;
+    );
     assert_eq!(
         approved,
         Ok(PaymentOutcome::Approved {
@@ -149,14 +161,15 @@ async fn consumer_seat_states_what_it_needs_from_payment() {
         "tok_decline",
         SEAT_TOKEN,
         |r| {
-            r.ok().content_type("application/json").json_body(json_pattern!({
-                "paymentId": like!("0198c0de-0000-7000-8000-00000000dddd"),
-                "status": "DECLINED",
-                "reason": like!("card declined"),
-            }));
+            r.ok()
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    "paymentId": like!("0198c0de-0000-7000-8000-00000000dddd"),
+                    "status": "DECLINED",
+                    "reason": like!("card declined"),
+                }));
         },
-    )
-    .await;
+    );
     assert_eq!(
         declined,
         Ok(PaymentOutcome::Declined {
@@ -172,13 +185,14 @@ async fn consumer_seat_states_what_it_needs_from_payment() {
         "tok_approve",
         SEAT_TOKEN,
         |r| {
-            r.ok().content_type("application/json").json_body(json_pattern!({
-                "paymentId": like!("0198c0de-0000-7000-8000-00000000bbbb"),
-                "status": "COMPLETED",
-            }));
+            r.ok()
+                .content_type("application/json")
+                .json_body(json_pattern!({
+                    "paymentId": like!("0198c0de-0000-7000-8000-00000000bbbb"),
+                    "status": "COMPLETED",
+                }));
         },
-    )
-    .await;
+    );
     assert!(
         matches!(again, Ok(PaymentOutcome::Approved { .. })),
         "{again:?}"
@@ -198,8 +212,7 @@ async fn consumer_seat_states_what_it_needs_from_payment() {
                     "status": 401,
                 }));
         },
-    )
-    .await;
+    );
     // Not payment's fault: seat keeps the reservation waiting and tries later.
     let refused = refused.expect_err("a 401 is no answer");
     assert!(refused.contains("refused seat's credentials"), "{refused}");
@@ -295,7 +308,7 @@ impl ProviderStateExecutor for PaymentStates {
         _interaction_id: Option<String>,
         state: &ProviderState,
         setup: bool,
-        _client: Option<&reqwest::Client>,
+        _client: Option<&reqwest_pact::Client>,
     ) -> anyhow::Result<HashMap<String, Value>> {
         if setup && state.name == "the reservation is already paid" {
             let response = reqwest::Client::new()
@@ -309,7 +322,11 @@ impl ProviderStateExecutor for PaymentStates {
                 }))
                 .send()
                 .await?;
-            anyhow::ensure!(response.status() == 200, "paying first: {}", response.status());
+            anyhow::ensure!(
+                response.status() == 200,
+                "paying first: {}",
+                response.status()
+            );
         }
         // "the card approves" / "declines": the simulator decides by the request's token;
         // "credentials not accepted": the pact's token is one payment never issued.
@@ -369,7 +386,8 @@ async fn provider_payment_breaking_a_response_field_fails_the_verification() {
             if let Some(id) = json.as_object_mut().and_then(|o| o.remove("paymentId")) {
                 json["id"] = id;
             }
-            let mut response = axum::response::Response::new(axum::body::Body::from(json.to_string()));
+            let mut response =
+                axum::response::Response::new(axum::body::Body::from(json.to_string()));
             *response.status_mut() = status;
             if let Some(content_type) = content_type {
                 response.headers_mut().insert("content-type", content_type);

@@ -37,6 +37,20 @@ pub fn pacts_of(provider: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The pact files naming `provider` whose interactions are messages (not HTTP).
+pub fn message_pacts_of(provider: &str) -> Vec<PathBuf> {
+    pacts_of(provider)
+        .into_iter()
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let pact: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            pact["interactions"]
+                .as_array()
+                .is_some_and(|all| all.iter().all(|i| i["type"] == "Asynchronous/Messages"))
+        })
+        .collect()
+}
+
 /// Verifies `files` against the provider at `base_url`; Ok(()) when every interaction
 /// matched, Err(the verifier's report) otherwise.
 pub async fn verify<F: RequestFilterExecutor, S: ProviderStateExecutor>(
@@ -48,15 +62,20 @@ pub async fn verify<F: RequestFilterExecutor, S: ProviderStateExecutor>(
 ) -> Result<(), String> {
     assert!(!files.is_empty(), "no pact names {provider}");
     let _reading = PACTS.read().await;
+    // HTTP interactions go to the `http` transport; message interactions are fetched from
+    // the `message` one (a POST naming the message).
+    let transport = |kind: &str| ProviderTransport {
+        transport: kind.to_owned(),
+        port: Some(port),
+        path: None,
+        scheme: Some("http".to_owned()),
+    };
+    #[allow(deprecated)]
     let info = ProviderInfo {
         name: provider.to_owned(),
         host: "127.0.0.1".to_owned(),
-        transports: vec![ProviderTransport {
-            transport: "http".to_owned(),
-            port: Some(port),
-            path: None,
-            scheme: Some("http".to_owned()),
-        }],
+        port: Some(port),
+        transports: vec![transport("http"), transport("message")],
         ..ProviderInfo::default()
     };
     let sources = files

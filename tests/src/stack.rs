@@ -308,16 +308,14 @@ impl Stack {
                 ),
                 (
                     "NOTIFICATION_SCHEMAS_DIR",
-                    repository().join("shared-events/schemas").display().to_string(),
+                    repository()
+                        .join("shared-events/schemas")
+                        .display()
+                        .to_string(),
                 ),
             ];
             env.extend(common("notification-1"));
-            ServiceProcess::start(
-                "notification",
-                notification_executable(),
-                vars(&env),
-                &path,
-            )
+            ServiceProcess::start("notification", notification_executable(), vars(&env), &path)
         });
         let gateway = ServiceProcess::start(
             "gateway",
@@ -780,7 +778,10 @@ pub fn notification_executable() -> std::path::PathBuf {
             .arg("--quiet")
             .status()
             .expect("running services/notification/scripts/venv");
-        assert!(status.success(), "services/notification/scripts/venv failed");
+        assert!(
+            status.success(),
+            "services/notification/scripts/venv failed"
+        );
     });
     folder.join(".venv/bin/notification-service")
 }

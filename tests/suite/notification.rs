@@ -40,10 +40,13 @@ fn kinds_of(body: &Value, reservation: &str) -> Vec<String> {
 /// Waits until `user` has `count` notifications about `reservation`, then returns them all.
 async fn wait_for(stack: &Stack, user: &User, reservation: &str, count: usize) -> Value {
     stack
-        .eventually(&format!("{count} notifications of {reservation}"), || async {
-            let body = notifications(stack, user).await;
-            (kinds_of(&body, reservation).len() >= count).then_some(body)
-        })
+        .eventually(
+            &format!("{count} notifications of {reservation}"),
+            || async {
+                let body = notifications(stack, user).await;
+                (kinds_of(&body, reservation).len() >= count).then_some(body)
+            },
+        )
         .await
 }
 
