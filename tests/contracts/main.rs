@@ -15,7 +15,7 @@
 //!   copy of what the producer sends, fail the verification.
 //!
 //! Consumers write pacts and providers read them: `scripts/test-notification` runs
-//! `-- consumer` before `-- provider` (within one run of this binary a lock keeps them apart).
+//! `-- consumer_` before `-- provider_` (within one run of this binary a lock keeps them apart).
 
 mod events;
 mod payment;

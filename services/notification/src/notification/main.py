@@ -35,7 +35,7 @@ from .outbound.schemas import EventSchemas
 
 log = logging.getLogger("notification")
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "color_message"}
 
 
 class _JsonFormatter(logging.Formatter):
