@@ -14,8 +14,9 @@
 //! - `*_breaking_*`: a renamed event field and a changed payment response field, applied to a
 //!   copy of what the producer sends, fail the verification.
 //!
-//! Consumers write pacts and providers read them: `scripts/test-notification` runs
-//! `-- consumer_` before `-- provider_` (within one run of this binary a lock keeps them apart).
+//! Consumers rewrite the committed pacts and providers verify them; in one run of this binary a
+//! lock keeps writers and readers apart. `scripts/test-notification` reruns the consumers
+//! (`-- consumer_`, and the Python one's pytest) and fails when a committed pact is stale.
 
 mod events;
 mod payment;
