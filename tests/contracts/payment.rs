@@ -127,6 +127,17 @@ fn interaction(
     outcome
 }
 
+/// What seat reads of an approved charge: its id and status.
+fn completed(response: &mut pact_consumer::builders::ResponseBuilder, payment_id: &str) {
+    response
+        .ok()
+        .content_type("application/json")
+        .json_body(json_pattern!({
+            "paymentId": like!(payment_id),
+            "status": "COMPLETED",
+        }));
+}
+
 #[test]
 fn consumer_seat_states_what_it_needs_from_payment() {
     let _writing = PACTS.blocking_write();
@@ -138,14 +149,7 @@ fn consumer_seat_states_what_it_needs_from_payment() {
         APPROVED,
         "tok_approve",
         SEAT_TOKEN,
-        |r| {
-            r.ok()
-                .content_type("application/json")
-                .json_body(json_pattern!({
-                    "paymentId": like!("0198c0de-0000-7000-8000-00000000aaaa"),
-                    "status": "COMPLETED",
-                }));
-        },
+        |r| completed(r, "0198c0de-0000-7000-8000-00000000aaaa"),
     );
     assert_eq!(
         approved,
@@ -184,14 +188,7 @@ fn consumer_seat_states_what_it_needs_from_payment() {
         ALREADY_PAID,
         "tok_approve",
         SEAT_TOKEN,
-        |r| {
-            r.ok()
-                .content_type("application/json")
-                .json_body(json_pattern!({
-                    "paymentId": like!("0198c0de-0000-7000-8000-00000000bbbb"),
-                    "status": "COMPLETED",
-                }));
-        },
+        |r| completed(r, "0198c0de-0000-7000-8000-00000000bbbb"),
     );
     assert!(
         matches!(again, Ok(PaymentOutcome::Approved { .. })),
