@@ -175,7 +175,19 @@ fn runs(pid: Pid, program: &Path) -> bool {
     // A binary rebuilt since it started shows as "<path> (deleted)".
     let exe = exe.to_string_lossy();
     let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
-    Path::new(exe) == program
+    Path::new(exe) == program || interprets(pid, program)
+}
+
+/// Whether `pid` is an interpreter running the script `program` (a Python service's console
+/// script: `/proc/<pid>/exe` is the interpreter, the script its first argument).
+fn interprets(pid: Pid, program: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    cmdline
+        .split(|b| *b == 0)
+        .nth(1)
+        .is_some_and(|arg| arg == program.as_os_str().as_encoded_bytes())
 }
 
 async fn gone_within(pid: Pid, program: &Path, limit: Duration) -> bool {

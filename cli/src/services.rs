@@ -24,13 +24,30 @@ pub enum Readiness {
     HttpOk(&'static str),
 }
 
+/// What runs a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// An executable of this workspace, built by cargo.
+    Cargo {
+        executable: &'static str,
+        /// The cargo package that builds `executable`.
+        package: &'static str,
+    },
+    /// A Python service in its own folder of the repository, run from the virtual environment
+    /// its `scripts/venv` creates there (idempotently, from its lock file).
+    Python {
+        /// The folder, relative to the repository root.
+        project: &'static str,
+        /// The console script in the environment's `bin/`.
+        script: &'static str,
+    },
+}
+
 /// One row of the table.
 #[derive(Debug)]
 pub struct ServiceSpec {
     pub name: &'static str,
-    pub executable: &'static str,
-    /// The cargo package that builds `executable`.
-    pub package: &'static str,
+    pub program: Program,
     /// The variable that moves its port, and the port without it.
     pub port_var: &'static str,
     pub default_port: u16,
@@ -44,8 +61,10 @@ pub struct ServiceSpec {
 pub static SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "broker",
-        executable: "studycafe-broker",
-        package: "studycafe-broker",
+        program: Program::Cargo {
+            executable: "studycafe-broker",
+            package: "studycafe-broker",
+        },
         port_var: "STUDYCAFE_BROKER_PORT",
         default_port: 9092,
         readiness: Readiness::TcpConnect,
@@ -62,8 +81,10 @@ pub static SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "identity",
-        executable: "identity-service",
-        package: "identity-service",
+        program: Program::Cargo {
+            executable: "identity-service",
+            package: "identity-service",
+        },
         port_var: "STUDYCAFE_IDENTITY_PORT",
         default_port: 8085,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -88,8 +109,10 @@ pub static SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "payment",
-        executable: "payment-service",
-        package: "payment-service",
+        program: Program::Cargo {
+            executable: "payment-service",
+            package: "payment-service",
+        },
         port_var: "STUDYCAFE_PAYMENT_PORT",
         default_port: 8083,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -105,8 +128,10 @@ pub static SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "seat",
-        executable: "seat-service",
-        package: "seat-service",
+        program: Program::Cargo {
+            executable: "seat-service",
+            package: "seat-service",
+        },
         port_var: "STUDYCAFE_SEAT_PORT",
         default_port: 8081,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -132,8 +157,10 @@ pub static SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "registration",
-        executable: "registration-service",
-        package: "registration-service",
+        program: Program::Cargo {
+            executable: "registration-service",
+            package: "registration-service",
+        },
         port_var: "STUDYCAFE_REGISTRATION_PORT",
         default_port: 8082,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -149,8 +176,10 @@ pub static SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "seat-view",
-        executable: "seat-view-service",
-        package: "seat-view-service",
+        program: Program::Cargo {
+            executable: "seat-view-service",
+            package: "seat-view-service",
+        },
         port_var: "STUDYCAFE_SEAT_VIEW_PORT",
         default_port: 8084,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -165,9 +194,34 @@ pub static SERVICES: &[ServiceSpec] = &[
         endpoint: |port| format!("http://127.0.0.1:{port} (board, live stream, my reservations)"),
     },
     ServiceSpec {
+        name: "notification",
+        program: Program::Python {
+            project: "services/notification",
+            script: "notification-service",
+        },
+        port_var: "STUDYCAFE_NOTIFICATION_PORT",
+        default_port: 8086,
+        readiness: Readiness::HttpOk("/health/ready"),
+        env: |suite| {
+            let mut env = vec![
+                ("NOTIFICATION_HTTP_ADDR", suite.addr("notification")),
+                (
+                    "NOTIFICATION_DATA_DIR",
+                    suite.data.root().join("notification").display().to_string(),
+                ),
+                ("NOTIFICATION_SCHEMAS_DIR", SCHEMAS_DIR.to_owned()),
+            ];
+            env.extend(suite.common("notification"));
+            env
+        },
+        endpoint: |port| format!("http://127.0.0.1:{port} (customers' notifications, live stream)"),
+    },
+    ServiceSpec {
         name: "gateway",
-        executable: "gateway",
-        package: "studycafe-gateway",
+        program: Program::Cargo {
+            executable: "gateway",
+            package: "studycafe-gateway",
+        },
         port_var: "STUDYCAFE_GATEWAY_PORT",
         default_port: 8080,
         readiness: Readiness::HttpOk("/health/ready"),
@@ -190,6 +244,10 @@ pub static SERVICES: &[ServiceSpec] = &[
                 (
                     "GATEWAY_SEAT_VIEW_URL",
                     format!("http://{}", suite.addr("seat-view")),
+                ),
+                (
+                    "GATEWAY_NOTIFICATION_URL",
+                    format!("http://{}", suite.addr("notification")),
                 ),
                 ("GATEWAY_WEB_ROOT", suite.web_root.display().to_string()),
                 ("AUTH_JWKS_URL", suite.jwks_url()),
@@ -380,6 +438,12 @@ impl Suite {
 /// The repository's `web/` directory (the gateway serves it; it may not exist yet).
 const WEB_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../web");
 
+/// The repository root, where the Python services' folders are.
+pub const REPOSITORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// The published language's JSON Schemas, which the notification service validates against.
+const SCHEMAS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared-events/schemas");
+
 /// The `STUDYCAFE_*` variables of this process. Only those: `Env::from_process` would panic on
 /// an unrelated variable that is not UTF-8.
 pub fn studycafe_env() -> Env {
@@ -435,6 +499,22 @@ mod tests {
         }
         let gateway = env_of(&suite, "gateway");
         assert!(gateway.contains(&("GATEWAY_SEAT_VIEW_URL", "http://127.0.0.1:8084".to_owned())));
+        assert!(gateway.contains(&(
+            "GATEWAY_NOTIFICATION_URL",
+            "http://127.0.0.1:8086".to_owned()
+        )));
+        let notification = env_of(&suite, "notification");
+        for expected in [
+            ("NOTIFICATION_HTTP_ADDR", "127.0.0.1:8086"),
+            ("NOTIFICATION_DATA_DIR", "/srv/sc/notification"),
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("KAFKA_GROUP_INSTANCE_ID", "notification-1"),
+        ] {
+            assert!(
+                notification.contains(&(expected.0, expected.1.to_owned())),
+                "{expected:?} in {notification:?}"
+            );
+        }
     }
 
     #[test]

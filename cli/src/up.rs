@@ -34,7 +34,7 @@ use tokio::{
 use crate::{
     data_dir::DataDir,
     keys, launch,
-    services::{self, DEMO_ADMIN, Readiness, SERVICES, ServiceSpec, Suite},
+    services::{self, DEMO_ADMIN, Program, Readiness, SERVICES, ServiceSpec, Suite},
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,6 +55,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     launch::stop_leftovers(&data, SERVICES.iter().map(|s| s.name)).await?;
     check_ports(&suite)?;
     let bin_dir = executables().await?;
+    let programs = programs(&bin_dir).await?;
     suite.seat_client_secret = keys::ensure_client_secret(&data)?;
     let mut signals = Signals::new()?;
 
@@ -71,7 +72,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         flush();
         let service = Arc::new(Service {
             spec,
-            program: bin_dir.join(spec.executable),
+            program: programs[i_of(spec)].clone(),
             env: suite.env(spec),
             port: suite.port(spec.name),
             data: data.clone(),
@@ -579,8 +580,8 @@ async fn executables() -> anyhow::Result<PathBuf> {
         if release {
             command.arg("--release");
         }
-        for spec in SERVICES {
-            command.args(["-p", spec.package]);
+        for (_, package) in cargo_programs() {
+            command.args(["-p", package]);
         }
         let status = command.status().await.context("cannot run cargo")?;
         if !status.success() {
@@ -588,18 +589,78 @@ async fn executables() -> anyhow::Result<PathBuf> {
         }
     }
     for spec in SERVICES {
-        if !dir.join(spec.executable).is_file() {
+        let Program::Cargo {
+            executable,
+            package,
+        } = spec.program
+        else {
+            continue;
+        };
+        if !dir.join(executable).is_file() {
             bail!(
-                "{} (the {} service) is not in {}: build it with `cargo build{} -p {}`",
-                spec.executable,
+                "{executable} (the {} service) is not in {}: build it with `cargo build{} -p {package}`",
                 spec.name,
                 dir.display(),
                 if release { " --release" } else { "" },
-                spec.package
             );
         }
     }
     Ok(dir)
+}
+
+/// `(executable, package)` of every service cargo builds.
+fn cargo_programs() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SERVICES.iter().filter_map(|spec| match spec.program {
+        Program::Cargo {
+            executable,
+            package,
+        } => Some((executable, package)),
+        Program::Python { .. } => None,
+    })
+}
+
+fn i_of(spec: &ServiceSpec) -> usize {
+    SERVICES
+        .iter()
+        .position(|s| s.name == spec.name)
+        .unwrap_or_default()
+}
+
+/// What to execute for each service of [`SERVICES`], in its order: the cargo-built executables
+/// in `bin_dir`; for a Python service, the console script of its virtual environment, which
+/// its `scripts/venv` brings up to date with its lock file first (a no-op when it is).
+async fn programs(bin_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut programs = Vec::with_capacity(SERVICES.len());
+    for spec in SERVICES {
+        programs.push(match spec.program {
+            Program::Cargo { executable, .. } => bin_dir.join(executable),
+            Program::Python { project, script } => {
+                let folder = Path::new(services::REPOSITORY).join(project);
+                let setup = folder.join("scripts").join("venv");
+                if !setup.is_file() {
+                    bail!(
+                        "the {} service's folder {} is missing (it runs from the repository)",
+                        spec.name,
+                        folder.display()
+                    );
+                }
+                let status = tokio::process::Command::new(&setup)
+                    .arg("--quiet")
+                    .status()
+                    .await
+                    .with_context(|| format!("cannot run {}", setup.display()))?;
+                if !status.success() {
+                    bail!(
+                        "preparing the {} service's Python environment failed ({status}); run {} to see why",
+                        spec.name,
+                        setup.display()
+                    );
+                }
+                folder.join(".venv").join("bin").join(script)
+            }
+        });
+    }
+    Ok(programs)
 }
 
 /// SIGINT and SIGTERM, caught from the moment services start.

@@ -39,6 +39,7 @@ pub struct UpstreamUrls {
     pub registration: String,
     pub payment: String,
     pub seat_view: String,
+    pub notification: String,
 }
 
 impl UpstreamUrls {
@@ -49,6 +50,7 @@ impl UpstreamUrls {
             Upstream::Registration => &self.registration,
             Upstream::Payment => &self.payment,
             Upstream::SeatView => &self.seat_view,
+            Upstream::Notification => &self.notification,
         }
     }
 
@@ -63,6 +65,7 @@ impl UpstreamUrls {
             registration: url("GATEWAY_REGISTRATION_URL", 8082)?,
             payment: url("GATEWAY_PAYMENT_URL", 8083)?,
             seat_view: url("GATEWAY_SEAT_VIEW_URL", 8084)?,
+            notification: url("GATEWAY_NOTIFICATION_URL", 8086)?,
         })
     }
 }
@@ -151,6 +154,10 @@ mod tests {
         assert_eq!(config.upstreams.registration, "http://127.0.0.1:8082");
         assert_eq!(config.upstreams.payment, "http://127.0.0.1:8083");
         assert_eq!(config.upstreams.seat_view, "http://127.0.0.1:8084");
+        assert_eq!(
+            config.upstreams.of(Upstream::Notification),
+            "http://127.0.0.1:8086"
+        );
         assert_eq!(config.web_root, PathBuf::from("web"));
         assert_eq!(config.upstream_timeout, Duration::from_secs(10));
         assert_eq!(config.connect_timeout, Duration::from_secs(1));

@@ -14,7 +14,7 @@ async fn each_prefix_reaches_its_service_with_method_path_query_and_body() {
     let gw = spawn_gateway().await;
     let customer = gw.keys.customer("alice");
     let admin = gw.keys.admin("root");
-    let cases: [(Method, &str, Option<&str>, Upstream); 13] = [
+    let cases: [(Method, &str, Option<&str>, Upstream); 15] = [
         (Method::POST, "/auth/token", None, Upstream::Identity),
         (
             Method::GET,
@@ -78,6 +78,18 @@ async fn each_prefix_reaches_its_service_with_method_path_query_and_body() {
             Upstream::Payment,
         ),
         (Method::PUT, "/api/seats/A-01", None, Upstream::Seat),
+        (
+            Method::GET,
+            "/api/notifications?limit=5&lang=en",
+            Some(&customer),
+            Upstream::Notification,
+        ),
+        (
+            Method::PUT,
+            "/api/notifications/read-marker",
+            Some(&customer),
+            Upstream::Notification,
+        ),
     ];
     for (i, (method, path, token, upstream)) in cases.into_iter().enumerate() {
         let body = format!("{{\"case\":{i}}}");
@@ -109,7 +121,7 @@ async fn each_prefix_reaches_its_service_with_method_path_query_and_body() {
         }
     }
     // Each request went to exactly one service.
-    assert_eq!(gw.stubs.total(), 13);
+    assert_eq!(gw.stubs.total(), 15);
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ pub struct StackOptions {
     pub seat_replicas: usize,
     /// Seat-view processes sharing one store (the gateway routes to the first).
     pub seat_view_replicas: usize,
+    /// Whether to run the notification service (Python, from its virtual environment, which
+    /// its `scripts/venv` brings up to date first). The gateway always routes to its port.
+    pub notification: bool,
 }
 
 impl Default for StackOptions {
@@ -48,6 +51,7 @@ impl Default for StackOptions {
             registration_replicas: 1,
             seat_replicas: 1,
             seat_view_replicas: 1,
+            notification: false,
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct Stack {
     /// Replicas beyond the first, when the options asked for them.
     pub more_seats: Vec<ServiceProcess>,
     pub more_seat_views: Vec<ServiceProcess>,
+    /// The notification service, when the options asked for it.
+    pub notification: Option<ServiceProcess>,
     pub gateway: ServiceProcess,
     /// The public entry point.
     pub url: String,
@@ -85,6 +91,7 @@ pub struct Stack {
     pub identity_url: String,
     /// The first registration replica's.
     pub registration_url: String,
+    pub notification_url: String,
     /// Every replica's direct address, the first one's first.
     pub seat_urls: Vec<String>,
     pub seat_view_urls: Vec<String>,
@@ -186,6 +193,7 @@ impl Stack {
             port("seat-view"),
             port("gateway"),
         );
+        let notification_port = free_port();
         let at = |p: u16| format!("127.0.0.1:{p}");
         let url = |p: u16| format!("http://127.0.0.1:{p}");
         let jwks = format!("{}/.well-known/jwks.json", url(identity_port));
@@ -294,6 +302,24 @@ impl Stack {
             })
             .collect();
         let seat_view = seat_views.remove(0);
+        let notification = options.notification.then(|| {
+            let mut env = vec![
+                ("NOTIFICATION_HTTP_ADDR", at(notification_port)),
+                (
+                    "NOTIFICATION_DATA_DIR",
+                    path.join("notification").display().to_string(),
+                ),
+                (
+                    "NOTIFICATION_SCHEMAS_DIR",
+                    repository()
+                        .join("shared-events/schemas")
+                        .display()
+                        .to_string(),
+                ),
+            ];
+            env.extend(common("notification-1"));
+            ServiceProcess::start("notification", notification_executable(), vars(&env), &path)
+        });
         let gateway = ServiceProcess::start(
             "gateway",
             executable("gateway"),
@@ -304,6 +330,7 @@ impl Stack {
                 ("GATEWAY_REGISTRATION_URL", url(registration_port)),
                 ("GATEWAY_PAYMENT_URL", url(payment_port)),
                 ("GATEWAY_SEAT_VIEW_URL", url(view_port)),
+                ("GATEWAY_NOTIFICATION_URL", url(notification_port)),
                 ("GATEWAY_WEB_ROOT", path.join("web").display().to_string()),
                 ("GATEWAY_RATE_LIMIT_PER_SEC", "1000".to_owned()),
                 ("GATEWAY_RATE_LIMIT_BURST", "2000".to_owned()),
@@ -328,6 +355,7 @@ impl Stack {
             seat_view,
             more_seats: seats,
             more_seat_views: seat_views,
+            notification,
             gateway,
             url: url(gateway_port),
             seat_url: url(seat_port),
@@ -335,6 +363,7 @@ impl Stack {
             seat_view_url: url(view_port),
             identity_url: url(identity_port),
             registration_url: url(registration_port),
+            notification_url: url(notification_port),
             seat_urls: seat_ports.iter().map(|&p| url(p)).collect(),
             seat_view_urls: view_ports.iter().map(|&p| url(p)).collect(),
             http,
@@ -355,6 +384,10 @@ impl Stack {
             ("gateway", url(gateway_port)),
         ] {
             stack.wait_ready(name, &base).await;
+        }
+        if stack.notification.is_some() {
+            let base = stack.notification_url.clone();
+            stack.wait_ready("notification", &base).await;
         }
         let replicas: Vec<(String, String)> = stack
             .more_seats
@@ -404,6 +437,7 @@ impl Stack {
             &self.gateway,
         ];
         all.extend(self.registrations.iter());
+        all.extend(self.notification.iter());
         all.extend(self.more_seats.iter());
         all.extend(self.more_seat_views.iter());
         all.iter()
@@ -729,6 +763,32 @@ impl Stack {
             None => panic!("{what}: not within {WAIT:?}\n{}", self.logs()),
         }
     }
+}
+
+/// The repository's root (this crate is its `tests/`).
+pub fn repository() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the repository")
+        .to_owned()
+}
+
+/// The notification service's console script in its virtual environment, created or brought
+/// up to date from its lock file first (once per test binary; a no-op when it is current).
+pub fn notification_executable() -> std::path::PathBuf {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let folder = repository().join("services/notification");
+    READY.get_or_init(|| {
+        let status = std::process::Command::new(folder.join("scripts/venv"))
+            .arg("--quiet")
+            .status()
+            .expect("running services/notification/scripts/venv");
+        assert!(
+            status.success(),
+            "services/notification/scripts/venv failed"
+        );
+    });
+    folder.join(".venv/bin/notification-service")
 }
 
 /// Events of `records` whose key is `key`, by type, in order.

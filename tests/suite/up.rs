@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use shared_events::topics;
 use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka, within};
 
-const PORT_VARS: [&str; 7] = [
+const PORT_VARS: [&str; 8] = [
     "STUDYCAFE_BROKER_PORT",
     "STUDYCAFE_IDENTITY_PORT",
     "STUDYCAFE_PAYMENT_PORT",
@@ -16,6 +16,7 @@ const PORT_VARS: [&str; 7] = [
     "STUDYCAFE_REGISTRATION_PORT",
     "STUDYCAFE_SEAT_VIEW_PORT",
     "STUDYCAFE_GATEWAY_PORT",
+    "STUDYCAFE_NOTIFICATION_PORT",
 ];
 
 struct Up {
@@ -36,6 +37,11 @@ impl Up {
         )]);
         for var in PORT_VARS {
             env.insert(var.to_owned(), free_port().to_string());
+        }
+        // `up` may have to create the notification service's Python environment, and the
+        // interpreter's tools find their home through it.
+        if let Ok(home) = std::env::var("HOME") {
+            env.insert("HOME".to_owned(), home);
         }
         let port = |var: &str| env[var].clone();
         let (gateway, seat, brokers) = (
@@ -125,6 +131,7 @@ async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
         "seat",
         "registration",
         "seat-view",
+        "notification",
         "gateway",
     ] {
         assert!(summary.contains(service), "lists {service}:\n{summary}");

@@ -14,15 +14,18 @@ pub enum Upstream {
     Registration,
     Payment,
     SeatView,
+    /// The notification service (Python, joined by a new team).
+    Notification,
 }
 
 impl Upstream {
-    pub const ALL: [Upstream; 5] = [
+    pub const ALL: [Upstream; 6] = [
         Upstream::Identity,
         Upstream::Seat,
         Upstream::Registration,
         Upstream::Payment,
         Upstream::SeatView,
+        Upstream::Notification,
     ];
 
     /// The service's name, as logs, metrics and problem details show it.
@@ -33,6 +36,7 @@ impl Upstream {
             Upstream::Registration => "registration",
             Upstream::Payment => "payment",
             Upstream::SeatView => "seat-view",
+            Upstream::Notification => "notification",
         }
     }
 }
@@ -94,6 +98,7 @@ pub const ROUTES: &[Route] = &[
     Route::new("/api/my", Upstream::SeatView, Access::Caller),
     Route::new("/api/admin", Upstream::Registration, Access::Admin),
     Route::new("/api/payments", Upstream::Payment, Access::Caller),
+    Route::new("/api/notifications", Upstream::Notification, Access::Caller),
 ];
 
 /// Service-to-service endpoints: never reachable from outside, whatever else changes.
@@ -210,6 +215,9 @@ mod tests {
             ("/api/my/reservations", (SeatView, Caller)),
             ("/api/admin/bookings/42/confirm", (Registration, Admin)),
             ("/api/payments", (Payment, Caller)),
+            ("/api/notifications", (Notification, Caller)),
+            ("/api/notifications/stream", (Notification, Caller)),
+            ("/api/notifications/read-marker", (Notification, Caller)),
         ] {
             assert_eq!(proxied(path), want, "{path}");
         }

@@ -1,0 +1,1 @@
+"""Driving adapters: the Kafka consumer and the HTTP API."""

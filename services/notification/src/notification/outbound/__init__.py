@@ -1,0 +1,1 @@
+"""Driven adapters: the file store, the delivery outbox file, token verification, schemas."""
