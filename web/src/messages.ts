@@ -1,0 +1,413 @@
+// Every word the app shows, in English and Korean. Korean is typed against English, so a
+// message missing in one language fails the type check instead of showing a key.
+
+import type { BookingStatus, ReservationStatus, SeatStatus } from "./model";
+
+const en = {
+  appName: "studycafe",
+  skipToContent: "Skip to content",
+  navSeats: "Seats",
+  navMine: "My reservations",
+  navAdmin: "Cafe console",
+  language: "Language",
+  signIn: "Sign in",
+  signUp: "Sign up",
+  signOut: "Sign out",
+  signedInAs: (name: string) => `Signed in as ${name}`,
+
+  // The live stream's state.
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  connecting: "Connecting…",
+
+  // Seats page.
+  seatsTitle: "Pick a seat",
+  date: "Date",
+  startHour: "Start",
+  duration: "Duration",
+  hoursOption: (n: number) => (n === 1 ? "1 hour" : `${n} hours`),
+  timesIn: (zone: string) => `Times are the cafe's (${zone}).`,
+  seatMap: "Seat map",
+  legend: "Legend",
+  zoneHeading: (zone: string, kind: string, price: string) => `Zone ${zone} · ${kind} · ${price}/h`,
+  seatLabel: (id: string, kind: string, price: string, status: string) =>
+    `${id}, ${kind}, ${price} per hour, ${status}`,
+  loadingMap: "Loading the seat map…",
+  mapUnavailable: "The seat map cannot be loaded right now.",
+  retry: "Try again",
+  selectedSeat: "Your choice",
+  noSeatSelected: "Pick a free seat on the map (arrow keys move, Enter picks).",
+  price: "Price",
+  perHour: (price: string) => `${price} per hour`,
+  paymentMethod: "Card",
+  cardApprove: "Test card — approves",
+  cardDecline: "Test card — declines",
+  cardSlow: "Test card — slow (3 s)",
+  cardError: "Test card — processor outage",
+  cardNote: "The cafe runs the built-in card simulator: no real money moves.",
+  reserve: "Reserve",
+  reserving: "Reserving…",
+  signInToReserve: "Sign in as a customer to reserve.",
+  adminCannotReserve: "The cafe's admin account cannot reserve; sign in as a customer.",
+  seatNowTaken: (seat: string) =>
+    `${seat} was just taken for this time. The map is updated: pick another seat.`,
+  seatIsNotFree: (seat: string, status: string) => `${seat} is ${status} at this time.`,
+
+  // Reservation progress.
+  yourReservation: "Your reservation",
+  bookAnother: "Book another seat",
+  entryPass: "Entry pass",
+  entryPassHint: "Show this code at the entrance.",
+  entryPassComing: "Your entry pass is on its way…",
+  cancel: "Cancel reservation",
+  cancelling: "Cancelling…",
+  confirmCancel: "Cancel this reservation? A paid reservation is refunded.",
+  cancelled: "Cancelled.",
+  refund: "Refund",
+  refundPending: "Refund in progress…",
+  refundDone: (amount: string) => `${amount} refunded`,
+  waitingForCafe: "Waiting for the cafe to confirm your booking.",
+  paying: "Taking the payment…",
+  paymentPending: "The payment is being retried; your seat is held meanwhile.",
+  holdUntil: (time: string) => `Held until ${time}`,
+  reasonLabel: "Reason",
+
+  // My reservations.
+  mineTitle: "My reservations",
+  mineEmpty: "No reservations yet.",
+  seat: "Seat",
+  when: "When",
+  status: "Status",
+  payment: "Payment",
+  payments: "Payments and refunds",
+  showPayments: "Payments",
+  hidePayments: "Hide payments",
+  noPayments: "No payment was taken.",
+  paymentLine: (status: string, amount: string) => `Payment ${status}: ${amount}`,
+  refundLine: (status: string, amount: string) => `Refund ${status}: ${amount}`,
+
+  // Sign in / up.
+  signInTitle: "Sign in",
+  signUpTitle: "Create an account",
+  username: "Username",
+  password: "Password",
+  displayName: "Your name",
+  usernameHint: "3 to 32 of a–z, 0–9, “.”, “_”, “-”.",
+  passwordHint: "At least 8 characters.",
+  noAccount: "New here?",
+  haveAccount: "Already have an account?",
+  sessionExpired: "Your session has ended. Please sign in again.",
+  wrongPassword: "Wrong username or password.",
+  lockedOut: (seconds: number) =>
+    `Too many attempts for this username. Try again in ${seconds} seconds.`,
+  working: "Working…",
+
+  // Admin console.
+  adminTitle: "Cafe console",
+  adminOnly: "The console is for the cafe's admin. Sign in with the admin account.",
+  autoConfirm: "Confirm every booking automatically",
+  autoConfirmOn: "New bookings are confirmed at once.",
+  autoConfirmOff: "You confirm or reject each booking.",
+  occupancyTitle: "Occupancy now",
+  occupancyLine: (occupied: number, held: number, total: number) =>
+    `${occupied} occupied, ${held} held of ${total}`,
+  bookingsTitle: "Bookings",
+  noBookings: "Nothing here.",
+  customer: "Customer",
+  created: "Booked",
+  actions: "Actions",
+  confirm: "Confirm",
+  reject: "Reject",
+  rejectReason: "Reason for the customer",
+  sendRejection: "Reject booking",
+  back: "Back",
+  details: "Details",
+  closeDetails: "Close",
+  bookingDetails: (seat: string) => `Booking of ${seat}`,
+  decidedBy: "Decided by",
+  reservationId: "Reservation",
+
+  // Errors, by problem type.
+  errors: {
+    "seat-taken": "That seat was just taken for this time.",
+    "seat-disabled": "That seat is out of service.",
+    "seat-not-found": "That seat does not exist.",
+    "hours-out-of-range": "That duration is not allowed.",
+    "starts-in-past": "That start time has already passed.",
+    "starts-too-far-ahead": "That date is too far ahead to book.",
+    "idempotency-key-reused": "This booking was already sent with other details; try again.",
+    "illegal-state-change": "That is no longer possible: its state has changed.",
+    contended: "Someone changed this at the same moment; try again.",
+    "username-taken": "That username is taken.",
+    "invalid-field": "Please check this field.",
+    "invalid-reason": "Please give a reason.",
+    unauthorized: "Please sign in again.",
+    forbidden: "You are not allowed to do that.",
+    "not-found": "Not found.",
+    "rate-limited": "Too many requests; wait a moment and try again.",
+    "dependency-unavailable": "A part of the cafe's system is unavailable; try again shortly.",
+    "upstream-unavailable": "A part of the cafe's system is unavailable; try again shortly.",
+    "upstream-timeout": "The cafe's system is slow to answer; try again shortly.",
+    "bad-gateway": "The cafe's system answered strangely; try again shortly.",
+    network: "No connection to the cafe's system.",
+    unknown: "Something went wrong.",
+  } as Record<string, string>,
+
+  seatStatus: {
+    FREE: "free",
+    HELD: "held",
+    OCCUPIED: "occupied",
+    DISABLED: "out of service",
+  } satisfies Record<SeatStatus, string>,
+
+  reservationStatus: {
+    REQUESTED: "Requested",
+    CONFIRMED: "Confirmed",
+    PAID: "Paid",
+    REGISTERED: "Registered",
+    COMPLETED: "Completed",
+    REJECTED: "Rejected",
+    PAYMENT_FAILED: "Payment failed",
+    EXPIRED: "Expired",
+    CANCELLED: "Cancelled",
+  } satisfies Record<ReservationStatus, string>,
+
+  /** What an end state means for the customer. */
+  reservationOutcome: {
+    REJECTED: "The cafe turned this booking down.",
+    PAYMENT_FAILED: "The card was declined; the seat is released.",
+    EXPIRED: "It was not paid in time; the seat is released.",
+    CANCELLED: "This reservation is cancelled.",
+    COMPLETED: "This visit is over. Thank you!",
+  } as Partial<Record<ReservationStatus, string>>,
+
+  bookingStatus: {
+    PENDING: "Pending",
+    CONFIRMED: "Confirmed",
+    REGISTERED: "Registered",
+    REJECTED: "Rejected",
+    CANCELLED: "Cancelled",
+  } satisfies Record<BookingStatus, string>,
+
+  paymentStatus: {
+    PENDING: "pending",
+    COMPLETED: "completed",
+    DECLINED: "declined",
+    PAID: "paid",
+    REFUNDED: "refunded",
+  } as Record<string, string>,
+
+  seatKind: {
+    "open-desk": "Open desk",
+    "focus-booth": "Focus booth",
+    "group-room": "Group room",
+  } as Record<string, string>,
+};
+
+export type Messages = typeof en;
+
+const ko: Messages = {
+  appName: "스터디카페",
+  skipToContent: "본문으로 건너뛰기",
+  navSeats: "좌석",
+  navMine: "내 예약",
+  navAdmin: "관리자 콘솔",
+  language: "언어",
+  signIn: "로그인",
+  signUp: "회원가입",
+  signOut: "로그아웃",
+  signedInAs: (name) => `${name} 님으로 로그인됨`,
+
+  live: "실시간",
+  reconnecting: "다시 연결하는 중…",
+  connecting: "연결하는 중…",
+
+  seatsTitle: "좌석 선택",
+  date: "날짜",
+  startHour: "시작",
+  duration: "이용 시간",
+  hoursOption: (n) => `${n}시간`,
+  timesIn: (zone) => `시간은 카페 기준입니다 (${zone}).`,
+  seatMap: "좌석 배치도",
+  legend: "범례",
+  zoneHeading: (zone, kind, price) => `${zone} 구역 · ${kind} · 시간당 ${price}`,
+  seatLabel: (id, kind, price, status) => `${id}, ${kind}, 시간당 ${price}, ${status}`,
+  loadingMap: "좌석 배치도를 불러오는 중…",
+  mapUnavailable: "지금은 좌석 배치도를 불러올 수 없습니다.",
+  retry: "다시 시도",
+  selectedSeat: "선택한 좌석",
+  noSeatSelected: "배치도에서 빈 좌석을 고르세요 (방향키로 이동, Enter로 선택).",
+  price: "요금",
+  perHour: (price) => `시간당 ${price}`,
+  paymentMethod: "카드",
+  cardApprove: "테스트 카드 — 승인",
+  cardDecline: "테스트 카드 — 거절",
+  cardSlow: "테스트 카드 — 느린 승인 (3초)",
+  cardError: "테스트 카드 — 결제사 장애",
+  cardNote: "카드 시뮬레이터로 결제합니다. 실제 돈은 오가지 않습니다.",
+  reserve: "예약하기",
+  reserving: "예약하는 중…",
+  signInToReserve: "예약하려면 고객 계정으로 로그인하세요.",
+  adminCannotReserve: "관리자 계정으로는 예약할 수 없습니다. 고객 계정으로 로그인하세요.",
+  seatNowTaken: (seat) =>
+    `방금 다른 분이 이 시간의 ${seat} 좌석을 예약했습니다. 배치도를 갱신했으니 다른 좌석을 고르세요.`,
+  seatIsNotFree: (seat, status) => `${seat} 좌석은 이 시간에 ${status} 상태입니다.`,
+
+  yourReservation: "내 예약 진행 상황",
+  bookAnother: "다른 좌석 예약하기",
+  entryPass: "입장권",
+  entryPassHint: "입구에서 이 코드를 보여 주세요.",
+  entryPassComing: "입장권을 발급하는 중…",
+  cancel: "예약 취소",
+  cancelling: "취소하는 중…",
+  confirmCancel: "이 예약을 취소할까요? 결제된 예약은 환불됩니다.",
+  cancelled: "취소되었습니다.",
+  refund: "환불",
+  refundPending: "환불 처리 중…",
+  refundDone: (amount) => `${amount} 환불 완료`,
+  waitingForCafe: "카페의 예약 승인을 기다리는 중입니다.",
+  paying: "결제하는 중…",
+  paymentPending: "결제를 다시 시도하는 중입니다. 그동안 좌석은 유지됩니다.",
+  holdUntil: (time) => `${time}까지 유지`,
+  reasonLabel: "사유",
+
+  mineTitle: "내 예약",
+  mineEmpty: "아직 예약이 없습니다.",
+  seat: "좌석",
+  when: "일시",
+  status: "상태",
+  payment: "결제",
+  payments: "결제 및 환불",
+  showPayments: "결제 내역",
+  hidePayments: "결제 내역 닫기",
+  noPayments: "결제된 금액이 없습니다.",
+  paymentLine: (status, amount) => `결제 ${status}: ${amount}`,
+  refundLine: (status, amount) => `환불 ${status}: ${amount}`,
+
+  signInTitle: "로그인",
+  signUpTitle: "회원가입",
+  username: "아이디",
+  password: "비밀번호",
+  displayName: "이름",
+  usernameHint: "영문 소문자, 숫자, “.”, “_”, “-” 3~32자.",
+  passwordHint: "8자 이상.",
+  noAccount: "처음이신가요?",
+  haveAccount: "이미 계정이 있으신가요?",
+  sessionExpired: "로그인이 만료되었습니다. 다시 로그인하세요.",
+  wrongPassword: "아이디 또는 비밀번호가 올바르지 않습니다.",
+  lockedOut: (seconds) => `이 아이디로 시도가 너무 많았습니다. ${seconds}초 후에 다시 시도하세요.`,
+  working: "처리하는 중…",
+
+  adminTitle: "관리자 콘솔",
+  adminOnly: "카페 관리자 전용 화면입니다. 관리자 계정으로 로그인하세요.",
+  autoConfirm: "모든 예약 자동 승인",
+  autoConfirmOn: "새 예약은 즉시 승인됩니다.",
+  autoConfirmOff: "예약마다 직접 승인하거나 거절합니다.",
+  occupancyTitle: "현재 이용 현황",
+  occupancyLine: (occupied, held, total) => `${total}석 중 사용 ${occupied}, 대기 ${held}`,
+  bookingsTitle: "예약 목록",
+  noBookings: "해당 예약이 없습니다.",
+  customer: "고객",
+  created: "예약 시각",
+  actions: "처리",
+  confirm: "승인",
+  reject: "거절",
+  rejectReason: "고객에게 알릴 거절 사유",
+  sendRejection: "예약 거절",
+  back: "돌아가기",
+  details: "상세",
+  closeDetails: "닫기",
+  bookingDetails: (seat) => `${seat} 좌석 예약`,
+  decidedBy: "처리자",
+  reservationId: "예약 번호",
+
+  errors: {
+    "seat-taken": "방금 다른 분이 이 시간의 좌석을 예약했습니다.",
+    "seat-disabled": "사용할 수 없는 좌석입니다.",
+    "seat-not-found": "없는 좌석입니다.",
+    "hours-out-of-range": "이용할 수 없는 시간 길이입니다.",
+    "starts-in-past": "이미 지난 시작 시간입니다.",
+    "starts-too-far-ahead": "너무 먼 날짜라 아직 예약할 수 없습니다.",
+    "idempotency-key-reused":
+      "같은 예약 요청이 다른 내용으로 이미 전송되었습니다. 다시 시도하세요.",
+    "illegal-state-change": "상태가 바뀌어 더 이상 할 수 없습니다.",
+    contended: "동시에 다른 변경이 있었습니다. 다시 시도하세요.",
+    "username-taken": "이미 사용 중인 아이디입니다.",
+    "invalid-field": "입력값을 확인하세요.",
+    "invalid-reason": "사유를 입력하세요.",
+    unauthorized: "다시 로그인하세요.",
+    forbidden: "권한이 없습니다.",
+    "not-found": "찾을 수 없습니다.",
+    "rate-limited": "요청이 너무 많습니다. 잠시 후 다시 시도하세요.",
+    "dependency-unavailable": "시스템 일부를 사용할 수 없습니다. 잠시 후 다시 시도하세요.",
+    "upstream-unavailable": "시스템 일부를 사용할 수 없습니다. 잠시 후 다시 시도하세요.",
+    "upstream-timeout": "시스템 응답이 늦습니다. 잠시 후 다시 시도하세요.",
+    "bad-gateway": "시스템 응답이 올바르지 않습니다. 잠시 후 다시 시도하세요.",
+    network: "카페 시스템에 연결할 수 없습니다.",
+    unknown: "문제가 발생했습니다.",
+  },
+
+  seatStatus: {
+    FREE: "빈 좌석",
+    HELD: "예약 대기",
+    OCCUPIED: "사용 중",
+    DISABLED: "사용 불가",
+  },
+
+  reservationStatus: {
+    REQUESTED: "요청됨",
+    CONFIRMED: "승인됨",
+    PAID: "결제됨",
+    REGISTERED: "등록 완료",
+    COMPLETED: "이용 완료",
+    REJECTED: "거절됨",
+    PAYMENT_FAILED: "결제 실패",
+    EXPIRED: "만료됨",
+    CANCELLED: "취소됨",
+  },
+
+  reservationOutcome: {
+    REJECTED: "카페가 이 예약을 거절했습니다.",
+    PAYMENT_FAILED: "카드 결제가 거절되어 좌석이 해제되었습니다.",
+    EXPIRED: "시간 안에 결제되지 않아 좌석이 해제되었습니다.",
+    CANCELLED: "취소된 예약입니다.",
+    COMPLETED: "이용이 끝났습니다. 감사합니다!",
+  },
+
+  bookingStatus: {
+    PENDING: "승인 대기",
+    CONFIRMED: "승인됨",
+    REGISTERED: "등록 완료",
+    REJECTED: "거절됨",
+    CANCELLED: "취소됨",
+  },
+
+  paymentStatus: {
+    PENDING: "처리 중",
+    COMPLETED: "완료",
+    DECLINED: "거절",
+    PAID: "결제 완료",
+    REFUNDED: "환불 완료",
+  },
+
+  seatKind: {
+    "open-desk": "오픈 데스크",
+    "focus-booth": "1인 집중 부스",
+    "group-room": "그룹 스터디룸",
+  },
+};
+
+export type Locale = "en" | "ko";
+
+export const LOCALES: readonly Locale[] = ["ko", "en"];
+
+export const MESSAGES: Record<Locale, Messages> = { en, ko };
+
+/** The language to start in: the browser's first preference the app speaks, else English. */
+export function preferredLocale(languages: readonly string[]): Locale {
+  for (const language of languages) {
+    const base = language.toLowerCase().split("-")[0];
+    if (base === "ko" || base === "en") return base;
+  }
+  return "en";
+}
