@@ -3,7 +3,7 @@ import { locale, useI18n } from "./i18n";
 import { liveState, onLive } from "./live";
 import { LOCALES, type Locale } from "./messages";
 import { href, navigate, type Route, route } from "./route";
-import { isAdmin, isCustomer, session, signOut } from "./session";
+import { isAdmin, isCustomer, session, sessionEnded, signOut } from "./session";
 import { useStore } from "./store";
 import { AdminPage } from "./views/admin";
 import { MinePage } from "./views/mine";
@@ -16,6 +16,8 @@ export function App() {
   const { t } = useI18n();
   const current = useStore(route);
   const user = useStore(session);
+  const language = useStore(locale);
+  const ended = useStore(sessionEnded);
   const main = useRef<HTMLElement>(null);
 
   // The stream stays open on every screen, so the badge tells the truth everywhere.
@@ -57,7 +59,7 @@ export function App() {
             <span class="visually-hidden">{t.language}</span>
             <select
               id="language"
-              value={useStore(locale)}
+              value={language}
               onChange={(e) => locale.set(e.currentTarget.value as Locale)}
             >
               {LOCALES.map((l) => (
@@ -89,6 +91,11 @@ export function App() {
         </div>
       </header>
       <main id="main" ref={main} tabIndex={-1}>
+        {ended && current !== "signin" ? (
+          <p class="notice" role="alert">
+            {t.sessionExpired} <a href={href("signin")}>{t.signIn}</a>
+          </p>
+        ) : null}
         {current === "seats" && <SeatsPage />}
         {current === "mine" && <MinePage />}
         {current === "admin" && <AdminPage />}

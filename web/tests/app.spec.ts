@@ -2,9 +2,17 @@
 // admin and an anonymous visitor, each in a browser context of their own, as issue 12 asks.
 // Nothing here reloads a page to see a change: what must appear, appears live.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, expect, type Page, test } from "@playwright/test";
+import {
+  type APIRequestContext,
+  type Browser,
+  type BrowserContext,
+  expect,
+  type Page,
+  test,
+} from "@playwright/test";
 
 const SHOTS = process.env.WEB_TEST_SCREENSHOTS ?? join("test-results", "screenshots");
 mkdirSync(SHOTS, { recursive: true });
@@ -27,6 +35,48 @@ async function newPage(browser: Browser, options: Parameters<Browser["newContext
   const context = await browser.newContext(options);
   const page = await context.newPage();
   return { context, page };
+}
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+/** Runs axe (WCAG 2.1 A and AA: names, labels, roles, contrast…) on the page as it is. */
+async function expectAccessible(page: Page): Promise<void> {
+  await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(options: object): Promise<unknown> } }).axe;
+    const result = (await axe.run({
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    })) as { violations: AxeViolation[] };
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+    }));
+  });
+  expect(violations).toEqual([]);
+}
+
+/** A customer made through the API, for what a test does outside the browser. */
+async function apiCustomer(request: APIRequestContext): Promise<string> {
+  const username = `api-${unique()}`;
+  const password = "correct-horse-battery";
+  const created = await request.post("/api/users", {
+    data: { username, password, displayName: "API customer" },
+  });
+  expect(created.status()).toBe(201);
+  const token = await request.post("/auth/token", {
+    form: { grant_type: "password", username, password },
+  });
+  expect(token.ok()).toBe(true);
+  return ((await token.json()) as { access_token: string }).access_token;
 }
 
 const seat = (page: Page, id: string) => page.locator(`[data-seat="${id}"]`);
@@ -86,6 +136,7 @@ test.describe("the web app", () => {
     await expectSeat(page, "A-16", "DISABLED");
     await expect(page.locator(".live")).toHaveText("Live");
     expect(errors).toEqual([]);
+    await expectAccessible(page);
     await shot(page, "seat-map");
 
     // The map is usable from the keyboard: arrows move, Enter picks.
@@ -155,6 +206,7 @@ test.describe("the web app", () => {
     const row = admin.page.locator(`tr[data-reservation="${reservationId}"]`);
     await expect(row).toBeVisible();
     await expect(row).toContainText(seatId);
+    await expectAccessible(admin.page);
     await shot(admin.page, "admin-console");
     await row.getByRole("button", { name: `Confirm ${seatId}` }).click();
     await expect(row).toBeHidden();
@@ -162,6 +214,7 @@ test.describe("the web app", () => {
     // The customer's page follows the saga to the entry pass, live.
     await expect(progress).toHaveAttribute("data-status", "REGISTERED");
     await expect(customer.page.getByTestId("entry-pass")).toHaveText(/\S{4,}/);
+    await expectAccessible(customer.page);
     await shot(customer.page, "reservation-registered");
 
     // Seat B-03 is occupied on an anonymous visitor's map, without a reload.
@@ -193,6 +246,7 @@ test.describe("the web app", () => {
     await expect(entry.getByRole("list", { name: "Payments and refunds" })).toContainText(
       "Refund completed: ₩5,000",
     );
+    await expectAccessible(customer.page);
     await shot(customer.page, "my-reservations");
   });
 
@@ -229,6 +283,40 @@ test.describe("the web app", () => {
     await shot(loser, "seat-taken");
   });
 
+  test("a reservation whose answer was lost is sent again with the same key and books once", async ({
+    browser,
+  }) => {
+    const seatId = "G-02";
+    const { context, page } = await newPage(browser);
+    contexts.push(context);
+    await signUp(page, `retry-${unique()}`);
+    await chooseWindow(page, 20, 1);
+    await expectSeat(page, seatId, "FREE");
+    await seat(page, seatId).click();
+
+    // The first attempt reaches the suite, but its answer is lost on the way back.
+    const keys: string[] = [];
+    await page.route("**/api/reservations", async (route) => {
+      keys.push(route.request().headers()["idempotency-key"] ?? "");
+      if (keys.length === 1) {
+        const answer = await route.fetch();
+        expect(answer.status()).toBe(202);
+        await route.abort("connectionreset");
+      } else {
+        await route.continue();
+      }
+    });
+    await page.getByRole("button", { name: "Reserve", exact: true }).click();
+    const progress = page.getByRole("region", { name: "Your reservation" });
+    await expect(progress).toHaveAttribute("data-status", /REQUESTED|CONFIRMED/);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+
+    await page.getByRole("link", { name: "My reservations" }).click();
+    await expect(page.locator("li.reservation")).toHaveCount(1);
+    await expect(page.locator("li.reservation")).toContainText(seatId);
+  });
+
   test("problems show next to what caused them", async ({ browser }) => {
     const { context, page } = await newPage(browser);
     contexts.push(context);
@@ -239,12 +327,58 @@ test.describe("the web app", () => {
     await page.getByRole("button", { name: "Sign up" }).click();
     await expect(page.locator("#signup-username-error")).toHaveText("That username is taken.");
     await expect(page.locator("#signup-username")).toHaveAttribute("aria-invalid", "true");
+    await expectAccessible(page);
 
     await page.goto("/#/signin");
     await page.locator("#signin-username").fill(`nobody-${unique()}`);
     await page.locator("#signin-password").fill("wrong-password");
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect(page.locator("#signin-error")).toHaveText("Wrong username or password.");
+  });
+
+  test("after the live stream drops, the map catches up when it is back", async ({
+    browser,
+    request,
+  }) => {
+    const data = process.env.WEB_TEST_DATA_DIR;
+    test.skip(!data, "needs the suite's data directory (scripts/test-web sets WEB_TEST_DATA_DIR)");
+    const seatId = "A-07";
+    const { context, page } = await newPage(browser);
+    contexts.push(context);
+    await page.goto("/");
+    await chooseWindow(page, 18, 2);
+    await expectSeat(page, seatId, "FREE");
+    await expect(page.locator(".live")).toHaveText("Live");
+
+    // seat-view dies (`up` starts it again): the board stream drops with it. The page may not
+    // reconnect until the test says so.
+    await page.route("**/api/board/stream", (route) => route.abort());
+    const pidFile = readFileSync(join(data ?? "", "pids", "seat-view.pid"), "utf8");
+    process.kill(Number(pidFile.split("\n")[0]), "SIGKILL");
+    await expect(page.locator(".live")).toHaveText("Reconnecting…");
+
+    // Meanwhile someone reserves the seat, and the board (seat-view, back again) shows it.
+    const token = await apiCustomer(request);
+    const startsAt = `${DAY}T09:00:00Z`;
+    const reserved = await request.post("/api/reservations", {
+      headers: { authorization: `Bearer ${token}` },
+      data: { seatId, startsAt, hours: 2, paymentToken: "tok_approve" },
+    });
+    expect(reserved.status()).toBe(202);
+    const boardSays = async () => {
+      const answer = await request.get(`/api/board?at=${startsAt}`);
+      if (!answer.ok()) return `HTTP ${answer.status()}`;
+      const board = (await answer.json()) as { seats: { seatId: string; status: string }[] };
+      return board.seats.find((s) => s.seatId === seatId)?.status;
+    };
+    await expect.poll(boardSays, { timeout: 60_000 }).toBe("HELD");
+    // The page missed that change: it still shows what it knew.
+    await expectSeat(page, seatId, "FREE");
+
+    // Once the stream is back, the page asks for the board again and shows the seat held.
+    await page.unroute("**/api/board/stream");
+    await expect(page.locator(".live")).toHaveText("Live", { timeout: 60_000 });
+    await expectSeat(page, seatId, "HELD");
   });
 
   test("the Korean interface renders, and the switch changes the language", async ({ browser }) => {
@@ -265,6 +399,7 @@ test.describe("the web app", () => {
     );
     await seat(page, "A-02").click();
     await expect(page.locator(".choice")).toContainText("₩4,000");
+    await expectAccessible(page);
     await shot(page, "korean");
 
     await page.locator("#language").selectOption("en");

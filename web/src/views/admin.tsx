@@ -8,6 +8,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, isAbort, until } from "../api";
+import { CAFE_TIME_ZONE } from "../config";
 import { useLive, useRefresh } from "../hooks";
 import { useI18n } from "../i18n";
 import {
@@ -22,7 +23,7 @@ import { humanError } from "../problems";
 import { href } from "../route";
 import { isAdmin, session } from "../session";
 import { useStore } from "../store";
-import { toApiInstant } from "../time";
+import { instantAt, toApiInstant, wallClock } from "../time";
 import { PaymentList } from "./mine";
 
 export function AdminPage() {
@@ -477,16 +478,20 @@ function countZones(board: Board): ZoneCount[] {
   return zones;
 }
 
-/** Today's occupancy: the board now, per zone; follows the live board and the clock. */
+/** Today's occupancy per zone: the board now (following the live board and the clock), or
+ * at another hour of today on the cafe's clock. */
 function Occupancy(props: { token: string }) {
   const { t, locale, ...i18n } = useI18n();
   const [zones, setZones] = useState<ZoneCount[] | null>(null);
   const [at, setAt] = useState<string | null>(null);
+  const [hour, setHour] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const today = wallClock(new Date(), CAFE_TIME_ZONE).date;
 
   const refresh = useRefresh(async (signal) => {
     try {
-      const board = await api.board(toApiInstant(new Date()), props.token, signal);
+      const instant = hour === null ? new Date() : instantAt(today, hour, CAFE_TIME_ZONE);
+      const board = await api.board(toApiInstant(instant), props.token, signal);
       setZones(countZones(board));
       setAt(board.at);
       setError(null);
@@ -500,16 +505,36 @@ function Occupancy(props: { token: string }) {
     refresh(true);
     const timer = setInterval(() => refresh(), 60_000);
     return () => clearInterval(timer);
-  }, [props.token]);
+  }, [props.token, hour]);
 
   useLive(() => refresh());
 
   return (
     <section class="card occupancy" aria-labelledby="occupancy-heading">
-      <h2 id="occupancy-heading">
-        {t.occupancyTitle}
-        {at ? <span class="hint"> · {i18n.time(at)}</span> : null}
-      </h2>
+      <div class="occupancy-head">
+        <h2 id="occupancy-heading">
+          {hour === null ? t.occupancyTitle : t.occupancyToday}
+          {at ? <span class="hint"> · {i18n.time(at)}</span> : null}
+        </h2>
+        <label class="inline">
+          <span>{t.occupancyAt}</span>
+          <select
+            id="occupancy-hour"
+            value={hour === null ? "now" : String(hour)}
+            onChange={(e) => {
+              const value = e.currentTarget.value;
+              setHour(value === "now" ? null : Number(value));
+            }}
+          >
+            <option value="now">{t.now}</option>
+            {Array.from({ length: 24 }, (_, h) => (
+              <option key={h} value={String(h)}>
+                {i18n.hour(h)}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
       {error ? (
         <p class="notice error" role="alert">
           {humanError(t, locale, error)}

@@ -1,7 +1,7 @@
 // The customer's screen: pick a window, pick a seat on the live map, reserve, follow it.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, isAbort, newIdempotencyKey } from "../api";
+import { ApiError, api, isAbort, newIdempotencyKey, sleep } from "../api";
 import { combineBoards, touchesWindow, type WindowStatus, windowInstants } from "../board";
 import { CAFE_TIME_ZONE } from "../config";
 import { useLive, useRefresh } from "../hooks";
@@ -37,6 +37,25 @@ current.subscribe((id) => {
 /** The window being looked at, kept while the user moves between screens. */
 const initial = nextWholeHour(new Date(), CAFE_TIME_ZONE);
 const chosenWindow = store({ date: initial.date, hour: initial.hour, hours: 2 });
+
+/** Whether a failed request may have been carried out all the same: no answer, or the gateway
+ * could not tell (502, 503, 504). */
+function unsure(e: unknown): boolean {
+  return e instanceof ApiError && [0, 502, 503, 504].includes(e.status);
+}
+
+/** Sends a request again, with the same idempotency key, while it fails unsure; a few times. */
+async function sendAgainWhenUnsure<T>(send: () => Promise<T>): Promise<T> {
+  for (const pause of [500, 1000, 2000]) {
+    try {
+      return await send();
+    } catch (e) {
+      if (!unsure(e)) throw e;
+      await sleep(pause);
+    }
+  }
+  return send();
+}
 
 const CARDS = [
   ["tok_approve", "cardApprove"],
@@ -143,10 +162,11 @@ export function SeatsPage() {
     if (intent.current?.fingerprint !== fingerprint) {
       intent.current = { fingerprint, key: newIdempotencyKey() };
     }
+    const key = intent.current.key;
     setSubmitting(true);
     setError(null);
     try {
-      const answer = await api.reserve(s.token, intent.current.key, body);
+      const answer = await sendAgainWhenUnsure(() => api.reserve(s.token, key, body));
       intent.current = null;
       setSelected(null);
       current.set(answer.reservationId);
@@ -166,6 +186,9 @@ export function SeatsPage() {
   };
 
   const today = wallClock(new Date(), CAFE_TIME_ZONE);
+  // After an answer that never came the seat may show held by this very booking: sending the
+  // same one again (same key) stays possible.
+  const mayRetry = unsure(error) && intent.current !== null;
   const field = errorField(error);
   const errorText = error ? humanError(t, locale, error) : "";
   const takenSeat =
@@ -252,6 +275,12 @@ export function SeatsPage() {
               onSelect={(id) => {
                 setSelected(id);
                 setError(null);
+                // On a phone the choice sits below the map: bring it into view.
+                if (matchMedia("(max-width: 56rem)").matches) {
+                  requestAnimationFrame(() =>
+                    document.getElementById("choice-heading")?.scrollIntoView({ block: "nearest" }),
+                  );
+                }
               }}
             />
           )}
@@ -325,7 +354,7 @@ export function SeatsPage() {
                 <button
                   type="button"
                   class="primary"
-                  disabled={submitting || status !== "FREE"}
+                  disabled={submitting || (status !== "FREE" && !mayRetry)}
                   onClick={() => void reserve()}
                 >
                   {submitting ? t.reserving : t.reserve}
