@@ -437,7 +437,11 @@ fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
         .max(4);
     println!();
     println!("studycafe is up:");
-    println!("  {:<width$}  {}", "web", web_app::summary(web, suite.port("gateway")));
+    println!(
+        "  {:<width$}  {}",
+        "web",
+        web_app::summary(web, suite.port("gateway"))
+    );
     for spec in suite.services() {
         println!(
             "  {:<width$}  {}",

@@ -250,6 +250,51 @@ test.describe("the web app", () => {
     await shot(customer.page, "my-reservations");
   });
 
+  test("the admin rejects a booking with a reason; with auto-confirm on, bookings need no admin", async ({
+    browser,
+  }) => {
+    const customer = await newPage(browser);
+    const admin = await newPage(browser);
+    contexts.push(customer.context, admin.context);
+    await signInAsAdmin(admin.page);
+    await signUp(customer.page, `reject-${unique()}`);
+    await chooseWindow(customer.page, 8, 1);
+
+    await seat(customer.page, "G-03").click();
+    await customer.page.getByRole("button", { name: "Reserve", exact: true }).click();
+    const progress = customer.page.getByRole("region", { name: "Your reservation" });
+    await expect(progress).toHaveAttribute("data-status", "REQUESTED");
+    const id = await progress.getAttribute("data-reservation");
+    const row = admin.page.locator(`tr[data-reservation="${id}"]`);
+    await row.getByRole("button", { name: "Reject G-03" }).click();
+    await row.getByLabel("Reason for the customer").fill("Closed for cleaning that morning");
+    await row.getByRole("button", { name: "Reject booking" }).click();
+    await expect(row).toBeHidden();
+
+    await expect(progress).toHaveAttribute("data-status", "REJECTED");
+    await expect(progress).toContainText("The cafe turned this booking down.");
+    await expect(progress).toContainText("Closed for cleaning that morning");
+    await expectSeat(customer.page, "G-03", "FREE");
+
+    // Auto-confirm: the next booking goes all the way without the admin.
+    const autoConfirm = admin.page.locator("#auto-confirm");
+    await autoConfirm.click();
+    await expect(autoConfirm).toBeChecked();
+    await expect(admin.page.locator("#auto-confirm-state")).toHaveText(
+      "New bookings are confirmed at once.",
+    );
+    try {
+      await customer.page.getByRole("button", { name: "Book another seat" }).click();
+      await seat(customer.page, "G-04").click();
+      await customer.page.getByRole("button", { name: "Reserve", exact: true }).click();
+      await expect(progress).toHaveAttribute("data-status", "REGISTERED");
+      await expect(customer.page.getByTestId("entry-pass")).toBeVisible();
+    } finally {
+      await autoConfirm.click();
+      await expect(autoConfirm).not.toBeChecked();
+    }
+  });
+
   test("two customers race for one seat: one gets it, the other is told it is taken", async ({
     browser,
   }) => {

@@ -262,61 +262,63 @@ function BookingRow(props: {
       <td>
         <span class={`badge booking-${booking.status}`}>{t.bookingStatus[booking.status]}</span>
       </td>
-      <td class="row-actions">
-        {booking.status === "PENDING" && !rejecting ? (
-          <>
-            <button
-              type="button"
-              class="primary"
-              disabled={busy}
-              aria-label={`${t.confirm} ${booking.seatId}`}
-              onClick={() => void decide(() => api.confirm(token, booking.reservationId))}
+      <td>
+        <div class="row-actions">
+          {booking.status === "PENDING" && !rejecting ? (
+            <>
+              <button
+                type="button"
+                class="primary"
+                disabled={busy}
+                aria-label={`${t.confirm} ${booking.seatId}`}
+                onClick={() => void decide(() => api.confirm(token, booking.reservationId))}
+              >
+                {t.confirm}
+              </button>
+              <button
+                type="button"
+                disabled={busy}
+                aria-label={`${t.reject} ${booking.seatId}`}
+                onClick={() => setRejecting(true)}
+              >
+                {t.reject}
+              </button>
+            </>
+          ) : null}
+          {rejecting ? (
+            <form
+              class="reject-form"
+              onSubmit={(e) => {
+                e.preventDefault();
+                void decide(() => api.reject(token, booking.reservationId, reason));
+              }}
             >
-              {t.confirm}
-            </button>
-            <button
-              type="button"
-              disabled={busy}
-              aria-label={`${t.reject} ${booking.seatId}`}
-              onClick={() => setRejecting(true)}
-            >
-              {t.reject}
-            </button>
-          </>
-        ) : null}
-        {rejecting ? (
-          <form
-            class="reject-form"
-            onSubmit={(e) => {
-              e.preventDefault();
-              void decide(() => api.reject(token, booking.reservationId, reason));
-            }}
+              <label for={reasonId}>{t.rejectReason}</label>
+              <input
+                id={reasonId}
+                value={reason}
+                required
+                maxLength={500}
+                aria-invalid={!!error}
+                onInput={(e) => setReason(e.currentTarget.value)}
+              />
+              <button type="submit" class="danger" disabled={busy}>
+                {t.sendRejection}
+              </button>
+              <button type="button" onClick={() => setRejecting(false)}>
+                {t.back}
+              </button>
+            </form>
+          ) : null}
+          <button
+            type="button"
+            class="link"
+            aria-label={`${t.details} ${booking.seatId}`}
+            onClick={() => props.onDetails(booking)}
           >
-            <label for={reasonId}>{t.rejectReason}</label>
-            <input
-              id={reasonId}
-              value={reason}
-              required
-              maxLength={500}
-              aria-invalid={!!error}
-              onInput={(e) => setReason(e.currentTarget.value)}
-            />
-            <button type="submit" class="danger" disabled={busy}>
-              {t.sendRejection}
-            </button>
-            <button type="button" onClick={() => setRejecting(false)}>
-              {t.back}
-            </button>
-          </form>
-        ) : null}
-        <button
-          type="button"
-          class="link"
-          aria-label={`${t.details} ${booking.seatId}`}
-          onClick={() => props.onDetails(booking)}
-        >
-          {t.details}
-        </button>
+            {t.details}
+          </button>
+        </div>
         {error ? (
           <p class="field-error" role="alert">
             {humanError(t, locale, error)}
