@@ -1,6 +1,6 @@
 // Hooks the views share: listening to the live board, and refetching without piling up.
 
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { isAbort } from "./api";
 import { type LiveMessage, onLive } from "./live";
 
@@ -48,4 +48,29 @@ export function useRefresh(
     else state.current.timer = setTimeout(run, delay);
   });
   return ask.current;
+}
+
+export interface Action<A extends unknown[]> {
+  busy: boolean;
+  /** What the last run failed with, until the next run starts. */
+  error: unknown;
+  run(...args: A): Promise<void>;
+}
+
+/** Something the user does that calls the API: busy while it runs, its failure kept to show. */
+export function useAction<A extends unknown[]>(act: (...args: A) => Promise<unknown>): Action<A> {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (...args: A) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await act(...args);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
 }

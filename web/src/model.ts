@@ -176,3 +176,15 @@ export interface TokenResponse {
   token_type: string;
   expires_in: number;
 }
+
+/** Whether nothing more is owed back: a reservation still live, or every completed payment of
+ * a cancelled one refunded. */
+export function refundsSettled(status: ReservationStatus | undefined, payments: Payments): boolean {
+  return (
+    status !== "CANCELLED" ||
+    payments.payments.every(
+      (payment) =>
+        payment.status !== "COMPLETED" || payment.refunds.some((r) => r.status === "COMPLETED"),
+    )
+  );
+}

@@ -378,7 +378,8 @@ test.describe("the web app", () => {
     await page.locator("#signin-username").fill(`nobody-${unique()}`);
     await page.locator("#signin-password").fill("wrong-password");
     await page.getByRole("button", { name: "Sign in" }).click();
-    await expect(page.locator("#signin-error")).toHaveText("Wrong username or password.");
+    await expect(page.locator("#signin-password-error")).toHaveText("Wrong username or password.");
+    await expect(page.locator("#signin-password")).toHaveAttribute("aria-invalid", "true");
   });
 
   test("after the live stream drops, the map catches up when it is back", async ({

@@ -9,7 +9,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, isAbort, until } from "../api";
 import { CAFE_TIME_ZONE } from "../config";
-import { useLive, useRefresh } from "../hooks";
+import { useAction, useLive, useRefresh } from "../hooks";
 import { useI18n } from "../i18n";
 import {
   BOOKING_STATUSES,
@@ -25,6 +25,7 @@ import { isAdmin, session } from "../session";
 import { useStore } from "../store";
 import { instantAt, toApiInstant, wallClock } from "../time";
 import { PaymentList } from "./mine";
+import { ErrorNotice } from "./parts";
 
 export function AdminPage() {
   const { t } = useI18n();
@@ -62,7 +63,7 @@ function group(pending: Booking[], all: Booking[]): Lists {
 }
 
 function Console(props: { token: string }) {
-  const { t, locale } = useI18n();
+  const { t } = useI18n();
   const { token } = props;
   const [lists, setLists] = useState<Lists | null>(null);
   const [tab, setTab] = useState<BookingStatus>("PENDING");
@@ -124,11 +125,7 @@ function Console(props: { token: string }) {
   return (
     <div class="admin-page">
       <h1>{t.adminTitle}</h1>
-      {error ? (
-        <p class="notice error" role="alert">
-          {humanError(t, locale, error)}
-        </p>
-      ) : null}
+      <ErrorNotice error={error} />
       <div class="admin-top">
         <PolicySwitch token={token} />
         <Occupancy token={token} />
@@ -233,23 +230,13 @@ function BookingRow(props: {
   const { booking, token } = props;
   const [rejecting, setRejecting] = useState(false);
   const [reason, setReason] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const reasonId = `reason-${booking.reservationId}`;
-
-  const decide = async (action: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-      setRejecting(false);
-      props.onDecided();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const decide = useAction(async (action: () => Promise<unknown>) => {
+    await action();
+    setRejecting(false);
+    props.onDecided();
+  });
+  const { busy, error } = decide;
 
   return (
     <tr data-reservation={booking.reservationId}>
@@ -271,7 +258,7 @@ function BookingRow(props: {
                 class="primary"
                 disabled={busy}
                 aria-label={`${t.confirm} ${booking.seatId}`}
-                onClick={() => void decide(() => api.confirm(token, booking.reservationId))}
+                onClick={() => void decide.run(() => api.confirm(token, booking.reservationId))}
               >
                 {t.confirm}
               </button>
@@ -290,7 +277,7 @@ function BookingRow(props: {
               class="reject-form"
               onSubmit={(e) => {
                 e.preventDefault();
-                void decide(() => api.reject(token, booking.reservationId, reason));
+                void decide.run(() => api.reject(token, booking.reservationId, reason));
               }}
             >
               <label for={reasonId}>{t.rejectReason}</label>
@@ -397,9 +384,8 @@ function BookingDetails(props: { booking: Booking; token: string; onClose(): voi
 }
 
 function PolicySwitch(props: { token: string }) {
-  const { t, locale } = useI18n();
+  const { t } = useI18n();
   const [policy, setPolicy] = useState<Policy | null>(null);
-  const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
 
   useEffect(() => {
@@ -413,17 +399,9 @@ function PolicySwitch(props: { token: string }) {
     return () => controller.abort();
   }, [props.token]);
 
-  const toggle = async (autoConfirm: boolean) => {
-    setBusy(true);
-    setError(null);
-    try {
-      setPolicy(await api.setPolicy(props.token, autoConfirm));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const toggle = useAction(async (autoConfirm: boolean) =>
+    setPolicy(await api.setPolicy(props.token, autoConfirm)),
+  );
 
   return (
     <section class="card policy" aria-labelledby="policy-heading">
@@ -437,20 +415,16 @@ function PolicySwitch(props: { token: string }) {
           id="auto-confirm"
           checked={policy?.autoConfirm ?? false}
           aria-checked={policy?.autoConfirm ?? false}
-          disabled={!policy || busy}
+          disabled={!policy || toggle.busy}
           aria-describedby="auto-confirm-state"
-          onChange={(e) => void toggle(e.currentTarget.checked)}
+          onChange={(e) => void toggle.run(e.currentTarget.checked)}
         />
         <span>{t.autoConfirm}</span>
       </label>
       <p id="auto-confirm-state" class="hint">
         {policy ? (policy.autoConfirm ? t.autoConfirmOn : t.autoConfirmOff) : t.working}
       </p>
-      {error ? (
-        <p class="notice error" role="alert">
-          {humanError(t, locale, error)}
-        </p>
-      ) : null}
+      <ErrorNotice error={toggle.error ?? error} />
     </section>
   );
 }

@@ -3,16 +3,16 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, isAbort, until } from "../api";
-import { useLive, useRefresh } from "../hooks";
+import { useAction, useLive, useRefresh } from "../hooks";
 import { useI18n } from "../i18n";
-import { LIVE_STATUSES, type Payments, type TimelineEntry } from "../model";
-import { humanError } from "../problems";
+import { LIVE_STATUSES, type Payments, refundsSettled, type TimelineEntry } from "../model";
 import { href } from "../route";
 import { isCustomer, session } from "../session";
 import { useStore } from "../store";
+import { CancelButton, ErrorNotice } from "./parts";
 
 export function MinePage() {
-  const { t, locale } = useI18n();
+  const { t } = useI18n();
   const user = useStore(session);
   const token = user?.token;
   const [entries, setEntries] = useState<TimelineEntry[] | null>(null);
@@ -57,11 +57,7 @@ export function MinePage() {
   return (
     <div class="mine-page">
       <h1>{t.mineTitle}</h1>
-      {error ? (
-        <p class="notice error" role="alert">
-          {humanError(t, locale, error)}
-        </p>
-      ) : null}
+      <ErrorNotice error={error} />
       {entries === null ? (
         <p class="hint">{t.working}</p>
       ) : entries.length === 0 ? (
@@ -79,27 +75,19 @@ export function MinePage() {
 
 function Entry(props: { entry: TimelineEntry; token: string; onChange(now?: boolean): void }) {
   const i18n = useI18n();
-  const { t, locale } = i18n;
+  const { t } = i18n;
   const { entry, token } = props;
   const [payments, setPayments] = useState<Payments | null>(null);
   const [open, setOpen] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<unknown>(null);
 
   // Open, the payments follow the entry's changes (a refund arriving after a cancellation).
   useEffect(() => {
     if (!open) return;
     const controller = new AbortController();
-    const settled = (p: Payments) =>
-      entry.status !== "CANCELLED" ||
-      p.payments.every(
-        (payment) =>
-          payment.status !== "COMPLETED" || payment.refunds.some((r) => r.status === "COMPLETED"),
-      );
     until(
       () => api.payments(token, entry.reservationId, controller.signal),
-      settled,
+      (p) => refundsSettled(entry.status, p),
       controller.signal,
     )
       .then(setPayments)
@@ -109,20 +97,11 @@ function Entry(props: { entry: TimelineEntry; token: string; onChange(now?: bool
     return () => controller.abort();
   }, [open, entry.status, entry.refundStatus, token, entry.reservationId]);
 
-  const cancel = async () => {
-    setConfirming(false);
-    setBusy(true);
-    setError(null);
-    try {
-      await api.cancel(token, entry.reservationId);
-      setOpen(true);
-      props.onChange(true);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const cancel = useAction(async () => {
+    await api.cancel(token, entry.reservationId);
+    setOpen(true);
+    props.onChange(true);
+  });
 
   const live = LIVE_STATUSES.includes(entry.status);
   const ended = new Date(entry.endsAt) <= new Date();
@@ -158,11 +137,7 @@ function Entry(props: { entry: TimelineEntry; token: string; onChange(now?: bool
           {t.refund}: {t.refundDone(i18n.money(entry.refundAmount))}
         </p>
       ) : null}
-      {error ? (
-        <p class="notice error" role="alert">
-          {humanError(t, locale, error)}
-        </p>
-      ) : null}
+      <ErrorNotice error={cancel.error ?? error} />
       <div class="actions">
         <button
           type="button"
@@ -173,26 +148,7 @@ function Entry(props: { entry: TimelineEntry; token: string; onChange(now?: bool
           {open ? t.hidePayments : t.showPayments}
         </button>
         {live && !ended ? (
-          confirming ? (
-            <>
-              <span>{t.confirmCancel}</span>
-              <button type="button" class="danger" onClick={() => void cancel()}>
-                {t.cancel}
-              </button>
-              <button type="button" onClick={() => setConfirming(false)}>
-                {t.back}
-              </button>
-            </>
-          ) : (
-            <button
-              type="button"
-              class="danger"
-              disabled={busy}
-              onClick={() => setConfirming(true)}
-            >
-              {busy ? t.cancelling : t.cancel}
-            </button>
-          )
+          <CancelButton busy={cancel.busy} onCancel={() => void cancel.run()} />
         ) : null}
       </div>
       {open ? (

@@ -8,23 +8,27 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, isAbort, until } from "../api";
-import { useLive, useRefresh } from "../hooks";
+import { useAction, useLive, useRefresh } from "../hooks";
 import { useI18n } from "../i18n";
-import { LIVE_STATUSES, type Payments, type Reservation, SAGA_STEPS } from "../model";
-import { humanError } from "../problems";
+import {
+  LIVE_STATUSES,
+  type Payments,
+  type Reservation,
+  refundsSettled,
+  SAGA_STEPS,
+} from "../model";
 import { session } from "../session";
 import { useStore } from "../store";
+import { CancelButton, ErrorNotice } from "./parts";
 
 export function Progress(props: { id: string; onDone(): void }) {
   const i18n = useI18n();
-  const { t, locale } = i18n;
+  const { t } = i18n;
   const user = useStore(session);
   const [reservation, setReservation] = useState<Reservation | null>(null);
   const [entryPass, setEntryPass] = useState<string | null>(null);
   const [payments, setPayments] = useState<Payments | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [cancelling, setCancelling] = useState(false);
-  const [confirming, setConfirming] = useState(false);
   const token = user?.token;
 
   const refresh = useRefresh(async (signal) => {
@@ -69,13 +73,11 @@ export function Progress(props: { id: string; onDone(): void }) {
   useEffect(() => {
     if (!token || !reservation?.paymentId) return;
     const controller = new AbortController();
-    const settled = (p: Payments) =>
-      status !== "CANCELLED" ||
-      p.payments.every(
-        (payment) =>
-          payment.status !== "COMPLETED" || payment.refunds.some((r) => r.status === "COMPLETED"),
-      );
-    until(() => api.payments(token, props.id, controller.signal), settled, controller.signal)
+    until(
+      () => api.payments(token, props.id, controller.signal),
+      (p) => refundsSettled(status, p),
+      controller.signal,
+    )
       .then(setPayments)
       .catch((e: unknown) => {
         if (!isAbort(e)) setError(e);
@@ -83,20 +85,11 @@ export function Progress(props: { id: string; onDone(): void }) {
     return () => controller.abort();
   }, [status, reservation?.paymentId, token, props.id]);
 
-  const cancel = async () => {
+  const cancel = useAction(async () => {
     if (!token) return;
-    setConfirming(false);
-    setCancelling(true);
-    setError(null);
-    try {
-      await api.cancel(token, props.id);
-      refresh(true);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setCancelling(false);
-    }
-  };
+    await api.cancel(token, props.id);
+    refresh(true);
+  });
 
   if (!token) return null;
   const stepIndex = status ? SAGA_STEPS.indexOf(status) : -1;
@@ -180,39 +173,14 @@ export function Progress(props: { id: string; onDone(): void }) {
       ) : error ? null : (
         <p class="hint">{t.working}</p>
       )}
-      {error ? (
-        <p class="notice error" role="alert">
-          {humanError(t, locale, error)}
-        </p>
-      ) : null}
+      <ErrorNotice error={cancel.error ?? error} />
       <div class="actions">
         {live && !ended ? (
-          confirming ? (
-            <>
-              <p>{t.confirmCancel}</p>
-              <button type="button" class="danger" onClick={() => void cancel()}>
-                {t.cancel}
-              </button>
-              <button type="button" onClick={() => setConfirming(false)}>
-                {t.back}
-              </button>
-            </>
-          ) : (
-            <button
-              type="button"
-              class="danger"
-              disabled={cancelling}
-              onClick={() => setConfirming(true)}
-            >
-              {cancelling ? t.cancelling : t.cancel}
-            </button>
-          )
+          <CancelButton busy={cancel.busy} onCancel={() => void cancel.run()} />
         ) : null}
-        {!confirming ? (
-          <button type="button" onClick={props.onDone}>
-            {t.bookAnother}
-          </button>
-        ) : null}
+        <button type="button" onClick={props.onDone}>
+          {t.bookAnother}
+        </button>
       </div>
     </section>
   );

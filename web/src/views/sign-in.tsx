@@ -2,11 +2,13 @@
 
 import { useState } from "preact/hooks";
 import { ApiError, api } from "../api";
+import { useAction } from "../hooks";
 import { useI18n } from "../i18n";
 import { errorField, humanError } from "../problems";
 import { href, navigate } from "../route";
 import { isAdmin, type Session, sessionEnded, signIn } from "../session";
 import { useStore } from "../store";
+import { ErrorNotice, FormPage, TextField } from "./parts";
 
 function afterSignIn(session: Session): void {
   navigate(isAdmin(session) ? "admin" : "seats");
@@ -17,65 +19,40 @@ export function SignInPage() {
   const ended = useStore(sessionEnded);
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      afterSignIn(await signIn(username, password));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = useAction(async () => afterSignIn(await signIn(username, password)));
 
   return (
-    <div class="narrow">
-      <h1>{t.signInTitle}</h1>
-      {ended ? <p class="notice">{t.sessionExpired}</p> : null}
-      <form class="card" onSubmit={(e) => void submit(e)}>
-        <div class="field">
-          <label for="signin-username">{t.username}</label>
-          <input
-            id="signin-username"
-            name="username"
-            autocomplete="username"
-            required
-            value={username}
-            onInput={(e) => setUsername(e.currentTarget.value)}
-          />
-        </div>
-        <div class="field">
-          <label for="signin-password">{t.password}</label>
-          <input
-            id="signin-password"
-            name="password"
-            type="password"
-            autocomplete="current-password"
-            required
-            value={password}
-            aria-invalid={!!error}
-            aria-describedby={error ? "signin-error" : undefined}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </div>
-        {error ? (
-          <p id="signin-error" class="notice error" role="alert">
-            {humanError(t, locale, error)}
-          </p>
-        ) : null}
-        <button type="submit" class="primary" disabled={busy}>
-          {busy ? t.working : t.signIn}
-        </button>
-      </form>
-      <p>
-        {t.noAccount} <a href={href("signup")}>{t.signUp}</a>
-      </p>
-    </div>
+    <FormPage
+      title={t.signInTitle}
+      submitLabel={t.signIn}
+      busy={submit.busy}
+      onSubmit={() => void submit.run()}
+      notice={ended ? <p class="notice">{t.sessionExpired}</p> : null}
+      footer={
+        <>
+          {t.noAccount} <a href={href("signup")}>{t.signUp}</a>
+        </>
+      }
+    >
+      <TextField
+        id="signin-username"
+        label={t.username}
+        name="username"
+        autocomplete="username"
+        value={username}
+        onValue={setUsername}
+      />
+      <TextField
+        id="signin-password"
+        label={t.password}
+        name="password"
+        type="password"
+        autocomplete="current-password"
+        value={password}
+        onValue={setPassword}
+        error={submit.error ? humanError(t, locale, submit.error) : undefined}
+      />
+    </FormPage>
   );
 }
 
@@ -84,103 +61,65 @@ export function SignUpPage() {
   const [username, setUsername] = useState("");
   const [displayName, setDisplayName] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api.signUp(username, password, displayName);
-      afterSignIn(await signIn(username, password));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = useAction(async () => {
+    await api.signUp(username, password, displayName);
+    afterSignIn(await signIn(username, password));
+  });
+  const error = submit.error;
 
   // A problem about one field is shown under it; anything else under the button.
   const field =
     errorField(error) ??
     (error instanceof ApiError && error.kind === "username-taken" ? "username" : undefined);
   const message = error ? humanError(t, locale, error) : "";
-  const fieldError = (name: string, id: string) =>
-    field === name ? (
-      <p id={id} class="field-error" role="alert">
-        {message}
-      </p>
-    ) : null;
+  const fieldError = (name: string) => (field === name ? message : undefined);
 
   return (
-    <div class="narrow">
-      <h1>{t.signUpTitle}</h1>
-      <form class="card" onSubmit={(e) => void submit(e)}>
-        <div class="field">
-          <label for="signup-username">{t.username}</label>
-          <input
-            id="signup-username"
-            name="username"
-            autocomplete="username"
-            required
-            minLength={3}
-            maxLength={32}
-            value={username}
-            aria-invalid={field === "username"}
-            aria-describedby="signup-username-hint signup-username-error"
-            onInput={(e) => setUsername(e.currentTarget.value)}
-          />
-          <p id="signup-username-hint" class="hint">
-            {t.usernameHint}
-          </p>
-          {fieldError("username", "signup-username-error")}
-        </div>
-        <div class="field">
-          <label for="signup-name">{t.displayName}</label>
-          <input
-            id="signup-name"
-            name="displayName"
-            autocomplete="name"
-            required
-            value={displayName}
-            aria-invalid={field === "displayName"}
-            aria-describedby="signup-name-error"
-            onInput={(e) => setDisplayName(e.currentTarget.value)}
-          />
-          {fieldError("displayName", "signup-name-error")}
-        </div>
-        <div class="field">
-          <label for="signup-password">{t.password}</label>
-          <input
-            id="signup-password"
-            name="password"
-            type="password"
-            autocomplete="new-password"
-            required
-            minLength={8}
-            value={password}
-            aria-invalid={field === "password"}
-            aria-describedby="signup-password-hint signup-password-error"
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-          <p id="signup-password-hint" class="hint">
-            {t.passwordHint}
-          </p>
-          {fieldError("password", "signup-password-error")}
-        </div>
-        {error && !field ? (
-          <p class="notice error" role="alert">
-            {message}
-          </p>
-        ) : null}
-        <button type="submit" class="primary" disabled={busy}>
-          {busy ? t.working : t.signUp}
-        </button>
-      </form>
-      <p>
-        {t.haveAccount} <a href={href("signin")}>{t.signIn}</a>
-      </p>
-    </div>
+    <FormPage
+      title={t.signUpTitle}
+      submitLabel={t.signUp}
+      busy={submit.busy}
+      onSubmit={() => void submit.run()}
+      footer={
+        <>
+          {t.haveAccount} <a href={href("signin")}>{t.signIn}</a>
+        </>
+      }
+    >
+      <TextField
+        id="signup-username"
+        label={t.username}
+        name="username"
+        autocomplete="username"
+        minLength={3}
+        maxLength={32}
+        value={username}
+        onValue={setUsername}
+        hint={t.usernameHint}
+        error={fieldError("username")}
+      />
+      <TextField
+        id="signup-name"
+        label={t.displayName}
+        name="displayName"
+        autocomplete="name"
+        value={displayName}
+        onValue={setDisplayName}
+        error={fieldError("displayName")}
+      />
+      <TextField
+        id="signup-password"
+        label={t.password}
+        name="password"
+        type="password"
+        autocomplete="new-password"
+        minLength={8}
+        value={password}
+        onValue={setPassword}
+        hint={t.passwordHint}
+        error={fieldError("password")}
+      />
+      {field ? null : <ErrorNotice error={error} />}
+    </FormPage>
   );
 }
