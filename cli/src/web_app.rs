@@ -90,6 +90,7 @@ pub async fn prepare(dist: &Path, data: &DataDir) -> WebApp {
     print!("building the web app ({why})… ");
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let began = Instant::now();
+    let log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
     match build(source, &log).await {
         Ok(()) => {
             println!("done in {:.1}s", began.elapsed().as_secs_f64());
@@ -97,6 +98,13 @@ pub async fn prepare(dist: &Path, data: &DataDir) -> WebApp {
         }
         Err(e) => {
             println!("failed");
+            let lines = crate::launch::tail(&log, log_start, 15);
+            if !lines.is_empty() {
+                eprintln!("last lines of {}:", log.display());
+                for line in lines {
+                    eprintln!("  | {line}");
+                }
+            }
             eprintln!("the web app could not be built: {e:#}");
             if dist.join("index.html").is_file() {
                 eprintln!("the gateway serves the previous build meanwhile");
@@ -182,11 +190,6 @@ async fn npm(source: &Path, args: &[&str], log: &Path) -> anyhow::Result<()> {
         .await
         .context("cannot run npm")?;
     if !status.success() {
-        let tail = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().rev().take(15).collect();
-        for line in tail.iter().rev() {
-            eprintln!("  | {line}");
-        }
         bail!(
             "`npm {}` failed ({status}); its output is in {}",
             args.join(" "),
