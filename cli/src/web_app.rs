@@ -76,6 +76,21 @@ pub async fn prepare(dist: &Path, data: &DataDir) -> WebApp {
             WebApp::Missing
         };
     };
+    if matches!(
+        freshness(source, dist, &settings_from_env()),
+        Ok(Freshness::Fresh)
+    ) {
+        return WebApp::Ready;
+    }
+    // Two `up`s (with different data directories) must not run npm in one folder at once; the
+    // second waits, then finds the first one's build.
+    let _lock = match lock(source) {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            eprintln!("cannot lock the web app's build ({e:#}); building without the lock");
+            None
+        }
+    };
     let why = match freshness(source, dist, &settings_from_env()) {
         Ok(Freshness::Fresh) => return WebApp::Ready,
         Ok(Freshness::Missing) => "not built yet".to_owned(),
@@ -115,6 +130,27 @@ pub async fn prepare(dist: &Path, data: &DataDir) -> WebApp {
             }
         }
     }
+}
+
+/// Holds `web/.build.lock` (`flock`; the kernel drops it however the holder dies).
+fn lock(source: &Path) -> anyhow::Result<File> {
+    let path = source.join(".build.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            println!("waiting for another build of the web app…");
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 /// Runs `npm ci` (when needed) and `npm run build` in `source`, output to `log`.
