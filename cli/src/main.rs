@@ -10,6 +10,7 @@ mod launch;
 mod services;
 mod token;
 mod up;
+mod web_app;
 
 use std::{path::PathBuf, process::ExitCode};
 

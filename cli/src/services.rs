@@ -265,7 +265,7 @@ pub struct Suite {
     ports: Vec<u16>,
     /// seat's machine-client secret at identity (see `keys`).
     pub seat_client_secret: String,
-    /// The gateway's static web root.
+    /// The gateway's static web root: the web app's build (see `web_app`).
     pub web_root: std::path::PathBuf,
     /// The production engines, when `STUDYCAFE_STACK=production`; otherwise SQLite files and
     /// the embedded broker.
@@ -365,7 +365,7 @@ impl Suite {
             data,
             ports,
             seat_client_secret: String::new(),
-            web_root: std::path::PathBuf::from(WEB_ROOT),
+            web_root: crate::web_app::web_root(),
             engines: Engines::from_env(env)?,
         })
     }
@@ -434,9 +434,6 @@ impl Suite {
         (spec.env)(self)
     }
 }
-
-/// The repository's `web/` directory (the gateway serves it; it may not exist yet).
-const WEB_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../web");
 
 /// The repository root, where the Python services' folders are.
 pub const REPOSITORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

@@ -35,6 +35,7 @@ use crate::{
     data_dir::DataDir,
     keys, launch,
     services::{self, DEMO_ADMIN, Program, Readiness, SERVICES, ServiceSpec, Suite},
+    web_app,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +57,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     check_ports(&suite)?;
     let bin_dir = executables().await?;
     let programs = programs(&bin_dir).await?;
+    let web = web_app::prepare(&suite.web_root, &data).await;
     suite.seat_client_secret = keys::ensure_client_secret(&data)?;
     let mut signals = Signals::new()?;
 
@@ -109,7 +111,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
 
-    summary(&suite, data_dir_flag);
+    summary(&suite, data_dir_flag, &web);
     let signal = signals.recv().await;
     println!();
     println!("{signal}");
@@ -427,7 +429,7 @@ async fn fail(
     bail!("{} {reason} (its log: {})", spec.name, log.display())
 }
 
-fn summary(suite: &Suite, data_dir_flag: bool) {
+fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
     let width = SERVICES
         .iter()
         .map(|s| s.name.len())
@@ -436,6 +438,11 @@ fn summary(suite: &Suite, data_dir_flag: bool) {
         .max(4);
     println!();
     println!("studycafe is up:");
+    println!(
+        "  {:<width$}  {}",
+        "web",
+        web_app::summary(web, suite.port("gateway"))
+    );
     for spec in suite.services() {
         println!(
             "  {:<width$}  {}",

@@ -15,8 +15,8 @@ pub struct GatewayConfig {
     pub http_addr: SocketAddr,
     /// `GATEWAY_<SERVICE>_URL`: where each service listens.
     pub upstreams: UpstreamUrls,
-    /// `GATEWAY_WEB_ROOT` (default `web`): the static web page; a missing directory serves
-    /// 404s.
+    /// `GATEWAY_WEB_ROOT` (default `web/dist`, the web app's production build): the static
+    /// files served for non-API paths; a missing directory serves 404s.
     pub web_root: PathBuf,
     /// `GATEWAY_UPSTREAM_TIMEOUT_MS` (default 10000): the deadline of a whole upstream
     /// response (of the response head only, for event streams).
@@ -107,7 +107,7 @@ impl GatewayConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
             upstreams: UpstreamUrls::from_env(env)?,
-            web_root: env.or("GATEWAY_WEB_ROOT", PathBuf::from("web"))?,
+            web_root: env.or("GATEWAY_WEB_ROOT", PathBuf::from("web/dist"))?,
             upstream_timeout: env.millis(
                 "GATEWAY_UPSTREAM_TIMEOUT_MS",
                 Duration::from_secs(10),
@@ -158,7 +158,7 @@ mod tests {
             config.upstreams.of(Upstream::Notification),
             "http://127.0.0.1:8086"
         );
-        assert_eq!(config.web_root, PathBuf::from("web"));
+        assert_eq!(config.web_root, PathBuf::from("web/dist"));
         assert_eq!(config.upstream_timeout, Duration::from_secs(10));
         assert_eq!(config.connect_timeout, Duration::from_secs(1));
         assert_eq!(config.rate_limit.per_sec(), 50.0);

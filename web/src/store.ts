@@ -1,0 +1,36 @@
+// A value views can subscribe to: the session, the language, the live stream's state. Preact's
+// core hooks have no useSyncExternalStore; this is the few lines of it the app needs.
+
+import { useEffect, useState } from "preact/hooks";
+
+export interface Store<T> {
+  get(): T;
+  set(value: T): void;
+  subscribe(listener: (value: T) => void): () => void;
+}
+
+export function store<T>(initial: T): Store<T> {
+  let value = initial;
+  const listeners = new Set<(value: T) => void>();
+  return {
+    get: () => value,
+    set(next) {
+      if (Object.is(next, value)) return;
+      value = next;
+      for (const listener of [...listeners]) listener(value);
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+export function useStore<T>(source: Store<T>): T {
+  const [value, setValue] = useState(source.get());
+  useEffect(() => {
+    setValue(source.get());
+    return source.subscribe(setValue);
+  }, [source]);
+  return value;
+}
