@@ -6,7 +6,8 @@
 //! wake-up (the database answered, a lock was granted), and drops it before poll `n + 1`. Run
 //! it for `n = 0, 1, 2, …` until the future finishes within its polls, and every await point
 //! the future passes through has been a drop point once, deterministically, whatever the
-//! timing.
+//! timing. [`at_spread_moments`] adds drops after wall-clock delays spread over a range, for
+//! futures whose I/O wakes them less often than they have await points.
 
 use std::{
     future::Future,
@@ -56,8 +57,26 @@ pub async fn drop_after_polls<F: Future>(future: F, polls: usize) -> Option<F::O
     None
 }
 
+/// Where a future was dropped, for the messages of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropPoint {
+    /// After this many polls.
+    Poll(usize),
+    /// After this long.
+    After(Duration),
+}
+
+impl std::fmt::Display for DropPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Poll(polls) => write!(f, "a drop after poll {polls}"),
+            Self::After(delay) => write!(f, "a drop after {delay:?}"),
+        }
+    }
+}
+
 /// Runs `make()`'s future once for every await point it has: dropped after 0 polls, after 1,
-/// after 2, … and finally run to its end. After each drop, `check(polls)` must hold (the state
+/// after 2, … and finally run to its end. After each drop, `check(point)` must hold (the state
 /// the drop left behind is sound: the pool still serves, nothing half-written). Returns the
 /// number of drop points visited. Panics beyond `max_polls` (a future that never finishes).
 pub async fn at_every_await_point<F, Fut, C, CFut>(
@@ -68,15 +87,36 @@ pub async fn at_every_await_point<F, Fut, C, CFut>(
 where
     F: FnMut() -> Fut,
     Fut: Future,
-    C: FnMut(usize) -> CFut,
+    C: FnMut(DropPoint) -> CFut,
     CFut: Future<Output = ()>,
 {
     for polls in 0..=max_polls {
         let finished = drop_after_polls(make(), polls).await.is_some();
-        check(polls).await;
+        check(DropPoint::Poll(polls)).await;
         if finished {
             return polls;
         }
     }
     panic!("the future did not finish within {max_polls} polls")
+}
+
+/// Runs `make()`'s future `runs` times, dropping run `i` after `i / runs` of `within` (unless it
+/// finished first), with `check(point)` after each: drops at moments spread over the time the
+/// future takes, whichever await point it is at then.
+pub async fn at_spread_moments<F, Fut, C, CFut>(
+    runs: u32,
+    within: Duration,
+    mut make: F,
+    mut check: C,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future,
+    C: FnMut(DropPoint) -> CFut,
+    CFut: Future<Output = ()>,
+{
+    for run in 0..runs {
+        let delay = within * run / runs.max(1);
+        let _ = tokio::time::timeout(delay, make()).await;
+        check(DropPoint::After(delay)).await;
+    }
 }
