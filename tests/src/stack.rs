@@ -81,6 +81,8 @@ pub struct Stack {
     /// Direct addresses, for what the gateway does not route (metrics, health).
     pub seat_url: String,
     pub payment_url: String,
+    pub identity_url: String,
+    pub registration_url: String,
     pub seat_view_url: String,
     /// Every replica's direct address, the first one's first.
     pub seat_urls: Vec<String>,
@@ -329,6 +331,8 @@ impl Stack {
             url: url(gateway_port),
             seat_url: url(seat_port),
             payment_url: url(payment_port),
+            identity_url: url(identity_port),
+            registration_url: url(registration_port),
             seat_view_url: url(view_port),
             seat_urls: seat_ports.iter().map(|&p| url(p)).collect(),
             seat_view_urls: view_ports.iter().map(|&p| url(p)).collect(),
@@ -424,6 +428,26 @@ impl Stack {
             .expect("gateway answers");
         assert_eq!(response.status(), 201, "sign-up of {username}");
         self.sign_in(&username, &password).await
+    }
+
+    /// A token for seat's machine client (`client_credentials`, role `service`): what seat
+    /// sends to payment.
+    pub async fn service_token(&self) -> String {
+        let response = self
+            .http
+            .post(self.api("/auth/token"))
+            .basic_auth(SEAT_CLIENT.0, Some(SEAT_CLIENT.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "client_credentials: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// `POST /auth/token` with the password grant.
