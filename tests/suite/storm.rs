@@ -322,6 +322,15 @@ async fn served_with_headers(
     (status, headers, body)
 }
 
+/// A cancellation by `user`, served with 202.
+async fn cancel_served(stack: &Stack, user: &User, id: &str, what: &str) {
+    let request = stack
+        .http
+        .delete(stack.api(&format!("/api/reservations/{id}")))
+        .bearer_auth(&user.token);
+    served(stack, request, what, &[202]).await;
+}
+
 fn events_by_key(records: &[Record]) -> HashMap<String, Vec<Value>> {
     let mut by_key: HashMap<String, Vec<Value>> = HashMap::new();
     for record in records {
@@ -578,16 +587,7 @@ async fn a_cancellation_storm_wedges_nothing_and_loses_nothing() {
         }
         served(&stack, request, what, &[200]).await;
     }
-    served(
-        &stack,
-        stack
-            .http
-            .delete(stack.api(&format!("/api/reservations/{third}")))
-            .bearer_auth(&alice.token),
-        "a cancellation",
-        &[202],
-    )
-    .await;
+    cancel_served(&stack, alice, &third, "a cancellation").await;
     let newcomer = format!("{run}-after");
     served(
         &stack,
@@ -601,14 +601,11 @@ async fn a_cancellation_storm_wedges_nothing_and_loses_nothing() {
     stack.sign_in(&newcomer, &password_of(&newcomer)).await;
     stack.wait_for_status(&confirmed, "REGISTERED").await;
     // Paid, registered, then cancelled: refunded.
-    served(
+    cancel_served(
         &stack,
-        stack
-            .http
-            .delete(stack.api(&format!("/api/reservations/{confirmed}")))
-            .bearer_auth(&alice.token),
+        alice,
+        &confirmed,
         "a cancellation of a paid reservation",
-        &[202],
     )
     .await;
 

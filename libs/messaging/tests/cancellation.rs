@@ -43,6 +43,18 @@ async fn sqlite_database() -> (SqliteDatabase, String, tempfile::TempDir) {
     (db, url, dir)
 }
 
+/// Another process's view of the file (waiting up to 2 s for the write lock).
+async fn other_process(url: &str) -> Arc<Mutex<SqliteConnection>> {
+    let mut other = SqliteConnection::connect(&format!("{url}?mode=rw"))
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA busy_timeout = 2000")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    Arc::new(Mutex::new(other))
+}
+
 async fn inbox_rows(db: &SqliteDatabase, consumer: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM messaging_inbox WHERE consumer = ?")
         .bind(consumer)
@@ -96,16 +108,7 @@ async fn sqlite_sound(db: &SqliteDatabase, other: &Mutex<SqliteConnection>, poin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_write_dropped_at_any_await_point_leaves_the_pool_sound() {
     let (db, url, _dir) = sqlite_database().await;
-    // Another process's view of the file.
-    let other = Arc::new(Mutex::new(
-        SqliteConnection::connect(&format!("{url}?mode=rw"))
-            .await
-            .unwrap(),
-    ));
-    sqlx::query("PRAGMA busy_timeout = 2000")
-        .execute(&mut *other.lock().await)
-        .await
-        .unwrap();
+    let other = other_process(&url).await;
     let check = |point| {
         let (db, other) = (db.clone(), other.clone());
         async move { sqlite_sound(&db, &other, point).await }
@@ -131,11 +134,7 @@ async fn a_sqlite_write_dropped_at_any_await_point_leaves_the_pool_sound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_sqlite_begin_dropped_anywhere_is_caught_when_its_connection_comes_back() {
     let (db, url, _dir) = sqlite_database().await;
-    let other = Arc::new(Mutex::new(
-        SqliteConnection::connect(&format!("{url}?mode=rw"))
-            .await
-            .unwrap(),
-    ));
+    let other = other_process(&url).await;
     let raw_begin = || {
         let writer = db.writer.clone();
         #[allow(clippy::disallowed_methods)] // the hazard under test

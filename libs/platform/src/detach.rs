@@ -162,3 +162,68 @@ pub async fn detach(State(detached): State<Detached>, request: Request, next: Ne
         Err(problem) => problem.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_caller_does_not_cancel_the_work() {
+        let detached = Detached::new(4);
+        let done = Arc::new(AtomicBool::new(false));
+        let (go, wait) = oneshot::channel::<()>();
+        let flag = done.clone();
+        let caller = detached.run(async move {
+            let _ = wait.await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        // The client hangs up while the work waits.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), caller)
+                .await
+                .is_err()
+        );
+        assert_eq!(detached.in_flight(), 1, "still running");
+        go.send(()).unwrap();
+        assert!(detached.drain(Duration::from_secs(5)).await);
+        assert!(done.load(Ordering::SeqCst), "finished without its caller");
+        assert_eq!(detached.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_limit_requests_are_refused_at_once() {
+        let detached = Detached::new(1);
+        let (go, wait) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let detached = detached.clone();
+            async move { detached.run(async move { wait.await.is_ok() }).await }
+        });
+        while detached.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = detached.run(async {}).await.expect_err("over the limit");
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.problem_type, "/problems/overloaded");
+        go.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap());
+        detached.run(async {}).await.expect("a slot again");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_work_is_a_500_problem() {
+        let detached = Detached::new(1);
+        let problem = detached
+            .run(async { panic!("boom") })
+            .await
+            .expect_err("panicked");
+        assert_eq!(problem.status, 500);
+        detached
+            .run(async {})
+            .await
+            .expect("its slot was given back");
+    }
+}
