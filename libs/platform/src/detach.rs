@@ -15,7 +15,14 @@
 //! Shutdown: [`Detached::drain`] waits (bounded) for the requests still running, so a
 //! graceful stop lets them finish like any other request.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     extract::{Request, State},
@@ -48,6 +55,8 @@ pub struct Detached {
     permits: Arc<Semaphore>,
     limit: usize,
     tasks: TaskTracker,
+    /// Refusing requests now (logged once per episode, not once per request).
+    refusing: Arc<AtomicBool>,
 }
 
 /// A slot of the limit, given back (and the gauge updated) when the task ends.
@@ -70,6 +79,7 @@ impl Detached {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             tasks: TaskTracker::new(),
+            refusing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -83,11 +93,14 @@ impl Detached {
     {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             metrics::counter!("http_detached_refused_total").increment(1);
-            tracing::warn!(
-                limit = self.limit,
-                "refusing a write request: {} already in progress",
-                self.limit
-            );
+            if !self.refusing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    limit = self.limit,
+                    "overloaded: refusing write requests while {} are in progress \
+                     (logged once until one is taken again; counted in http_detached_refused_total)",
+                    self.limit
+                );
+            }
             return Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -96,6 +109,9 @@ impl Detached {
             )
             .retry_after(1));
         };
+        if self.refusing.swap(false, Ordering::AcqRel) {
+            tracing::info!("taking write requests again");
+        }
         let slot = Slot {
             _permit: permit,
             detached: self.clone(),
@@ -165,8 +181,6 @@ pub async fn detach(State(detached): State<Detached>, request: Request, next: Ne
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use tokio::sync::oneshot;
 
     use super::*;
