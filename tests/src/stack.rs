@@ -465,6 +465,26 @@ impl Stack {
         self.sign_in(&username, &password).await
     }
 
+    /// A token for seat's machine client (`client_credentials`, role `service`): what seat
+    /// sends to payment.
+    pub async fn service_token(&self) -> String {
+        let response = self
+            .http
+            .post(self.api("/auth/token"))
+            .basic_auth(SEAT_CLIENT.0, Some(SEAT_CLIENT.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "client_credentials: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     /// `POST /auth/token` with the password grant.
     pub async fn sign_in(&self, username: &str, password: &str) -> User {
         let response = self

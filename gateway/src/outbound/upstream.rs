@@ -11,6 +11,10 @@
 //! answer) is 502 (`bad-gateway`). Every call has a deadline, so nothing hangs: the whole
 //! response for ordinary requests, the response head for event streams (which then run as
 //! long as the client listens, until the gateway shuts down).
+//!
+//! A client that leaves drops its call here, closing the upstream connection half-way. That is
+//! safe because the services run their write routes detached from the connection
+//! (`studycafe_platform::detach`): the request finishes there, whole, or never started.
 
 use std::{
     net::IpAddr,

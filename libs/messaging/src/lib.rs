@@ -30,6 +30,7 @@ pub mod relay;
 pub mod sqlite;
 pub mod topics;
 mod trace;
+pub mod write;
 
 pub use config::KafkaConfig;
 pub use consumer::{ConsumerSettings, EventConsumer, EventHandler, HandleError, ReceivedEvent};

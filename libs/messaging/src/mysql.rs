@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool, Row as _};
+use sqlx::{MySql, MySqlConnection, MySqlPool, Row as _};
 use uuid::Uuid;
 
-use crate::{OutboxMessage, OutboxStore, PendingMessage};
+use crate::{OutboxMessage, OutboxStore, PendingMessage, write::Writer};
 
 /// Creates the outbox, inbox and lease tables if they are missing. Idempotent.
 pub async fn install(pool: &MySqlPool) -> sqlx::Result<()> {
@@ -84,11 +84,15 @@ pub async fn claim(
 #[derive(Debug, Clone)]
 pub struct MySqlOutbox {
     pool: MySqlPool,
+    writes: Writer<MySql>,
 }
 
 impl MySqlOutbox {
     pub fn new(pool: MySqlPool) -> Self {
-        Self { pool }
+        Self {
+            writes: Writer::new("outbox", pool.clone()),
+            pool,
+        }
     }
 }
 
@@ -143,7 +147,7 @@ impl OutboxStore for MySqlOutbox {
         // it is mine or expired" and tell whether it did.
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(ttl)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let current = sqlx::query(
             "SELECT holder, expires_at FROM messaging_relay_lease WHERE id = 1 FOR UPDATE",
         )

@@ -14,13 +14,13 @@ use std::{collections::HashMap, time::Duration};
 use sqlx::{PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
-use crate::{OutboxMessage, OutboxStore, PendingMessage};
+use crate::{OutboxMessage, OutboxStore, PendingMessage, write::Writer};
 
 /// Creates the outbox, inbox and lease tables if they are missing. Idempotent; call at
 /// start-up before the service's own migrations. Safe to race between replicas starting
 /// together (an advisory lock serializes them).
 pub async fn install(pool: &PgPool) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = Writer::new("install", pool.clone()).begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7312001)")
         .execute(&mut *tx)
         .await?;

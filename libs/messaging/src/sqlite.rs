@@ -13,6 +13,12 @@
 //!   a write transaction that reads before it writes must start with `BEGIN IMMEDIATE`
 //!   ([`SqliteDatabase::write`]): a deferred one can hit `SQLITE_BUSY` on the lock upgrade,
 //!   which the busy timeout cannot fix once its snapshot is stale;
+//! - that one connection must never come back to the pool inside a transaction, or every
+//!   later write fails and the write lock is held for good (issue 17): write transactions
+//!   begin through [`Writer`] (cancel-safe), and the pool checks each connection it gets
+//!   back, closing one still inside a transaction (which rolls it back);
+//! - readiness ([`SqliteDatabase::ping`]) is a write transaction beginning within
+//!   [`READY_WITHIN`]: a reader that answers proves nothing when writes are wedged;
 //! - schema migrations run under the write lock, so two replicas starting together on one
 //!   file do not both try to create the tables; a file still locked while it is being
 //!   switched to WAL (which takes an exclusive lock and does not wait) is retried for a while.
@@ -21,15 +27,21 @@ use std::{str::FromStr as _, time::Duration};
 
 use chrono::Utc;
 use sqlx::{
-    Sqlite, SqliteConnection, SqlitePool, Transaction,
+    Connection as _, Sqlite, SqliteConnection, SqlitePool, Transaction,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use uuid::Uuid;
 
-use crate::{OutboxMessage, OutboxStore, PendingMessage};
+use crate::{
+    OutboxMessage, OutboxStore, PendingMessage,
+    write::{READY_WITHIN, Writer},
+};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for the one writer connection before failing (503) instead of
+/// hanging: far longer than any healthy queue of write transactions.
+const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a database locked by another process starting on the same file is retried.
 const OPEN_RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -49,6 +61,8 @@ pub struct SqliteDatabase {
     pub writer: SqlitePool,
     /// Read-only connections for queries.
     pub reader: SqlitePool,
+    /// Begins the write transactions on `writer`.
+    writes: Writer<Sqlite>,
 }
 
 impl SqliteDatabase {
@@ -88,13 +102,15 @@ impl SqliteDatabase {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .after_release(|conn, _| Box::pin(returned_outside_transaction(conn)))
             .connect_with(options.clone())
             .await?;
         {
             // The whole check-and-apply under the write lock: another replica starting at the
             // same moment waits here, then finds the schema current.
-            let mut conn = writer.acquire().await?;
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let writes = Writer::new("migrations", writer.clone()).beginning_with(BEGIN_WRITE);
+            let mut tx = writes.begin().await?;
             if tables == Tables::WithMessaging {
                 install_in(&mut tx).await?;
             }
@@ -105,12 +121,16 @@ impl SqliteDatabase {
             .max_connections(4)
             .connect_with(options.read_only(true).create_if_missing(false))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writes: Writer::new("sqlite", writer.clone()).beginning_with(BEGIN_WRITE),
+            writer,
+            reader,
+        })
     }
 
-    /// A write transaction holding the write lock from its first statement.
+    /// A write transaction holding the write lock from its first statement. Cancel-safe.
     pub async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+        self.writes.begin().await
     }
 
     /// The outbox in this database, for the relay.
@@ -118,13 +138,38 @@ impl SqliteDatabase {
         SqliteOutbox::new(self.writer.clone())
     }
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> sqlx::Result<()> {
+    /// Readiness: the database answers reads, and a write transaction (so the write lock)
+    /// begins within [`READY_WITHIN`]. `Err` says why not.
+    pub async fn ping(&self) -> Result<(), String> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
-            .map(|_| ())
+            .map_err(|e| format!("the database cannot be read: {e}"))?;
+        self.writes.probe(READY_WITHIN).await
     }
+}
+
+/// How every write transaction starts: with the write lock.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The writer pool's check of a connection it gets back: `false` (close it, which rolls back
+/// whatever it holds) when it is still inside a transaction. Whatever left it so — a begin
+/// dropped at its unsafe await point (see [`crate::write`]), a rollback SQLite refused — the
+/// one writer connection must not go on serving inside it.
+async fn returned_outside_transaction(conn: &mut SqliteConnection) -> sqlx::Result<bool> {
+    // The worker thread runs commands in order: once the ping is answered, the rollback a
+    // dropped `Transaction` queued has run, and the depth is current.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        metrics::counter!("db_connections_discarded_total", "reason" => "in_transaction")
+            .increment(1);
+        tracing::error!(
+            "the SQLite writer connection came back inside a transaction; closing it (its \
+             transaction rolls back) and opening a new one"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Whether opening failed only because another connection held a lock (`SQLITE_BUSY`).
@@ -217,11 +262,15 @@ pub async fn claim(
 #[derive(Debug, Clone)]
 pub struct SqliteOutbox {
     pool: SqlitePool,
+    writes: Writer<Sqlite>,
 }
 
 impl SqliteOutbox {
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            writes: Writer::new("outbox", pool.clone()).beginning_with(BEGIN_WRITE),
+            pool,
+        }
     }
 }
 
@@ -242,7 +291,7 @@ impl OutboxStore for SqliteOutbox {
             return Ok(());
         }
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         for seq in seqs {
             sqlx::query("UPDATE messaging_outbox SET published_at = ? WHERE seq = ?")
                 .bind(&now)

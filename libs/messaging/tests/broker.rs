@@ -17,6 +17,7 @@ use sqlx::{SqlitePool, sqlite::SqlitePoolOptions};
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, EventHandler, HandleError, KafkaConfig, OutboxMessage,
     OutboxRelay, OutboxSignal, OutboxStore as _, ReceivedEvent, RelaySettings, sqlite,
+    write::Writer,
 };
 use studycafe_testkit::{BrokerProcess, eventually, kafka};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +69,10 @@ struct Recorder {
 
 impl EventHandler for Recorder {
     async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandleError> {
-        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let mut tx = Writer::new("test", self.pool.clone())
+            .begin()
+            .await
+            .map_err(anyhow::Error::from)?;
         if !sqlite::claim(&mut tx, "recorder", event.envelope.id)
             .await
             .map_err(anyhow::Error::from)?
@@ -173,7 +177,7 @@ async fn relay_publishes_everything_in_order_per_key_and_survives_a_broker_outag
         let keys = keys.clone();
         async move {
             for seq in range {
-                let mut tx = pool.begin().await.unwrap();
+                let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
                 let event = booking(&keys[seq % keys.len()], seq);
                 sqlite::enqueue(&mut tx, &OutboxMessage::from_event(&event))
                     .await
@@ -473,7 +477,7 @@ async fn replicas_share_an_outbox_through_one_relay_and_the_standby_takes_over()
         let key = key.clone();
         async move {
             for seq in range {
-                let mut tx = pool.begin().await.unwrap();
+                let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
                 sqlite::enqueue(&mut tx, &OutboxMessage::from_event(&booking(&key, seq)))
                     .await
                     .unwrap();
@@ -576,7 +580,7 @@ async fn deployments_with_different_topic_prefixes_do_not_hear_each_other() {
         }
     }
     for seq in 0..10 {
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
         let event = booking(&Uuid::now_v7().to_string(), seq);
         sqlite::enqueue(&mut tx, &OutboxMessage::from_event(&event))
             .await

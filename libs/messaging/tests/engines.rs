@@ -8,7 +8,7 @@ use shared_events::{BookingConfirmed, Envelope, EventMeta, topics};
 use sqlx::{mysql::MySqlPoolOptions, postgres::PgPoolOptions};
 use studycafe_messaging::{
     KafkaConfig, OutboxMessage, OutboxRelay, OutboxSignal, OutboxStore, RelaySettings, mysql,
-    postgres,
+    postgres, write::Writer,
 };
 use studycafe_testkit::{engines, eventually, kafka};
 use tokio_util::sync::CancellationToken;
@@ -76,12 +76,12 @@ async fn postgres_outbox_inbox_and_lease() {
 
     // Committed rows are pending in order; rolled back ones never existed.
     let originals: Vec<OutboxMessage> = (0..3).map(|seq| message("k", seq)).collect();
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
     for original in &originals {
         postgres::enqueue(&mut tx, original).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
     postgres::enqueue(&mut tx, &message("k", 99)).await.unwrap();
     tx.rollback().await.unwrap();
     pending_contract(&store, &originals, 1).await;
@@ -109,12 +109,12 @@ async fn mysql_outbox_inbox_and_lease() {
     let store = mysql::MySqlOutbox::new(pool.clone());
 
     let originals: Vec<OutboxMessage> = (0..3).map(|seq| message("k", seq)).collect();
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
     for original in &originals {
         mysql::enqueue(&mut tx, original).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
     mysql::enqueue(&mut tx, &message("k", 99)).await.unwrap();
     tx.rollback().await.unwrap();
     pending_contract(&store, &originals, 2).await;
@@ -139,7 +139,7 @@ async fn the_relay_publishes_a_postgres_outbox_to_apache_kafka_in_order() {
     postgres::install(&pool).await.unwrap();
     let keys: Vec<String> = (0..4).map(|_| Uuid::now_v7().to_string()).collect();
     for seq in 0..40 {
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = Writer::new("test", pool.clone()).begin().await.unwrap();
         postgres::enqueue(&mut tx, &message(&keys[seq % keys.len()], seq))
             .await
             .unwrap();

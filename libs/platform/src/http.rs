@@ -25,7 +25,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::Problem;
+use crate::{Problem, detach::Detached};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -154,6 +154,22 @@ pub async fn serve(
     let server =
         axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
     within_grace(server, shutdown, grace).await
+}
+
+/// [`serve`] for a router with detached write routes: on shutdown it also waits, within the
+/// same grace, for the requests `detached` still runs for clients that already left.
+pub async fn serve_with_detached(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+    detached: Detached,
+) -> std::io::Result<()> {
+    let (served, _) = tokio::join!(
+        serve(listener, router, shutdown.clone(), grace),
+        detached.drain_on(shutdown, grace),
+    );
+    served
 }
 
 /// [`serve`], with each connection's peer address available to handlers as

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod breaker;
 pub mod client_credentials;
 pub mod config;
+pub mod detach;
 pub mod http;
 pub mod observability;
 pub mod problem;

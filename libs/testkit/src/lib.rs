@@ -6,6 +6,7 @@
 //! target directory, so `cargo build --workspace --bins` must have run (the README's test
 //! command does it).
 
+pub mod cancel;
 pub mod engines;
 pub mod kafka;
 pub mod keys;

@@ -42,6 +42,9 @@ pub struct IdentityConfig {
     pub sign_in_throttle: ThrottlePolicy,
     /// `IDENTITY_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `HTTP_MAX_WRITES_IN_FLIGHT` (default 256): write requests running at once, detached
+    /// from their clients; one more is refused with 503.
+    pub writes_in_flight: usize,
 }
 
 /// The user store engines, told apart by the URL's scheme.
@@ -117,6 +120,7 @@ impl IdentityConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
         })
     }
 }

@@ -15,7 +15,7 @@ pub mod outbound;
 use std::{future::Future, net::SocketAddr, path::Path, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use studycafe_platform::{http as web, shutdown};
+use studycafe_platform::{detach::Detached, http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -111,8 +111,9 @@ impl App {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
+        let detached = Detached::new(config.writes_in_flight);
         let router = web::with_standard_layers(
-            inbound::http::routes(service).merge(web::ops_routes(readiness)),
+            inbound::http::routes(service, &detached).merge(web::ops_routes(readiness)),
         );
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -124,7 +125,7 @@ impl App {
             let mut tasks = JoinSet::new();
             let token = shutdown.clone();
             tasks.spawn(async move {
-                web::serve(listener, router, token, grace)
+                web::serve_with_detached(listener, router, token, grace, detached)
                     .await
                     .context("HTTP server")
             });

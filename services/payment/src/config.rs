@@ -49,6 +49,9 @@ pub struct PaymentConfig {
     pub reconcile_after: chrono::Duration,
     /// `PAYMENT_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `HTTP_MAX_WRITES_IN_FLIGHT` (default 256): write requests running at once, detached
+    /// from their clients; one more is refused with 503.
+    pub writes_in_flight: usize,
     pub kafka: KafkaConfig,
     pub auth: AuthConfig,
 }
@@ -118,6 +121,7 @@ impl PaymentConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             kafka: KafkaConfig::from_env(env, "payment")?,
             auth: AuthConfig::from_env(env)?,
         })

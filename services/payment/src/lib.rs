@@ -31,7 +31,7 @@ use anyhow::Context as _;
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
 };
-use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
+use studycafe_platform::{auth::JwtVerifier, detach::Detached, http as web, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -117,11 +117,15 @@ impl App {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
+        let detached = Detached::new(config.writes_in_flight);
         let router = web::with_standard_layers(
-            inbound::http::routes(ApiState {
-                service: service.clone(),
-                verifier,
-            })
+            inbound::http::routes(
+                ApiState {
+                    service: service.clone(),
+                    verifier,
+                },
+                &detached,
+            )
             .merge(web::ops_routes(readiness)),
         );
         let listener = TcpListener::bind(config.http_addr)
@@ -153,7 +157,7 @@ impl App {
             let mut tasks = JoinSet::new();
             let token = shutdown.clone();
             tasks.spawn(async move {
-                web::serve(listener, router, token, grace)
+                web::serve_with_detached(listener, router, token, grace, detached)
                     .await
                     .context("HTTP server")
             });

@@ -30,6 +30,9 @@ pub struct RegistrationConfig {
     /// `REGISTRATION_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may
     /// finish.
     pub shutdown_grace: Duration,
+    /// `HTTP_MAX_WRITES_IN_FLIGHT` (default 256): write requests running at once, detached
+    /// from their clients; one more is refused with 503.
+    pub writes_in_flight: usize,
     pub kafka: KafkaConfig,
     pub auth: AuthConfig,
 }
@@ -89,6 +92,7 @@ impl RegistrationConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             kafka: KafkaConfig::from_env(env, "registration")?,
             auth: AuthConfig::from_env(env)?,
         })

@@ -32,6 +32,9 @@ pub struct SeatConfig {
     pub tick: Duration,
     /// `SEAT_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `HTTP_MAX_WRITES_IN_FLIGHT` (default 256): write requests running at once, detached
+    /// from their clients; one more is refused with 503.
+    pub writes_in_flight: usize,
     /// The payment service, if any (`SEAT_PAYMENT_URL`); without it confirmed reservations wait.
     pub payment: Option<PaymentClientConfig>,
     pub kafka: KafkaConfig,
@@ -195,6 +198,7 @@ impl SeatConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             payment: PaymentClientConfig::from_env(env)?,
             kafka: KafkaConfig::from_env(env, "seat")?,
             auth: AuthConfig::from_env(env)?,

@@ -2,19 +2,27 @@
 //!
 //! Input is parsed into domain types here, at the edge; every failure becomes a
 //! `problem+json` response through [`ApiError`], and nothing is written unless the whole
-//! request is valid. The token endpoint and the JWKS live in [`super::oauth`].
+//! request is valid. The token endpoint and the JWKS live in [`super::oauth`]. Sign-up and the
+//! token endpoint (which counts failed sign-ins) run detached from their client
+//! ([`studycafe_platform::detach`]): a client that hangs up does not cancel them.
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     extract::State,
+    handler::Handler as _,
     http::{HeaderValue, StatusCode, header},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use studycafe_platform::{Problem, problem::Json};
+use studycafe_platform::{
+    Problem,
+    detach::{Detached, detach},
+    problem::Json,
+};
 
 use crate::{
     domain::{
@@ -28,12 +36,18 @@ use crate::{
 /// Every handler's state: the application service.
 pub type ApiState<S, H, K> = Arc<IdentityService<S, H, K>>;
 
+/// The service's routes; the write routes run on `detached`.
 pub fn routes<S: UserStore, H: PasswordHasher, K: KeyRing>(
     service: IdentityService<S, H, K>,
+    detached: &Detached,
 ) -> Router {
+    let detached = || middleware::from_fn_with_state(detached.clone(), detach);
     Router::new()
-        .route("/api/users", post(sign_up::<S, H, K>))
-        .route("/auth/token", post(oauth::token::<S, H, K>))
+        .route("/api/users", post(sign_up::<S, H, K>.layer(detached())))
+        .route(
+            "/auth/token",
+            post(oauth::token::<S, H, K>.layer(detached())),
+        )
         .route("/.well-known/jwks.json", get(oauth::jwks::<S, H, K>))
         .with_state(Arc::new(service))
 }

@@ -15,9 +15,10 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    PgPool, Row as _,
+    PgPool, Postgres, Row as _,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
+use studycafe_messaging::write::{READY_WITHIN, Writer};
 
 use crate::{
     domain::{
@@ -33,6 +34,8 @@ const STATEMENT_TIMEOUT: &str = "5s";
 #[derive(Debug, Clone)]
 pub struct PgUserStore {
     pool: PgPool,
+    /// Every write transaction begins here (cancel-safe).
+    writer: Writer<Postgres>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
@@ -51,7 +54,10 @@ impl PgUserStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: Writer::new("identity", pool.clone()),
+            pool,
+        })
     }
 }
 
@@ -101,12 +107,9 @@ async fn read_failed_sign_ins<'e>(
 }
 
 impl UserStore for PgUserStore {
+    /// Readiness: a write transaction begins within [`READY_WITHIN`].
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.writer.probe(READY_WITHIN).await.map_err(store_error)
     }
 
     async fn insert(&self, user: &User) -> Result<InsertOutcome, StoreError> {
@@ -146,7 +149,7 @@ impl UserStore for PgUserStore {
     }
 
     async fn grant_role(&self, user: UserId, role: Role) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
         let roles: Option<String> =
             sqlx::query("SELECT roles FROM users WHERE user_id = $1::uuid FOR UPDATE")
                 .bind(user.to_string())
@@ -187,7 +190,7 @@ impl UserStore for PgUserStore {
         policy: &ThrottlePolicy,
         now: DateTime<Utc>,
     ) -> Result<FailedSignIns, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
         // A placeholder row (born as one failure, which `after_failure` then replaces) gives
         // the first failure a row to lock too.
         let inserted = sqlx::query(

@@ -4,7 +4,8 @@
 //! both call the card provider. The provider is idempotent by key as well, but serialising in
 //! the process means the second request simply waits and then reads the recorded answer.
 //! Entries are removed when the last holder or waiter leaves, so the map only ever holds keys
-//! that are in use.
+//! that are in use. A waiter that is dropped before its turn (its caller was cancelled) leaves
+//! too: each entry counts its users, and whoever leaves last removes it, holder or not.
 
 use std::{
     collections::HashMap,
@@ -16,7 +17,14 @@ use tokio::sync::OwnedMutexGuard;
 
 #[derive(Debug)]
 pub struct KeyedLocks<K> {
-    map: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    map: Mutex<HashMap<K, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    /// Holders and waiters: the entry goes when this drops to zero.
+    users: usize,
 }
 
 impl<K> Default for KeyedLocks<K> {
@@ -27,26 +35,56 @@ impl<K> Default for KeyedLocks<K> {
     }
 }
 
+/// One user of a key, from the moment it asks until it lets go (or is dropped waiting).
+#[derive(Debug)]
+struct Use<K: Eq + Hash> {
+    locks: Arc<KeyedLocks<K>>,
+    key: Option<K>,
+}
+
+impl<K: Eq + Hash> Drop for Use<K> {
+    fn drop(&mut self) {
+        let mut map = self.locks.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = self.key.take()
+            && let Some(entry) = map.get_mut(&key)
+        {
+            entry.users -= 1;
+            if entry.users == 0 {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
 /// Holds one key's lock; released on drop.
 #[derive(Debug)]
 pub struct KeyGuard<K: Eq + Hash> {
-    locks: Arc<KeyedLocks<K>>,
-    key: Option<K>,
-    guard: Option<OwnedMutexGuard<()>>,
+    // Declared first, so dropped first: the lock is free before the entry may go.
+    _guard: OwnedMutexGuard<()>,
+    _use: Use<K>,
 }
 
 impl<K: Eq + Hash + Clone> KeyedLocks<K> {
-    /// Waits until nobody else holds `key`, then holds it.
+    /// Waits until nobody else holds `key`, then holds it. Cancel-safe: dropped while
+    /// waiting, it leaves no trace.
     pub async fn lock(self: &Arc<Self>, key: K) -> KeyGuard<K> {
         let mutex = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(key.clone()).or_default().clone()
+            let entry = map.entry(key.clone()).or_insert_with(|| Entry {
+                mutex: Arc::default(),
+                users: 0,
+            });
+            entry.users += 1;
+            entry.mutex.clone()
+        };
+        let user = Use {
+            locks: self.clone(),
+            key: Some(key),
         };
         let guard = mutex.lock_owned().await;
         KeyGuard {
-            locks: self.clone(),
-            key: Some(key),
-            guard: Some(guard),
+            _guard: guard,
+            _use: user,
         }
     }
 
@@ -57,20 +95,6 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl<K: Eq + Hash> Drop for KeyGuard<K> {
-    fn drop(&mut self) {
-        // Under the map lock, so no waiter can pick up the entry between the check and the
-        // removal: waiters clone the Arc under this same lock.
-        let mut map = self.locks.map.lock().unwrap_or_else(|e| e.into_inner());
-        drop(self.guard.take());
-        if let Some(key) = self.key.take()
-            && map.get(&key).is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            map.remove(&key);
-        }
     }
 }
 
@@ -105,5 +129,33 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
         assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_dropped_before_its_turn_leaves_nothing_behind() {
+        let locks = Arc::new(KeyedLocks::default());
+        // Dropped while the holder still holds.
+        let held = locks.lock(7).await;
+        let waiting = studycafe_testkit::cancel::drop_after_polls(locks.lock(7), 1).await;
+        assert!(waiting.is_none(), "it had to wait");
+        assert_eq!(locks.len(), 1, "only the holder's entry");
+        drop(held);
+        assert!(locks.is_empty(), "no entry left for the dropped waiter");
+
+        // Dropped after the holder let go, with its turn come but never taken: the case a
+        // count of the mutex's references missed.
+        let held = locks.lock(7).await;
+        let mut waiting = Box::pin(locks.lock(7));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(held);
+        drop(waiting);
+        assert!(
+            locks.is_empty(),
+            "no entry left for the waiter dropped at its turn"
+        );
+
+        let again = locks.lock(7).await;
+        drop(again);
+        assert!(locks.is_empty(), "and the key still locks");
     }
 }

@@ -3,6 +3,9 @@
 //! - `POST /internal/payments` — seat's synchronous "pay" call (role `service` only).
 //! - `GET /api/payments?reservationId=` — a reservation's payments and refunds (owner, admin).
 //!
+//! `pay` runs detached from its client ([`studycafe_platform::detach`]): once the card
+//! processor has been asked, the answer is recorded even if seat hangs up meanwhile.
+//!
 //! Every failure is `application/problem+json`, mapped in one place ([`ApiError`]). Note for
 //! the 4xx/5xx split: seat treats 400/409/422 as a final "no" and 5xx as "try again later", so
 //! anything transient (provider down, store busy, contention) must be a 503.
@@ -12,7 +15,9 @@ use std::{collections::HashMap, sync::Arc};
 use axum::{
     Router,
     extract::{FromRef, Query, State, rejection::QueryRejection},
+    handler::Handler as _,
     http::{HeaderMap, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -21,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
+    detach::{Detached, detach},
     problem::Json,
 };
 
@@ -51,9 +57,14 @@ impl<S, P> FromRef<ApiState<S, P>> for Arc<JwtVerifier> {
     }
 }
 
-pub fn routes<S: PaymentStore, P: CardProvider>(state: ApiState<S, P>) -> Router {
+/// The API; `pay` runs on `detached`.
+pub fn routes<S: PaymentStore, P: CardProvider>(
+    state: ApiState<S, P>,
+    detached: &Detached,
+) -> Router {
+    let detached = middleware::from_fn_with_state(detached.clone(), detach);
     Router::new()
-        .route("/internal/payments", post(pay::<S, P>))
+        .route("/internal/payments", post(pay::<S, P>.layer(detached)))
         .route("/api/payments", get(payments_of::<S, P>))
         .with_state(state)
 }

@@ -27,10 +27,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Connection as _, Executor as _, MySqlConnection, MySqlPool,
+    Connection as _, Executor as _, MySql, MySqlConnection, MySqlPool,
     mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions},
 };
-use studycafe_messaging::{OutboxSignal, mysql as outbox};
+use studycafe_messaging::{
+    OutboxSignal, mysql as outbox,
+    write::{READY_WITHIN, Writer},
+};
 
 use crate::{
     domain::{
@@ -66,6 +69,8 @@ const TRANSIENT_RETRIES: usize = 3;
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
+    /// Every write transaction begins here (cancel-safe).
+    writer: Writer<MySql>,
     signal: OutboxSignal,
 }
 
@@ -127,7 +132,11 @@ impl MySqlStore {
             .await?;
         outbox::install(&pool).await?;
         migrate(&options).await?;
-        Ok(Self { pool, signal })
+        Ok(Self {
+            writer: Writer::new("payment", pool.clone()),
+            pool,
+            signal,
+        })
     }
 }
 
@@ -243,7 +252,7 @@ impl MySqlStore {
         causation: &str,
         refund_if_closed: Option<&Refund>,
     ) -> sqlx::Result<SaveOutcome<Option<Refund>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Locks the payment row first (see the module docs on lock order).
         let updated = sqlx::query(
             "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
@@ -288,7 +297,7 @@ impl MySqlStore {
         consumed: Consumed,
         now: DateTime<Utc>,
     ) -> sqlx::Result<CloseOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if !outbox::claim(&mut tx, consumed.consumer, consumed.event_id).await? {
             return Ok(CloseOutcome::AlreadyApplied);
         }
@@ -325,7 +334,7 @@ impl MySqlStore {
     }
 
     async fn complete_refund_once(&self, refund: &Refund) -> sqlx::Result<SaveOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // The status check is what makes a refund's event exactly-once: of two workers that
         // both got the provider's (idempotent) answer, only the first one moves the row (the
         // second waits on its row lock, then matches nothing).
@@ -369,9 +378,9 @@ impl StoreAdapter for MySqlStore {
         outbox::MySqlOutbox::new(self.pool.clone())
     }
 
+    /// Readiness: a write transaction begins within [`READY_WITHIN`].
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        conn.ping().await.map_err(store_error)
+        self.writer.probe(READY_WITHIN).await.map_err(store_error)
     }
 }
 

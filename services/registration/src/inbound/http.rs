@@ -3,7 +3,8 @@
 //! Every route needs the admin role ([`AdminCaller`]: 401 without a valid token, 403 for
 //! anyone else). Input is parsed into domain types here, at the edge; every failure becomes a
 //! `problem+json` response through [`ApiError`], and nothing is written unless the whole
-//! request is valid.
+//! request is valid. Decisions and policy changes run detached from their client
+//! ([`studycafe_platform::detach`]): a client that hangs up does not cancel them.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use axum::{
     Router,
     body::Bytes,
     extract::{FromRef, FromRequestParts, Path, Query, State, rejection::QueryRejection},
+    handler::Handler as _,
     http::{HeaderMap, StatusCode, request::Parts},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -20,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
+    detach::{Detached, detach},
     problem::Json,
 };
 
@@ -55,15 +59,23 @@ impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
     }
 }
 
-pub fn routes<S: BookingStore>(state: ApiState<S>) -> Router {
+/// The admin API; the write routes run on `detached`.
+pub fn routes<S: BookingStore>(state: ApiState<S>, detached: &Detached) -> Router {
+    let detached = || middleware::from_fn_with_state(detached.clone(), detach);
     Router::new()
         .route("/api/admin/bookings", get(list_bookings::<S>))
         .route("/api/admin/bookings/{id}", get(get_booking::<S>))
-        .route("/api/admin/bookings/{id}/confirm", post(confirm::<S>))
-        .route("/api/admin/bookings/{id}/reject", post(reject::<S>))
+        .route(
+            "/api/admin/bookings/{id}/confirm",
+            post(confirm::<S>.layer(detached())),
+        )
+        .route(
+            "/api/admin/bookings/{id}/reject",
+            post(reject::<S>.layer(detached())),
+        )
         .route(
             "/api/admin/policy",
-            get(get_policy::<S>).put(put_policy::<S>),
+            get(get_policy::<S>).put(put_policy::<S>.layer(detached())),
         )
         .with_state(state)
 }

@@ -27,7 +27,10 @@ use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
-use studycafe_messaging::{OutboxSignal, postgres as outbox};
+use studycafe_messaging::{
+    OutboxSignal, postgres as outbox,
+    write::{READY_WITHIN, Writer},
+};
 
 use crate::{
     domain::{
@@ -46,6 +49,8 @@ const STATEMENT_TIMEOUT: &str = "10s";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Every write transaction begins here (cancel-safe).
+    writer: Writer<Postgres>,
     signal: OutboxSignal,
 }
 
@@ -70,7 +75,11 @@ impl PgStore {
             .await?;
         outbox::install(&pool).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, signal })
+        Ok(Self {
+            writer: Writer::new("registration", pool.clone()),
+            pool,
+            signal,
+        })
     }
 
     /// The outbox, for the relay.
@@ -79,7 +88,7 @@ impl PgStore {
     }
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool.begin().await.map_err(store_error)
+        self.writer.begin().await.map_err(store_error)
     }
 }
 
@@ -149,12 +158,9 @@ async fn enqueue_event(
 }
 
 impl BookingStore for PgStore {
+    /// Readiness: a write transaction begins within [`READY_WITHIN`].
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.writer.probe(READY_WITHIN).await.map_err(store_error)
     }
 
     async fn get(&self, id: ReservationId) -> Result<Option<Booking>, StoreError> {

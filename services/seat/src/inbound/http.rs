@@ -2,16 +2,19 @@
 //!
 //! Input is parsed into domain types here, at the edge; every failure becomes a
 //! `problem+json` response through [`ApiError`], and nothing is written unless the whole
-//! request is valid.
+//! request is valid. Reserving and cancelling run detached from their client
+//! ([`studycafe_platform::detach`]): a client that hangs up does not cancel them.
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     extract::{FromRef, Path, State},
+    handler::Handler as _,
     http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
+    detach::{Detached, detach},
     problem::Json,
 };
 
@@ -52,13 +56,15 @@ impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
     }
 }
 
-pub fn routes<S: ReservationStore>(state: ApiState<S>) -> Router {
+/// The API; the write routes run on `detached`.
+pub fn routes<S: ReservationStore>(state: ApiState<S>, detached: &Detached) -> Router {
+    let detached = || middleware::from_fn_with_state(detached.clone(), detach);
     Router::new()
         .route("/api/seats", get(list_seats::<S>))
-        .route("/api/reservations", axum::routing::post(reserve::<S>))
+        .route("/api/reservations", post(reserve::<S>.layer(detached())))
         .route(
             "/api/reservations/{id}",
-            get(get_reservation::<S>).delete(cancel_reservation::<S>),
+            get(get_reservation::<S>).delete(cancel_reservation::<S>.layer(detached())),
         )
         .with_state(state)
 }

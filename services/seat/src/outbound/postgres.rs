@@ -31,10 +31,13 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{
-    PgConnection, PgPool, Row as _,
+    PgConnection, PgPool, Postgres, Row as _,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
-use studycafe_messaging::{OutboxSignal, postgres as outbox};
+use studycafe_messaging::{
+    OutboxSignal, postgres as outbox,
+    write::{READY_WITHIN, Writer},
+};
 
 use crate::{
     domain::{
@@ -68,6 +71,8 @@ const RESERVATION_COLUMNS: &str = "reservation_id, seat_id, customer_id, starts_
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Every write transaction begins here (cancel-safe).
+    writer: Writer<Postgres>,
     signal: OutboxSignal,
 }
 
@@ -94,7 +99,11 @@ impl PgStore {
             .await?;
         outbox::install(&pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, signal })
+        Ok(Self {
+            writer: Writer::new("seat", pool.clone()),
+            pool,
+            signal,
+        })
     }
 
     /// The outbox as the relay sees it.
@@ -102,13 +111,9 @@ impl PgStore {
         outbox::PgOutbox::new(self.pool.clone())
     }
 
-    /// Whether the database answers (readiness).
+    /// Readiness: a write transaction begins within [`READY_WITHIN`].
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.writer.probe(READY_WITHIN).await.map_err(store_error)
     }
 
     /// Makes the stored catalogue match `seats`, announcing new and changed seats
@@ -116,7 +121,7 @@ impl PgStore {
     /// together take turns (advisory lock), so a change is announced once.
     pub async fn sync_catalogue(&self, seats: &[Seat]) -> anyhow::Result<usize> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CATALOGUE_LOCK)
             .execute(&mut *tx)
@@ -256,7 +261,7 @@ impl ReservationStore for PgStore {
         causation: &str,
         idempotency: Option<&IdempotencyClaim>,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
         if let Some(claim) = idempotency {
             // Claim the key first: a concurrent request with the same key waits here until
             // this transaction ends, then finds the key taken (or free again, on a rollback).
@@ -362,7 +367,7 @@ impl ReservationStore for PgStore {
         causation: &str,
         consumed: Option<Consumed>,
     ) -> Result<SaveOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
         if let Some(consumed) = consumed
             && !outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
                 .await
@@ -406,7 +411,7 @@ impl ReservationStore for PgStore {
     }
 
     async fn mark_consumed(&self, consumed: Consumed) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
         outbox::claim(&mut tx, consumed.consumer, consumed.event_id)
             .await
             .map_err(store_error)?;
