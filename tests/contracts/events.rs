@@ -371,11 +371,22 @@ async fn consumer_registration_states_the_events_it_reacts_to() {
 
 /// What the producers published in one run of the whole suite: one real event per type.
 async fn produced_events() -> HashMap<String, Value> {
+    // The hold must outlast the paid path (confirm, pay, register) yet let the expired case end
+    // soon; the clock only starts once every consumer holds its partitions, because a group's
+    // first rebalance took 7 s on a loaded CI machine and the paid booking expired meanwhile.
     let stack = Stack::start(StackOptions {
-        hold_secs: 8,
+        hold_secs: 15,
         ..StackOptions::default()
     })
     .await;
+    for consumer in [&stack.payment, &stack.seat, &stack.seat_view]
+        .into_iter()
+        .chain(&stack.registrations)
+    {
+        stack
+            .wait_for_partitions(std::slice::from_ref(consumer))
+            .await;
+    }
     let alice = stack.customer("alice").await;
     // Confirmed, paid, registered, then cancelled and refunded.
     // The cafe decides once registration has the booking (it learns of it from SeatReserved).
