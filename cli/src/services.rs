@@ -143,7 +143,10 @@ pub static SERVICES: &[ServiceSpec] = &[
         env: |suite| {
             let mut env = vec![
                 ("SEAT_HTTP_ADDR", suite.addr("seat")),
-                ("SEAT_GRPC_ADDR", format!("127.0.0.1:{}", suite.seat_grpc_port)),
+                (
+                    "SEAT_GRPC_ADDR",
+                    format!("127.0.0.1:{}", suite.seat_grpc_port),
+                ),
                 ("SEAT_DATABASE_URL", suite.database("seat")),
                 (
                     "SEAT_PAYMENT_URL",

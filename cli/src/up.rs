@@ -452,8 +452,7 @@ fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
         if spec.name == "seat" {
             println!(
                 "  {:<width$}  127.0.0.1:{} (gRPC studycafe.seat.v1, health, reflection; `studycafe seat-grpc`)",
-                "",
-                suite.seat_grpc_port
+                "", suite.seat_grpc_port
             );
         }
     }

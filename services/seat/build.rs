@@ -7,11 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("seat_descriptor.bin"))
-        .compile_with_config(
-            config,
-            &["proto/studycafe/seat/v1/seat.proto"],
-            &["proto"],
-        )?;
+        .compile_with_config(config, &["proto/studycafe/seat/v1/seat.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

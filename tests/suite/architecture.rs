@@ -53,7 +53,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Every domain source file, as (path relative to the repo, text).
 fn domain_sources(root: &Path) -> Vec<(String, String)> {
     let mut files = Vec::new();
-    for service in std::fs::read_dir(root.join("services")).expect("services/").flatten() {
+    for service in std::fs::read_dir(root.join("services"))
+        .expect("services/")
+        .flatten()
+    {
         rust_files(&service.path().join("src/domain"), &mut files);
         let single = service.path().join("src/domain.rs");
         if single.is_file() {

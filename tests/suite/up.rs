@@ -226,7 +226,13 @@ async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains(&id), "{stdout}");
     let (code, _, stderr) = seat_grpc(&[
-        "reserve", "--seat", "A-01", "--starts-at", &starts, "--hours", "2",
+        "reserve",
+        "--seat",
+        "A-01",
+        "--starts-at",
+        &starts,
+        "--hours",
+        "2",
     ]);
     assert_eq!(code, Some(1));
     assert!(

@@ -194,6 +194,7 @@ impl App {
         };
 
         let grace = config.shutdown_grace;
+        let tick = config.tick;
         let run = Box::pin(async move {
             let mut tasks = JoinSet::new();
             let token = shutdown.clone();
@@ -213,7 +214,6 @@ impl App {
                     .context("gRPC server")
             });
             let token = shutdown.clone();
-            let tick = config.tick;
             tasks.spawn(async move {
                 grpc_health(health, ready_check, tick, token).await;
                 Ok(())
@@ -281,8 +281,12 @@ async fn grpc_health(
         }
     }
     // Draining: tell health checkers before the port closes.
-    health.set_service_status("", ServingStatus::NotServing).await;
-    health.set_service_status(api, ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(api, ServingStatus::NotServing)
+        .await;
 }
 
 /// Beyond the HTTP grace period, how long the other tasks may take to stop.

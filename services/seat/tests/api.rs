@@ -107,28 +107,78 @@ async fn bad_input_gets_a_problem_and_changes_nothing<A: SeatApi>(db: Db) {
 
     // (who, request, kind of refusal, reason)
     let cases = [
-        (alice.clone(), input("Z-99", &start, 2), Kind::NotFound, "seat-not-found"),
-        (alice.clone(), input("not a seat", &start, 2), Kind::BadInput, "invalid-field"),
-        (alice.clone(), input("A-16", &start, 2), Kind::Conflict, "seat-disabled"),
-        (alice.clone(), input("A-01", &past, 2), Kind::BadInput, "starts-in-past"),
-        (alice.clone(), input("A-01", &start, 0), Kind::BadInput, "hours-out-of-range"),
-        (alice.clone(), input("A-01", &start, 13), Kind::BadInput, "hours-out-of-range"),
-        (alice.clone(), input("A-01", &far, 1), Kind::BadInput, "starts-too-far-ahead"),
+        (
+            alice.clone(),
+            input("Z-99", &start, 2),
+            Kind::NotFound,
+            "seat-not-found",
+        ),
+        (
+            alice.clone(),
+            input("not a seat", &start, 2),
+            Kind::BadInput,
+            "invalid-field",
+        ),
+        (
+            alice.clone(),
+            input("A-16", &start, 2),
+            Kind::Conflict,
+            "seat-disabled",
+        ),
+        (
+            alice.clone(),
+            input("A-01", &past, 2),
+            Kind::BadInput,
+            "starts-in-past",
+        ),
+        (
+            alice.clone(),
+            input("A-01", &start, 0),
+            Kind::BadInput,
+            "hours-out-of-range",
+        ),
+        (
+            alice.clone(),
+            input("A-01", &start, 13),
+            Kind::BadInput,
+            "hours-out-of-range",
+        ),
+        (
+            alice.clone(),
+            input("A-01", &far, 1),
+            Kind::BadInput,
+            "starts-too-far-ahead",
+        ),
         (
             alice.clone(),
             input("A-01", "tomorrow at nine", 1),
             Kind::BadInput,
             "invalid-field",
         ),
-        (alice.clone(), no_payment_token, Kind::BadInput, "invalid-field"),
-        ("garbage".to_owned(), input("A-01", &start, 1), Kind::Unauthenticated, "unauthorized"),
+        (
+            alice.clone(),
+            no_payment_token,
+            Kind::BadInput,
+            "invalid-field",
+        ),
+        (
+            "garbage".to_owned(),
+            input("A-01", &start, 1),
+            Kind::Unauthenticated,
+            "unauthorized",
+        ),
         (
             app.keys.forged("mallory"),
             input("A-01", &start, 1),
             Kind::Unauthenticated,
             "unauthorized",
         ),
-        (app.keys.admin("root"), input("A-01", &start, 1), Kind::Forbidden, "forbidden"),
+        (
+            app.keys.admin("root"),
+            input("A-01", &start, 1),
+            Kind::Forbidden,
+            "forbidden",
+        ),
     ];
     for (token, request, kind, reason) in &cases {
         let answer = api.reserve(token, request, None).await;
@@ -140,7 +190,11 @@ async fn bad_input_gets_a_problem_and_changes_nothing<A: SeatApi>(db: Db) {
         "unauthorized",
     );
     assert!(anonymous.detail.contains("missing"), "{anonymous:?}");
-    assert_rejected(api.get(&alice, "not-an-id").await, Kind::NotFound, "not-found");
+    assert_rejected(
+        api.get(&alice, "not-an-id").await,
+        Kind::NotFound,
+        "not-found",
+    );
     let unknown = uuid::Uuid::now_v7().to_string();
     assert_rejected(api.get(&alice, &unknown).await, Kind::NotFound, "not-found");
 
@@ -204,9 +258,12 @@ async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation
     let tokens: Vec<String> = (0..50)
         .map(|i| app.keys.customer(&format!("customer-{i}")))
         .collect();
-    let results =
-        futures::future::join_all(tokens.iter().map(|token| api.reserve(token, &request, None)))
-            .await;
+    let results = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|token| api.reserve(token, &request, None)),
+    )
+    .await;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(accepted, 1, "{}: {results:?}", A::NAME);
     let conflicts: Vec<_> = results.into_iter().filter(Result::is_err).collect();
@@ -279,7 +336,11 @@ async fn only_the_owner_or_an_admin_sees_and_cancels<A: SeatApi>(db: Db) {
     assert_rejected(api.get(&bob, &id).await, Kind::Forbidden, "forbidden");
     assert_eq!(api.get(&admin, &id).await.unwrap().customer_id, "alice");
     assert_rejected(api.cancel(&bob, &id).await, Kind::Forbidden, "forbidden");
-    assert_rejected(api.cancel("", &id).await, Kind::Unauthenticated, "unauthorized");
+    assert_rejected(
+        api.cancel("", &id).await,
+        Kind::Unauthenticated,
+        "unauthorized",
+    );
     assert_eq!(app.status_of(&id).await, "REQUESTED", "bob changed nothing");
 
     let cancelled = api.cancel(&alice, &id).await.unwrap();
@@ -289,7 +350,11 @@ async fn only_the_owner_or_an_admin_sees_and_cancels<A: SeatApi>(db: Db) {
         Kind::Conflict,
         "illegal-state-change",
     );
-    assert_rejected(api.cancel(&alice, "not-an-id").await, Kind::NotFound, "not-found");
+    assert_rejected(
+        api.cancel(&alice, "not-an-id").await,
+        Kind::NotFound,
+        "not-found",
+    );
 
     // The seat is free again for that window.
     api.reserve(&bob, &input("A-03", &in_hours(2), 1), None)
@@ -403,17 +468,16 @@ async fn grpc_health_reflection_and_my_reservations() {
         .await
         .unwrap()
         .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = answers
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .message_response
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
     else {
         panic!("not a service list");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for name in ["studycafe.seat.v1.SeatReservations", "grpc.health.v1.Health"] {
+    for name in [
+        "studycafe.seat.v1.SeatReservations",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.iter().any(|n| n == name), "{names:?}");
     }
 
@@ -435,10 +499,9 @@ async fn grpc_health_reflection_and_my_reservations() {
     let list = |token: &str, page_size: u32| {
         let mut request = tonic::Request::new(pb::ListMyReservationsRequest { page_size });
         if !token.is_empty() {
-            request.metadata_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().unwrap(),
-            );
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
         request
     };

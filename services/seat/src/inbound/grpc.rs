@@ -311,12 +311,7 @@ fn reserve_status(e: &ReserveError) -> Status {
 fn view_status(e: &ViewError) -> Status {
     match e {
         ViewError::NotFound(_) => not_found(e.to_string()),
-        ViewError::Forbidden(_) => status(
-            Code::PermissionDenied,
-            "forbidden",
-            e.to_string(),
-            None,
-        ),
+        ViewError::Forbidden(_) => status(Code::PermissionDenied, "forbidden", e.to_string(), None),
         ViewError::Store(s) => unavailable(s),
     }
 }

@@ -89,8 +89,12 @@ pub trait SeatApi: Sized {
     async fn connect(app: &TestApp) -> Self;
 
     /// `token` empty: no credentials at all.
-    async fn reserve(&self, token: &str, input: &ReserveInput, key: Option<&str>)
-    -> Answer<Reserved>;
+    async fn reserve(
+        &self,
+        token: &str,
+        input: &ReserveInput,
+        key: Option<&str>,
+    ) -> Answer<Reserved>;
 
     async fn get(&self, token: &str, id: &str) -> Answer<View>;
 
@@ -99,7 +103,11 @@ pub trait SeatApi: Sized {
 
 /// Asserts a refusal of `kind` with `reason`; returns it.
 #[track_caller]
-pub fn assert_rejected<T: std::fmt::Debug>(answer: Answer<T>, kind: Kind, reason: &str) -> Rejection {
+pub fn assert_rejected<T: std::fmt::Debug>(
+    answer: Answer<T>,
+    kind: Kind,
+    reason: &str,
+) -> Rejection {
     let rejection = answer.expect_err("a refusal");
     assert_eq!(
         (rejection.kind, rejection.reason.as_str()),
@@ -226,7 +234,10 @@ impl SeatApi for Rest {
             "paymentToken": input.payment_token,
         });
         let mut request = self
-            .authorized(self.http.post(format!("{}/api/reservations", self.base)), token)
+            .authorized(
+                self.http.post(format!("{}/api/reservations", self.base)),
+                token,
+            )
             .json(&body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
