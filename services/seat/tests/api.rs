@@ -1,7 +1,7 @@
 //! The seat service's APIs, in-process on port 0, with its own database and a real broker.
 //!
 //! The acceptance scenarios are written once against [`SeatApi`] and run through both inbound
-//! adapters (`through_both_adapters!`: REST on SQLite and PostgreSQL, gRPC on SQLite); what only
+//! adapters (`through_both_adapters!`, each on SQLite and on PostgreSQL); what only
 //! one protocol has (malformed JSON, the catalogue, `/metrics`; gRPC health and reflection)
 //! is tested on its own below.
 

@@ -422,7 +422,8 @@ impl SeatApi for Grpc {
 }
 
 /// `through_both_adapters!(name, ...)`: for each `async fn name<A: SeatApi>(db: Db)`, the
-/// tests `rest_sqlite::name`, `rest_postgres::name` and `grpc_sqlite::name`.
+/// tests `rest_sqlite::name`, `rest_postgres::name`, `grpc_sqlite::name` and
+/// `grpc_postgres::name`.
 #[macro_export]
 macro_rules! through_both_adapters {
     ($($name:ident),+ $(,)?) => {
@@ -449,6 +450,15 @@ macro_rules! through_both_adapters {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     super::$name::<super::support::seat_api::Grpc>(super::support::Db::Sqlite)
+                        .await
+                }
+            )+
+        }
+        mod grpc_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name::<super::support::seat_api::Grpc>(super::support::Db::Postgres)
                         .await
                 }
             )+
