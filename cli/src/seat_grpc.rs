@@ -59,12 +59,13 @@ pub async fn run(addr: &str, token: &str, call: Call) -> anyhow::Result<()> {
     let bearer: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .map_err(|_| UsageError("--token: not a valid token".to_owned()))?;
-    let with_token = |mut request: Request<_>| {
+    fn authorized<T>(message: T, bearer: &MetadataValue<tonic::metadata::Ascii>) -> Request<T> {
+        let mut request = Request::new(message);
         request
             .metadata_mut()
             .insert("authorization", bearer.clone());
         request
-    };
+    }
     let answer = match call {
         Call::Reserve {
             seat,
@@ -73,12 +74,15 @@ pub async fn run(addr: &str, token: &str, call: Call) -> anyhow::Result<()> {
             payment_token,
             idempotency_key,
         } => {
-            let mut request = with_token(Request::new(pb::ReserveRequest {
-                seat_id: seat,
-                starts_at,
-                hours,
-                payment_token,
-            }));
+            let mut request = authorized(
+                pb::ReserveRequest {
+                    seat_id: seat,
+                    starts_at,
+                    hours,
+                    payment_token,
+                },
+                &bearer,
+            );
             if let Some(key) = idempotency_key {
                 let key = key
                     .parse()
@@ -91,21 +95,24 @@ pub async fn run(addr: &str, token: &str, call: Call) -> anyhow::Result<()> {
             })
         }
         Call::Get { reservation_id } => client
-            .get_reservation(with_token(Request::new(pb::GetReservationRequest {
-                reservation_id,
-            })))
+            .get_reservation(authorized(
+                pb::GetReservationRequest { reservation_id },
+                &bearer,
+            ))
             .await
             .map(|r| reservation_json(r.into_inner())),
         Call::Cancel { reservation_id } => client
-            .cancel_reservation(with_token(Request::new(pb::CancelReservationRequest {
-                reservation_id,
-            })))
+            .cancel_reservation(authorized(
+                pb::CancelReservationRequest { reservation_id },
+                &bearer,
+            ))
             .await
             .map(|r| reservation_json(r.into_inner())),
         Call::List { page_size } => client
-            .list_my_reservations(with_token(Request::new(pb::ListMyReservationsRequest {
-                page_size,
-            })))
+            .list_my_reservations(authorized(
+                pb::ListMyReservationsRequest { page_size },
+                &bearer,
+            ))
             .await
             .map(|r| {
                 Value::Array(

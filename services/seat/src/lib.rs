@@ -147,9 +147,7 @@ impl App {
             .context("building the gRPC reflection service")?;
         let grpc_router = tonic::transport::Server::builder()
             // A span per call, as REST has: the events a call causes carry its trace context.
-            .trace_fn(|request| {
-                tracing::info_span!("grpc", path = %request.uri().path())
-            })
+            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(grpc.into_server());
