@@ -7,6 +7,7 @@ mod data_dir;
 mod exit;
 mod keys;
 mod launch;
+mod seat_grpc;
 mod services;
 mod token;
 mod up;
@@ -57,6 +58,20 @@ enum Command {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Call seat's gRPC API (studycafe.seat.v1), e.g. against `studycafe up`.
+    ///
+    /// Example: studycafe seat-grpc --token "$(studycafe token --user alice)" reserve
+    /// --seat A-01 --starts-at 2026-12-24T09:00:00Z --hours 2
+    SeatGrpc {
+        /// seat's gRPC address.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8087")]
+        addr: String,
+        /// The bearer token (`studycafe token --user NAME`, or POST /auth/token).
+        #[arg(long, env = "STUDYCAFE_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        call: seat_grpc::Call,
+    },
     /// Internal: how `up` starts each service (see `launch.rs`).
     #[command(name = launch::EXEC_SUBCOMMAND, hide = true)]
     ExecChild {
@@ -89,6 +104,11 @@ fn main() -> ExitCode {
             ttl_mins,
             data,
         } => token::run(data.data_dir, &user, &roles, ttl_mins),
+        Command::SeatGrpc { addr, token, call } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(seat_grpc::run(&addr, &token, call))),
         Command::ExecChild {
             parent_pid,
             program,

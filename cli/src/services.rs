@@ -15,6 +15,11 @@ use crate::{data_dir::DataDir, exit::UsageError, keys::SEAT_CLIENT_ID};
 /// with the demo customers identity creates in embedded mode.
 pub const DEMO_ADMIN: (&str, &str) = ("admin", "admin-studies");
 
+/// seat's second port, its gRPC API (`studycafe.seat.v1`): the variable that moves it and its
+/// default, the first free port after the services' 8080…8086.
+pub const SEAT_GRPC_PORT_VAR: &str = "STUDYCAFE_SEAT_GRPC_PORT";
+pub const SEAT_GRPC_DEFAULT_PORT: u16 = 8087;
+
 /// How `up` knows a service is ready to be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
@@ -138,6 +143,10 @@ pub static SERVICES: &[ServiceSpec] = &[
         env: |suite| {
             let mut env = vec![
                 ("SEAT_HTTP_ADDR", suite.addr("seat")),
+                (
+                    "SEAT_GRPC_ADDR",
+                    format!("127.0.0.1:{}", suite.seat_grpc_port),
+                ),
                 ("SEAT_DATABASE_URL", suite.database("seat")),
                 (
                     "SEAT_PAYMENT_URL",
@@ -263,6 +272,8 @@ pub struct Suite {
     pub data: DataDir,
     /// Parallel to [`SERVICES`].
     ports: Vec<u16>,
+    /// seat's gRPC port ([`SEAT_GRPC_PORT_VAR`]).
+    pub seat_grpc_port: u16,
     /// seat's machine-client secret at identity (see `keys`).
     pub seat_client_secret: String,
     /// The gateway's static web root: the web app's build (see `web_app`).
@@ -361,9 +372,23 @@ impl Suite {
             }
             ports.push(port);
         }
+        let seat_grpc_port: u16 = env
+            .or(SEAT_GRPC_PORT_VAR, SEAT_GRPC_DEFAULT_PORT)
+            .map_err(|e: ConfigError| UsageError(e.to_string()))?;
+        if seat_grpc_port == 0 {
+            return Err(UsageError(format!(
+                "{SEAT_GRPC_PORT_VAR}: must be a port between 1 and 65535"
+            )));
+        }
+        if !seen.insert(seat_grpc_port) {
+            return Err(UsageError(format!(
+                "{SEAT_GRPC_PORT_VAR}: port {seat_grpc_port} is already used by another service of the suite"
+            )));
+        }
         Ok(Self {
             data,
             ports,
+            seat_grpc_port,
             seat_client_secret: String::new(),
             web_root: crate::web_app::web_root(),
             engines: Engines::from_env(env)?,
@@ -479,6 +504,7 @@ mod tests {
         let seat = env_of(&suite, "seat");
         for expected in [
             ("SEAT_HTTP_ADDR", "127.0.0.1:8081"),
+            ("SEAT_GRPC_ADDR", "127.0.0.1:8087"),
             ("SEAT_DATABASE_URL", "sqlite:///srv/sc/seat.db"),
             ("SEAT_PAYMENT_URL", "http://127.0.0.1:8083"),
             ("SEAT_TOKEN_URL", "http://127.0.0.1:8085/auth/token"),
@@ -519,10 +545,12 @@ mod tests {
         let suite = suite(&[
             ("STUDYCAFE_BROKER_PORT", "19092"),
             ("STUDYCAFE_SEAT_PORT", "18081"),
+            ("STUDYCAFE_SEAT_GRPC_PORT", "18087"),
         ])
         .unwrap();
         let seat = env_of(&suite, "seat");
         assert!(seat.contains(&("SEAT_HTTP_ADDR", "127.0.0.1:18081".to_owned())));
+        assert!(seat.contains(&("SEAT_GRPC_ADDR", "127.0.0.1:18087".to_owned())));
         assert!(seat.contains(&("KAFKA_BROKERS", "127.0.0.1:19092".to_owned())));
         assert!(
             env_of(&suite, "broker")
@@ -568,6 +596,9 @@ mod tests {
         assert!(suite(&[("STUDYCAFE_SEAT_PORT", "0")]).is_err());
         let clash = suite(&[("STUDYCAFE_SEAT_PORT", "9092")]).unwrap_err();
         assert!(clash.0.contains("STUDYCAFE_SEAT_PORT"), "{clash}");
+        assert!(suite(&[("STUDYCAFE_SEAT_GRPC_PORT", "0")]).is_err());
+        let clash = suite(&[("STUDYCAFE_SEAT_GRPC_PORT", "8081")]).unwrap_err();
+        assert!(clash.0.contains("STUDYCAFE_SEAT_GRPC_PORT"), "{clash}");
     }
 
     #[test]

@@ -449,6 +449,12 @@ fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
             spec.name,
             (spec.endpoint)(suite.port(spec.name))
         );
+        if spec.name == "seat" {
+            println!(
+                "  {:<width$}  127.0.0.1:{} (gRPC studycafe.seat.v1, health, reflection; `studycafe seat-grpc`)",
+                "", suite.seat_grpc_port
+            );
+        }
     }
     if let Some(engines) = &suite.engines {
         println!(

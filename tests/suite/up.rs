@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use shared_events::topics;
 use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka, within};
 
-const PORT_VARS: [&str; 8] = [
+const PORT_VARS: [&str; 9] = [
     "STUDYCAFE_BROKER_PORT",
     "STUDYCAFE_IDENTITY_PORT",
     "STUDYCAFE_PAYMENT_PORT",
@@ -17,6 +17,7 @@ const PORT_VARS: [&str; 8] = [
     "STUDYCAFE_SEAT_VIEW_PORT",
     "STUDYCAFE_GATEWAY_PORT",
     "STUDYCAFE_NOTIFICATION_PORT",
+    "STUDYCAFE_SEAT_GRPC_PORT",
 ];
 
 struct Up {
@@ -125,6 +126,10 @@ async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
     })
     .await;
     assert!(summary.contains(&up.gateway), "{summary}");
+    assert!(
+        summary.contains(&format!("127.0.0.1:{}", up.env["STUDYCAFE_SEAT_GRPC_PORT"])),
+        "the gRPC port:\n{summary}"
+    );
     for service in [
         "identity",
         "payment",
@@ -197,6 +202,42 @@ async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
     assert_eq!(
         up.status(&http, &alice, &id).await.as_deref(),
         Some("REGISTERED")
+    );
+
+    // seat's gRPC API on its own port, through the documented client.
+    let grpc = format!("127.0.0.1:{}", up.env["STUDYCAFE_SEAT_GRPC_PORT"]);
+    let seat_grpc = |args: &[&str]| {
+        let output = std::process::Command::new(executable("studycafe"))
+            .args(["seat-grpc", "--addr", &grpc, "--token", &alice])
+            .args(args)
+            .output()
+            .expect("studycafe seat-grpc runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = seat_grpc(&["get", &id]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let view: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(view["status"], "REGISTERED", "{stdout}");
+    let (code, stdout, stderr) = seat_grpc(&["list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&id), "{stdout}");
+    let (code, _, stderr) = seat_grpc(&[
+        "reserve",
+        "--seat",
+        "A-01",
+        "--starts-at",
+        &starts,
+        "--hours",
+        "2",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("AlreadyExists") && stderr.contains("SEAT_TAKEN"),
+        "{stderr}"
     );
     assert!(up.process.stop_with(nix::sys::signal::Signal::SIGTERM));
 }

@@ -16,6 +16,9 @@ use crate::domain::ReservationPolicy;
 pub struct SeatConfig {
     /// `SEAT_HTTP_ADDR` (default `127.0.0.1:8081`; port 0 picks a free port).
     pub http_addr: SocketAddr,
+    /// `SEAT_GRPC_ADDR` (default `127.0.0.1:8087`; port 0 picks a free port): the gRPC API
+    /// (`studycafe.seat.v1`, health and reflection).
+    pub grpc_addr: SocketAddr,
     /// `SEAT_DATABASE_URL` (default `sqlite://var/seat.db`): `sqlite:` (embedded, one process)
     /// or `postgres:`/`postgresql:` (any number of replicas on one database).
     pub database_url: String,
@@ -176,6 +179,7 @@ impl SeatConfig {
         }
         Ok(Self {
             http_addr: env.or("SEAT_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            grpc_addr: env.or("SEAT_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], 8087)))?,
             database_url,
             database,
             database_max_connections,
@@ -238,6 +242,15 @@ mod tests {
         assert_eq!(payment.breaker.failure_threshold, 3);
         assert_eq!(payment.breaker.open_for, Duration::from_millis(1500));
         assert_eq!(payment.attempt_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_grpc_address_has_a_default_and_a_bad_one_is_named() {
+        assert_eq!(load(&[]).unwrap().grpc_addr.port(), 8087);
+        let config = load(&[("SEAT_GRPC_ADDR", "127.0.0.1:0")]).unwrap();
+        assert_eq!(config.grpc_addr.port(), 0);
+        let err = load(&[("SEAT_GRPC_ADDR", "localhost")]).unwrap_err();
+        assert!(err.to_string().contains("SEAT_GRPC_ADDR"), "{err}");
     }
 
     #[test]

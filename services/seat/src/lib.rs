@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod inbound;
 pub mod outbound;
+pub mod queries;
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
@@ -42,17 +43,21 @@ type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 /// A built, bound, not yet running seat service.
 pub struct App {
     addr: SocketAddr,
+    grpc_addr: SocketAddr,
     run: RunFuture,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("addr", &self.addr).finish()
+        f.debug_struct("App")
+            .field("addr", &self.addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .finish()
     }
 }
 
 impl App {
-    /// Opens the database, syncs the catalogue and binds the HTTP port. Nothing here needs
+    /// Opens the database, syncs the catalogue and binds the HTTP and gRPC ports. Nothing here needs
     /// the broker: the service starts, and takes reservations, while Kafka is down.
     pub async fn build(config: SeatConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let signal = OutboxSignal::new();
@@ -108,7 +113,14 @@ impl App {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
+        let ready_check = readiness.clone();
         let detached = Detached::new(config.writes_in_flight);
+        let grpc = inbound::grpc::GrpcApi {
+            service: service.clone(),
+            queries: store.clone(),
+            verifier: verifier.clone(),
+            detached: detached.clone(),
+        };
         let router = web::with_standard_layers(
             inbound::http::routes(
                 ApiState {
@@ -123,6 +135,22 @@ impl App {
             .await
             .with_context(|| format!("binding SEAT_HTTP_ADDR={}", config.http_addr))?;
         let addr = listener.local_addr()?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding SEAT_GRPC_ADDR={}", config.grpc_addr))?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(inbound::grpc::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the gRPC reflection service")?;
+        let grpc_router = tonic::transport::Server::builder()
+            // A span per call, as REST has: the events a call causes carry its trace context.
+            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(grpc.into_server());
 
         let relay = OutboxRelay::new(
             store.outbox(),
@@ -168,6 +196,7 @@ impl App {
         };
 
         let grace = config.shutdown_grace;
+        let tick = config.tick;
         let run = Box::pin(async move {
             let mut tasks = JoinSet::new();
             let token = shutdown.clone();
@@ -175,6 +204,21 @@ impl App {
                 web::serve_with_detached(listener, router, token, grace, detached)
                     .await
                     .context("HTTP server")
+            });
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                grpc_router
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(grpc_listener),
+                        token.cancelled_owned(),
+                    )
+                    .await
+                    .context("gRPC server")
+            });
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                grpc_health(health, ready_check, tick, token).await;
+                Ok(())
             });
             let token = shutdown.clone();
             tasks.spawn(async move { relay.run(token).await.context("outbox relay") });
@@ -187,17 +231,64 @@ impl App {
             });
             shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
         });
-        Ok(Self { addr, run })
+        Ok(Self {
+            addr,
+            grpc_addr,
+            run,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// Where the gRPC API listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
     /// Runs until the shutdown token is cancelled (or a task fails, which cancels it).
     pub async fn run(self) -> anyhow::Result<()> {
         self.run.await
     }
+}
+
+/// Keeps `grpc.health.v1` in step with the HTTP readiness check: the server ("") and the
+/// seat API are SERVING while the database answers, NOT_SERVING while it does not.
+async fn grpc_health(
+    health: tonic_health::server::HealthReporter,
+    ready: web::ReadinessCheck,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    use tonic_health::ServingStatus;
+    let api = inbound::grpc::pb::seat_reservations_server::SERVICE_NAME;
+    let mut last = None;
+    loop {
+        let status = match ready().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC health: not serving");
+                ServingStatus::NotServing
+            }
+        };
+        if last != Some(status) {
+            health.set_service_status("", status).await;
+            health.set_service_status(api, status).await;
+            last = Some(status);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+    // Draining: tell health checkers before the port closes.
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(api, ServingStatus::NotServing)
+        .await;
 }
 
 /// Beyond the HTTP grace period, how long the other tasks may take to stop.

@@ -1,4 +1,9 @@
-//! The seat service's HTTP API, in-process on port 0, with its own database and a real broker.
+//! The seat service's APIs, in-process on port 0, with its own database and a real broker.
+//!
+//! The acceptance scenarios are written once against [`SeatApi`] and run through both inbound
+//! adapters (`through_both_adapters!`, each on SQLite and on PostgreSQL); what only
+//! one protocol has (malformed JSON, the catalogue, `/metrics`; gRPC health and reflection)
+//! is tested on its own below.
 
 mod support;
 
@@ -7,29 +12,33 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shared_events::topics;
 use studycafe_testkit::kafka;
-use support::{Db, assert_problem, in_hours, reservation_body, spawn_app};
+use support::{
+    Db, assert_problem, in_hours, reservation_body,
+    seat_api::{Kind, SeatApi, assert_rejected, input},
+    spawn_app,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn a_reservation_is_accepted_stored_and_published(db: Db) {
+async fn a_reservation_is_accepted_stored_and_published<A: SeatApi>(db: Db) {
     let mut app = spawn_app(db).await;
+    let api = A::connect(&app).await;
     let alice = app.keys.customer("alice");
-    let response = app
-        .reserve(&alice, &reservation_body("A-01", &in_hours(2), 2))
-        .await;
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = response.json().await.unwrap();
-    let id = body["reservationId"].as_str().unwrap().to_owned();
-    assert_eq!(body["status"], "REQUESTED");
-    assert_eq!(location, format!("/api/reservations/{id}"));
+    let reserved = api
+        .reserve(&alice, &input("A-01", &in_hours(2), 2), None)
+        .await
+        .unwrap();
+    let id = reserved.id.clone();
+    assert_eq!(reserved.status, "REQUESTED");
+    assert!(!reserved.replayed);
 
-    let view: Value = app.get(&alice, &id).await.json().await.unwrap();
-    assert_eq!(view["seatId"], "A-01");
-    assert_eq!(view["customerId"], "alice");
-    assert_eq!(view["hours"], 2);
-    assert_eq!(view["price"], json!({"amount": 4000, "currency": "KRW"}));
-    assert_eq!(view["status"], "REQUESTED");
+    let view = api.get(&alice, &id).await.unwrap();
+    assert_eq!(view.id, id);
+    assert_eq!(view.seat_id, "A-01");
+    assert_eq!(view.customer_id, "alice");
+    assert_eq!(view.hours, 2);
+    assert_eq!((view.price, view.currency.as_str()), (4000, "KRW"));
+    assert_eq!(view.status, "REQUESTED");
 
     // SeatReserved on the seat topic, keyed and correlated by the reservation id.
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
@@ -86,92 +95,128 @@ async fn the_seat_catalogue_is_public(db: Db) {
     app.stop().await;
 }
 
-async fn bad_input_gets_a_problem_and_changes_nothing(db: Db) {
+async fn bad_input_gets_a_problem_and_changes_nothing<A: SeatApi>(db: Db) {
     let mut app = spawn_app(db).await;
+    let api = A::connect(&app).await;
     let alice = app.keys.customer("alice");
     let start = in_hours(3);
-    let url = format!("{}/api/reservations", app.base);
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let far = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
-    let mut no_payment_token = reservation_body("A-01", &start, 1);
-    no_payment_token["paymentToken"] = json!("");
+    let mut no_payment_token = input("A-01", &start, 1);
+    no_payment_token.payment_token = String::new();
 
-    // (who, body, status, problem type)
+    // (who, request, kind of refusal, reason)
     let cases = [
         (
             alice.clone(),
-            reservation_body("Z-99", &start, 2),
-            404,
+            input("Z-99", &start, 2),
+            Kind::NotFound,
             "seat-not-found",
         ),
         (
             alice.clone(),
-            reservation_body("not a seat", &start, 2),
-            400,
+            input("not a seat", &start, 2),
+            Kind::BadInput,
             "invalid-field",
         ),
         (
             alice.clone(),
-            reservation_body("A-16", &start, 2),
-            409,
+            input("A-16", &start, 2),
+            Kind::Conflict,
             "seat-disabled",
         ),
         (
             alice.clone(),
-            reservation_body("A-01", &past, 2),
-            422,
+            input("A-01", &past, 2),
+            Kind::BadInput,
             "starts-in-past",
         ),
         (
             alice.clone(),
-            reservation_body("A-01", &start, 0),
-            422,
+            input("A-01", &start, 0),
+            Kind::BadInput,
             "hours-out-of-range",
         ),
         (
             alice.clone(),
-            reservation_body("A-01", &start, 13),
-            422,
+            input("A-01", &start, 13),
+            Kind::BadInput,
             "hours-out-of-range",
         ),
         (
             alice.clone(),
-            reservation_body("A-01", &far, 1),
-            422,
+            input("A-01", &far, 1),
+            Kind::BadInput,
             "starts-too-far-ahead",
         ),
         (
             alice.clone(),
-            reservation_body("A-01", "tomorrow at nine", 1),
-            400,
+            input("A-01", "tomorrow at nine", 1),
+            Kind::BadInput,
             "invalid-field",
         ),
-        (alice.clone(), no_payment_token, 400, "invalid-field"),
+        (
+            alice.clone(),
+            no_payment_token,
+            Kind::BadInput,
+            "invalid-field",
+        ),
         (
             "garbage".to_owned(),
-            reservation_body("A-01", &start, 1),
-            401,
+            input("A-01", &start, 1),
+            Kind::Unauthenticated,
             "unauthorized",
         ),
         (
             app.keys.forged("mallory"),
-            reservation_body("A-01", &start, 1),
-            401,
+            input("A-01", &start, 1),
+            Kind::Unauthenticated,
             "unauthorized",
         ),
         (
             app.keys.admin("root"),
-            reservation_body("A-01", &start, 1),
-            403,
+            input("A-01", &start, 1),
+            Kind::Forbidden,
             "forbidden",
         ),
     ];
-    for (token, body, status, problem) in &cases {
-        let response = app.reserve(token, body).await;
-        assert_problem(response, *status, &format!("/problems/{problem}")).await;
+    for (token, request, kind, reason) in &cases {
+        let answer = api.reserve(token, request, None).await;
+        assert_rejected(answer, *kind, reason);
     }
+    let anonymous = assert_rejected(
+        api.reserve("", &input("A-01", &start, 1), None).await,
+        Kind::Unauthenticated,
+        "unauthorized",
+    );
+    assert!(anonymous.detail.contains("missing"), "{anonymous:?}");
+    assert_rejected(
+        api.get(&alice, "not-an-id").await,
+        Kind::NotFound,
+        "not-found",
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_rejected(api.get(&alice, &unknown).await, Kind::NotFound, "not-found");
 
-    // Bodies that are not the expected JSON at all.
+    // Nothing was written: the same seat and window is still free, and only one reservation
+    // event was ever published.
+    api.reserve(&alice, &input("A-01", &start, 1), None)
+        .await
+        .unwrap();
+    let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reserved = records
+        .iter()
+        .filter(|r| r.json()["type"] == "SeatReserved");
+    assert_eq!(reserved.count(), 1);
+    app.stop().await;
+}
+
+/// REST only: bodies that are not the expected JSON at all (gRPC's typed messages cannot be).
+async fn malformed_bodies_get_a_problem(db: Db) {
+    let mut app = spawn_app(db).await;
+    let alice = app.keys.customer("alice");
+    let url = format!("{}/api/reservations", app.base);
     let raw_bodies = [
         (
             Some("application/json"),
@@ -195,185 +240,126 @@ async fn bad_input_gets_a_problem_and_changes_nothing(db: Db) {
         let response = request.send().await.unwrap();
         assert_problem(response, status, &format!("/problems/{problem}")).await;
     }
-
-    let anonymous = app
-        .http
-        .post(&url)
-        .json(&reservation_body("A-01", &start, 1))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(anonymous, 401, "/problems/unauthorized").await;
-    assert!(body["detail"].as_str().unwrap().contains("missing"));
-    assert_problem(
-        app.get(&alice, "not-an-id").await,
-        404,
-        "/problems/not-found",
-    )
-    .await;
-    let unknown = uuid::Uuid::now_v7().to_string();
-    assert_problem(app.get(&alice, &unknown).await, 404, "/problems/not-found").await;
-
-    // Nothing was written: the same seat and window is still free, and only one reservation
-    // event was ever published.
+    // And none of them reserved anything.
     let ok = app
-        .reserve(&alice, &reservation_body("A-01", &start, 1))
+        .reserve(&alice, &reservation_body("A-01", &in_hours(3), 1))
         .await;
     assert_eq!(ok.status(), 202);
-    let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 41, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let reserved = records
-        .iter()
-        .filter(|r| r.json()["type"] == "SeatReserved");
-    assert_eq!(reserved.count(), 1);
     app.stop().await;
 }
 
-async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation(db: Db) {
+async fn fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation<A: SeatApi>(
+    db: Db,
+) {
     let mut app = spawn_app(db).await;
+    let api = A::connect(&app).await;
     let start = in_hours(5);
-    let body = reservation_body("FB-01", &start, 3);
-    let requests = (0..50).map(|i| {
-        let token = app.keys.customer(&format!("customer-{i}"));
-        let http = app.http.clone();
-        let url = format!("{}/api/reservations", app.base);
-        let body = body.clone();
-        async move {
-            let response = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let json: Value = response.json().await.unwrap();
-            (status, json)
-        }
-    });
-    let results = futures::future::join_all(requests).await;
-    let accepted = results.iter().filter(|(s, _)| *s == 202).count();
-    let conflicts: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
-    assert_eq!(accepted, 1, "{results:?}");
-    assert_eq!(conflicts.len(), 49);
-    assert!(
-        conflicts
+    let request = input("FB-01", &start, 3);
+    let tokens: Vec<String> = (0..50)
+        .map(|i| app.keys.customer(&format!("customer-{i}")))
+        .collect();
+    let results = futures::future::join_all(
+        tokens
             .iter()
-            .all(|(_, b)| b["type"] == "/problems/seat-taken")
-    );
+            .map(|token| api.reserve(token, &request, None)),
+    )
+    .await;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 1, "{}: {results:?}", A::NAME);
+    let conflicts: Vec<_> = results.into_iter().filter(Result::is_err).collect();
+    assert_eq!(conflicts.len(), 49);
+    for conflict in conflicts {
+        assert_rejected(conflict, Kind::Conflict, "seat-taken");
+    }
 
     // An overlapping window is also refused; a back-to-back one is fine.
     let alice = app.keys.customer("alice");
-    let overlapping = reservation_body("FB-01", &in_hours(6), 1);
-    assert_problem(
-        app.reserve(&alice, &overlapping).await,
-        409,
-        "/problems/seat-taken",
-    )
-    .await;
-    let after = reservation_body("FB-01", &in_hours(8), 1);
-    assert_eq!(app.reserve(&alice, &after).await.status(), 202);
-    app.stop().await;
-}
-
-async fn idempotency_key_replays_the_first_answer(db: Db) {
-    let mut app = spawn_app(db).await;
-    let alice = app.keys.customer("alice");
-    let body = reservation_body("B-02", &in_hours(4), 2);
-    let send = |key: &'static str, body: Value| {
-        let http = app.http.clone();
-        let url = format!("{}/api/reservations", app.base);
-        let token = alice.clone();
-        async move {
-            http.post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let first = send("k-1", body.clone()).await;
-    assert_eq!(first.status(), 202);
-    let first: Value = first.json().await.unwrap();
-    let again = send("k-1", body.clone()).await;
-    assert_eq!(again.status(), 202);
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
-    let again: Value = again.json().await.unwrap();
-    assert_eq!(first["reservationId"], again["reservationId"]);
-
-    let mut other = body.clone();
-    other["hours"] = json!(3);
-    assert_problem(
-        send("k-1", other).await,
-        422,
-        "/problems/idempotency-key-reused",
-    )
-    .await;
-    // Another customer's identical key is theirs alone.
-    let bob = app.keys.customer("bob");
-    let bobs = app
-        .http
-        .post(format!("{}/api/reservations", app.base))
-        .bearer_auth(bob)
-        .header("Idempotency-Key", "k-1")
-        .json(&body)
-        .send()
+    assert_rejected(
+        api.reserve(&alice, &input("FB-01", &in_hours(6), 1), None)
+            .await,
+        Kind::Conflict,
+        "seat-taken",
+    );
+    api.reserve(&alice, &input("FB-01", &in_hours(8), 1), None)
         .await
         .unwrap();
-    assert_problem(bobs, 409, "/problems/seat-taken").await;
     app.stop().await;
 }
 
-async fn only_the_owner_or_an_admin_sees_and_cancels(db: Db) {
+async fn idempotency_key_replays_the_first_answer<A: SeatApi>(db: Db) {
     let mut app = spawn_app(db).await;
+    let api = A::connect(&app).await;
+    let alice = app.keys.customer("alice");
+    let request = input("B-02", &in_hours(4), 2);
+    let first = api.reserve(&alice, &request, Some("k-1")).await.unwrap();
+    assert!(!first.replayed);
+    let again = api.reserve(&alice, &request, Some("k-1")).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(first.id, again.id);
+    assert_eq!(again.status, "REQUESTED");
+
+    let mut other = request.clone();
+    other.hours = 3;
+    assert_rejected(
+        api.reserve(&alice, &other, Some("k-1")).await,
+        Kind::BadInput,
+        "idempotency-key-reused",
+    );
+    // A key of nothing but blanks is refused, not ignored.
+    assert_rejected(
+        api.reserve(&alice, &other, Some("   ")).await,
+        Kind::BadInput,
+        "invalid-field",
+    );
+    // Another customer's identical key is theirs alone.
+    let bob = app.keys.customer("bob");
+    assert_rejected(
+        api.reserve(&bob, &request, Some("k-1")).await,
+        Kind::Conflict,
+        "seat-taken",
+    );
+    app.stop().await;
+}
+
+async fn only_the_owner_or_an_admin_sees_and_cancels<A: SeatApi>(db: Db) {
+    let mut app = spawn_app(db).await;
+    let api = A::connect(&app).await;
     let alice = app.keys.customer("alice");
     let bob = app.keys.customer("bob");
     let admin = app.keys.admin("admin");
-    let id = app
-        .reserve_id(&alice, &reservation_body("A-03", &in_hours(2), 1))
-        .await;
-    let url = format!("{}/api/reservations/{id}", app.base);
-
-    assert_problem(app.get(&bob, &id).await, 403, "/problems/forbidden").await;
-    assert_eq!(app.get(&admin, &id).await.status(), 200);
-    let bob_cancel = app
-        .http
-        .delete(&url)
-        .bearer_auth(&bob)
-        .send()
+    let id = api
+        .reserve(&alice, &input("A-03", &in_hours(2), 1), None)
         .await
-        .unwrap();
-    assert_problem(bob_cancel, 403, "/problems/forbidden").await;
+        .unwrap()
+        .id;
+
+    assert_rejected(api.get(&bob, &id).await, Kind::Forbidden, "forbidden");
+    assert_eq!(api.get(&admin, &id).await.unwrap().customer_id, "alice");
+    assert_rejected(api.cancel(&bob, &id).await, Kind::Forbidden, "forbidden");
+    assert_rejected(
+        api.cancel("", &id).await,
+        Kind::Unauthenticated,
+        "unauthorized",
+    );
     assert_eq!(app.status_of(&id).await, "REQUESTED", "bob changed nothing");
 
-    let cancel = app
-        .http
-        .delete(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status(), 202);
-    let cancelled: Value = cancel.json().await.unwrap();
-    assert_eq!(cancelled["status"], "CANCELLED");
-    let twice = app
-        .http
-        .delete(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(twice, 409, "/problems/illegal-state-change").await;
+    let cancelled = api.cancel(&alice, &id).await.unwrap();
+    assert_eq!(cancelled.status, "CANCELLED");
+    assert_rejected(
+        api.cancel(&alice, &id).await,
+        Kind::Conflict,
+        "illegal-state-change",
+    );
+    assert_rejected(
+        api.cancel(&alice, "not-an-id").await,
+        Kind::NotFound,
+        "not-found",
+    );
 
     // The seat is free again for that window.
-    assert_eq!(
-        app.reserve(&bob, &reservation_body("A-03", &in_hours(2), 1))
-            .await
-            .status(),
-        202
-    );
+    api.reserve(&bob, &input("A-03", &in_hours(2), 1), None)
+        .await
+        .unwrap();
     let records = kafka::read_topic(&app.broker.brokers(), topics::SEAT, 43, WAIT).await;
     let cancelled: Vec<_> = records
         .iter()
@@ -426,12 +412,116 @@ async fn operational_endpoints(db: Db) {
     app.stop().await;
 }
 
-on_both_backends!(
+through_both_adapters!(
     a_reservation_is_accepted_stored_and_published,
-    the_seat_catalogue_is_public,
     bad_input_gets_a_problem_and_changes_nothing,
     fifty_concurrent_requests_for_one_seat_and_window_yield_one_reservation,
     idempotency_key_replays_the_first_answer,
     only_the_owner_or_an_admin_sees_and_cancels,
+);
+
+on_both_backends!(
+    the_seat_catalogue_is_public,
+    malformed_bodies_get_a_problem,
     operational_endpoints,
 );
+
+/// gRPC only: `grpc.health.v1`, reflection, and the caller's own reservations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_health_reflection_and_my_reservations() {
+    use seat_service::inbound::grpc::pb::{self, seat_reservations_client::SeatReservationsClient};
+    use tokio_stream::StreamExt as _;
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let mut app = spawn_app(Db::Sqlite).await;
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "studycafe.seat.v1.SeatReservations"] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for name in [
+        "studycafe.seat.v1.SeatReservations",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{names:?}");
+    }
+
+    let api = support::seat_api::Grpc::connect(&app).await;
+    let alice = app.keys.customer("alice");
+    let bob = app.keys.customer("bob");
+    let first = api
+        .reserve(&alice, &input("A-05", &in_hours(2), 1), None)
+        .await
+        .unwrap();
+    let second = api
+        .reserve(&alice, &input("A-06", &in_hours(2), 1), None)
+        .await
+        .unwrap();
+    api.reserve(&bob, &input("A-07", &in_hours(2), 1), None)
+        .await
+        .unwrap();
+    let mut client = SeatReservationsClient::new(channel);
+    let list = |token: &str, page_size: u32| {
+        let mut request = tonic::Request::new(pb::ListMyReservationsRequest { page_size });
+        if !token.is_empty() {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+    let mine = client
+        .list_my_reservations(list(&alice, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations;
+    let ids: Vec<_> = mine.iter().map(|r| r.reservation_id.as_str()).collect();
+    assert_eq!(ids, [second.id.as_str(), first.id.as_str()], "newest first");
+    assert!(mine.iter().all(|r| r.customer_id == "alice"));
+    let one = client
+        .list_my_reservations(list(&alice, 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations;
+    assert_eq!(one.len(), 1);
+    let anonymous = client.list_my_reservations(list("", 0)).await.unwrap_err();
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    app.stop().await;
+}

@@ -18,7 +18,6 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
@@ -29,10 +28,11 @@ use studycafe_platform::{
 use crate::{
     domain::WindowError,
     domain::{
-        CustomerId, PaymentToken, Reservation, ReservationId, Seat, SeatId,
-        ports::{IdempotencyClaim, ReservationStore, StoreError},
-        service::{Actor, CancelError, ReservationService, ReserveError, ReserveSeat, ViewError},
+        Reservation, ReservationId, Seat,
+        ports::{ReservationStore, StoreError},
+        service::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     },
+    inbound::commands::{self, KeyInput, RawReservation},
 };
 
 #[derive(Debug)]
@@ -246,21 +246,15 @@ fn causation_of(headers: &HeaderMap) -> String {
         .get(studycafe_platform::http::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .unwrap_or_else(commands::new_causation)
 }
 
 fn actor_of(caller: &Caller) -> Result<Actor, Problem> {
-    Ok(Actor {
-        user: CustomerId::parse(&caller.user_id)
-            .map_err(|e| Problem::unauthorized(e.to_string()))?,
-        admin: caller.is_admin(),
-    })
+    commands::actor_of(caller).map_err(Problem::unauthorized)
 }
 
 fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {
-    // An id that cannot exist is simply not found.
-    ReservationId::parse(raw)
-        .map_err(|_| Problem::not_found(format!("reservation {raw:?} does not exist")))
+    commands::reservation_id(raw).map_err(Problem::not_found)
 }
 
 async fn reserve<S: ReservationStore>(
@@ -270,54 +264,22 @@ async fn reserve<S: ReservationStore>(
     Json(body): Json<ReserveBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Customer)?;
-    let seat_id =
-        SeatId::parse(&body.seat_id).map_err(|e| Problem::validation("seatId", e.to_string()))?;
-    let starts_at = DateTime::parse_from_rfc3339(body.starts_at.trim())
-        .map_err(|e| {
-            Problem::validation(
-                "startsAt",
-                format!("startsAt must be an RFC 3339 timestamp with offset: {e}"),
-            )
-        })?
-        .with_timezone(&Utc);
-    let payment_token = PaymentToken::parse(&body.payment_token)
-        .map_err(|e| Problem::validation("paymentToken", e.to_string()))?;
-    let idempotency = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or_else(|| {
-                    Problem::validation(
-                        "Idempotency-Key",
-                        "Idempotency-Key must be 1 to 200 visible ASCII characters",
-                    )
-                })?;
-            let fingerprint = format!(
-                "{}|{}|{}|{}",
-                seat_id,
-                starts_at.timestamp(),
-                body.hours,
-                payment_token.expose()
-            );
-            Some(IdempotencyClaim {
-                key: key.to_owned(),
-                request_hash: hex::encode(Sha256::digest(fingerprint.as_bytes())),
-            })
-        }
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => KeyInput::Absent,
+        Some(value) => value.to_str().map_or(KeyInput::Unreadable, KeyInput::Given),
     };
-    let command = ReserveSeat {
-        customer: actor_of(&caller)?.user,
-        seat_id,
-        starts_at,
-        hours: body.hours,
-        payment_token,
-        idempotency,
-        causation: causation_of(&headers),
-    };
+    let command = commands::reserve_command(
+        actor_of(&caller)?.user,
+        RawReservation {
+            seat_id: &body.seat_id,
+            starts_at: &body.starts_at,
+            hours: body.hours,
+            payment_token: &body.payment_token,
+        },
+        key,
+        causation_of(&headers),
+    )
+    .map_err(|v| Problem::validation(v.field.json_name(), v.message))?;
     let reserved = state.service.reserve(command).await?;
     let location = format!("/api/reservations/{}", reserved.reservation_id);
     let mut response = (

@@ -23,7 +23,7 @@ pub mod sqlite;
 
 /// A [`ReservationStore`] as the application wires it: its outbox for the relay, a readiness
 /// ping and the catalogue sync run at start-up.
-pub trait StoreAdapter: ReservationStore {
+pub trait StoreAdapter: ReservationStore + crate::queries::ReservationQueries {
     type Outbox: OutboxStore;
 
     /// The outbox as the relay reads it.

@@ -467,3 +467,25 @@ impl ReservationStore for PgStore {
         Ok(found)
     }
 }
+
+impl crate::queries::ReservationQueries for PgStore {
+    async fn of_customer(
+        &self,
+        customer: &crate::domain::CustomerId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE customer_id = $1 \
+             ORDER BY created_at DESC, reservation_id DESC LIMIT $2"
+        ))
+        .bind(customer.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(reservation_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+}

@@ -402,3 +402,25 @@ impl ReservationStore for SqliteStore {
             .map_err(store_error)
     }
 }
+
+impl crate::queries::ReservationQueries for SqliteStore {
+    async fn of_customer(
+        &self,
+        customer: &crate::domain::CustomerId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM reservations WHERE customer_id = ? \
+             ORDER BY created_at DESC, reservation_id DESC LIMIT ?",
+        )
+        .bind(customer.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.database.reader)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(reservation_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+}

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod seat_api;
+
 use std::time::Duration;
 
 use seat_service::{App, SeatConfig};
@@ -60,6 +62,8 @@ pub async fn fresh_database(db: Db) -> (String, Option<tempfile::TempDir>) {
 
 pub struct TestApp {
     pub base: String,
+    /// The gRPC API, `http://127.0.0.1:port`.
+    pub grpc: String,
     pub http: reqwest::Client,
     pub keys: TestKeys,
     pub broker: BrokerProcess,
@@ -73,6 +77,7 @@ pub struct TestApp {
 /// Another replica of a [`TestApp`]: same database, broker and keys, its own HTTP port.
 pub struct Replica {
     pub base: String,
+    pub grpc: String,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -95,6 +100,7 @@ async fn start(
     vars: &[(String, String)],
 ) -> (
     String,
+    String,
     CancellationToken,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
@@ -103,7 +109,8 @@ async fn start(
     let shutdown = CancellationToken::new();
     let app = App::build(config, shutdown.clone()).await.expect("build");
     let base = format!("http://{}", app.local_addr());
-    (base, shutdown, tokio::spawn(app.run()))
+    let grpc = format!("http://{}", app.grpc_addr());
+    (base, grpc, shutdown, tokio::spawn(app.run()))
 }
 
 pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
@@ -115,6 +122,7 @@ pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
     let brokers = broker.brokers();
     let mut vars: Vec<(&str, &str)> = vec![
         ("SEAT_HTTP_ADDR", "127.0.0.1:0"),
+        ("SEAT_GRPC_ADDR", "127.0.0.1:0"),
         ("SEAT_DATABASE_URL", &database_url),
         ("KAFKA_BROKERS", &brokers),
         ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
@@ -126,9 +134,10 @@ pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let (base, shutdown, task) = start(&vars).await;
+    let (base, grpc, shutdown, task) = start(&vars).await;
     TestApp {
         base,
+        grpc,
         http: reqwest::Client::new(),
         keys,
         broker,
@@ -154,9 +163,10 @@ pub fn reservation_body(seat: &str, starts_at: &str, hours: i64) -> Value {
 impl TestApp {
     /// Starts another replica on the same database (with the same settings).
     pub async fn replica(&self) -> Replica {
-        let (base, shutdown, task) = start(&self.vars).await;
+        let (base, grpc, shutdown, task) = start(&self.vars).await;
         Replica {
             base,
+            grpc,
             shutdown,
             task: Some(task),
         }

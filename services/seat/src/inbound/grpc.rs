@@ -1,0 +1,333 @@
+//! The seat service's gRPC API (`studycafe.seat.v1`), a second driving adapter next to REST.
+//!
+//! It calls the same use cases as [`super::http`] with the same input parsing
+//! ([`super::commands`]), the same token checks (the service's one [`JwtVerifier`]) and the same
+//! limit on detached writes, so the two APIs cannot disagree on what a request means. Failures
+//! carry the rich error model: `google.rpc.ErrorInfo` whose reason is the REST problem type in
+//! UPPER_SNAKE_CASE, and `google.rpc.BadRequest` field violations for bad input.
+
+use std::{collections::HashMap, sync::Arc};
+
+use studycafe_platform::{
+    Problem,
+    auth::{AuthError, Caller, JwtVerifier, Role},
+    detach::Detached,
+};
+use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::{
+    domain::{
+        Reservation, ReservationStatus, WindowError,
+        ports::{ReservationStore, StoreError},
+        service::{Actor, CancelError, ReservationService, ReserveError, ViewError},
+    },
+    inbound::commands::{self, FieldViolation, KeyInput, RawReservation},
+    queries::{self, ReservationQueries},
+};
+
+/// The generated messages, server and client.
+pub mod pb {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("studycafe.seat.v1");
+
+    /// The encoded descriptors, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("seat_descriptor");
+}
+
+use pb::seat_reservations_server::{SeatReservations, SeatReservationsServer};
+
+/// The `ErrorInfo` domain of every error this API reports.
+pub const ERROR_DOMAIN: &str = "seat.studycafe";
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Debug)]
+pub struct GrpcApi<S> {
+    pub service: ReservationService<S>,
+    pub queries: S,
+    pub verifier: Arc<JwtVerifier>,
+    /// Shared with REST: writes run detached from their client, within one limit.
+    pub detached: Detached,
+}
+
+impl<S> GrpcApi<S>
+where
+    S: ReservationStore + ReservationQueries,
+{
+    pub fn into_server(self) -> SeatReservationsServer<Self> {
+        SeatReservationsServer::new(self)
+    }
+
+    async fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        let token = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)
+            .map_err(auth_status)?;
+        self.verifier.verify(token).await.map_err(auth_status)
+    }
+
+    async fn actor(&self, metadata: &MetadataMap) -> Result<Actor, Status> {
+        let caller = self.caller(metadata).await?;
+        commands::actor_of(&caller).map_err(unauthenticated)
+    }
+}
+
+fn causation_of(metadata: &MetadataMap) -> String {
+    metadata
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(commands::new_causation)
+}
+
+#[tonic::async_trait]
+impl<S> SeatReservations for GrpcApi<S>
+where
+    S: ReservationStore + ReservationQueries,
+{
+    async fn reserve(
+        &self,
+        request: Request<pb::ReserveRequest>,
+    ) -> Result<Response<pb::ReserveResponse>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        caller.require(Role::Customer).map_err(problem_status)?;
+        let customer = commands::actor_of(&caller).map_err(unauthenticated)?.user;
+        let key = match request.metadata().get(IDEMPOTENCY_KEY) {
+            None => KeyInput::Absent,
+            Some(value) => value.to_str().map_or(KeyInput::Unreadable, KeyInput::Given),
+        };
+        let causation = causation_of(request.metadata());
+        let body = request.get_ref();
+        let command = commands::reserve_command(
+            customer,
+            RawReservation {
+                seat_id: &body.seat_id,
+                starts_at: &body.starts_at,
+                hours: body.hours,
+                payment_token: &body.payment_token,
+            },
+            key,
+            causation,
+        )
+        .map_err(|v| invalid_field(&v))?;
+        let service = self.service.clone();
+        let reserved = self
+            .detached
+            .run(async move { service.reserve(command).await })
+            .await
+            .map_err(problem_status)?
+            .map_err(|e| reserve_status(&e))?;
+        Ok(Response::new(pb::ReserveResponse {
+            reservation_id: reserved.reservation_id.to_string(),
+            status: reserved.status.as_str().to_owned(),
+            replayed: reserved.replayed,
+        }))
+    }
+
+    async fn get_reservation(
+        &self,
+        request: Request<pb::GetReservationRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        let actor = self.actor(request.metadata()).await?;
+        let id = commands::reservation_id(&request.get_ref().reservation_id).map_err(not_found)?;
+        let reservation = self
+            .service
+            .get(&actor, id)
+            .await
+            .map_err(|e| view_status(&e))?;
+        Ok(Response::new(reservation_message(reservation)))
+    }
+
+    async fn cancel_reservation(
+        &self,
+        request: Request<pb::CancelReservationRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        let actor = self.actor(request.metadata()).await?;
+        let id = commands::reservation_id(&request.get_ref().reservation_id).map_err(not_found)?;
+        let causation = causation_of(request.metadata());
+        let service = self.service.clone();
+        let reservation = self
+            .detached
+            .run(async move { service.cancel(&actor, id, &causation).await })
+            .await
+            .map_err(problem_status)?
+            .map_err(|e| cancel_status(&e))?;
+        Ok(Response::new(reservation_message(reservation)))
+    }
+
+    async fn list_my_reservations(
+        &self,
+        request: Request<pb::ListMyReservationsRequest>,
+    ) -> Result<Response<pb::ListMyReservationsResponse>, Status> {
+        let actor = self.actor(request.metadata()).await?;
+        let reservations =
+            queries::my_reservations(&self.queries, &actor, request.get_ref().page_size)
+                .await
+                .map_err(|e| unavailable(&e))?;
+        Ok(Response::new(pb::ListMyReservationsResponse {
+            reservations: reservations.into_iter().map(reservation_message).collect(),
+        }))
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn reservation_message(r: Reservation) -> pb::Reservation {
+    pb::Reservation {
+        reservation_id: r.id.to_string(),
+        seat_id: r.seat_id.to_string(),
+        customer_id: r.customer_id.to_string(),
+        starts_at: rfc3339(r.window.starts_at()),
+        ends_at: rfc3339(r.window.ends_at()),
+        hours: u32::from(r.window.hours()),
+        price: Some(pb::Money {
+            amount: r.price.won(),
+            currency: "KRW".to_owned(),
+        }),
+        status: r.status.as_str().to_owned(),
+        status_reason: r.status_reason,
+        hold_expires_at: rfc3339(r.hold_expires_at),
+        payment_pending: r.status == ReservationStatus::Confirmed,
+        payment_attempts: r.payment.attempts,
+        payment_id: r.payment.payment_id,
+        registration_id: r.registration_id,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    }
+}
+
+/// A status with `ErrorInfo` (reason: `slug` as UPPER_SNAKE_CASE, so `seat-taken` is
+/// `SEAT_TAKEN`, the REST problem type of the same failure) and, given a field, a
+/// `BadRequest` violation of it.
+fn status(code: Code, slug: &str, message: String, field: Option<&str>) -> Status {
+    let reason = slug.to_uppercase().replace('-', "_");
+    let mut metadata = HashMap::new();
+    if let Some(field) = field {
+        metadata.insert("field".to_owned(), field.to_owned());
+    }
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    if let Some(field) = field {
+        details.add_bad_request_violation(field, message.clone());
+    }
+    Status::with_error_details(code, message, details)
+}
+
+fn invalid_field(v: &FieldViolation) -> Status {
+    status(
+        Code::InvalidArgument,
+        "invalid-field",
+        v.message.clone(),
+        Some(v.field.proto_name()),
+    )
+}
+
+fn unauthenticated(detail: String) -> Status {
+    status(Code::Unauthenticated, "unauthorized", detail, None)
+}
+
+fn not_found(detail: String) -> Status {
+    status(Code::NotFound, "not-found", detail, None)
+}
+
+fn auth_status(e: AuthError) -> Status {
+    match e {
+        AuthError::KeysUnavailable(_) => {
+            tracing::error!(error = %e, "cannot verify tokens");
+            status(
+                Code::Unavailable,
+                "unavailable",
+                "tokens cannot be verified right now".to_owned(),
+                None,
+            )
+        }
+        other => unauthenticated(other.to_string()),
+    }
+}
+
+/// A problem from the shared platform (role checks, the detached-write limit).
+fn problem_status(problem: Problem) -> Status {
+    let code = match problem.status_code().as_u16() {
+        400 | 422 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        503 => Code::Unavailable,
+        _ => Code::Internal,
+    };
+    let slug = problem.problem_type.trim_start_matches("/problems/");
+    status(code, slug, problem.detail, None)
+}
+
+fn unavailable(e: &StoreError) -> Status {
+    tracing::error!(error = %e, "store unavailable");
+    status(
+        Code::Unavailable,
+        "unavailable",
+        "the reservation store is unavailable; try again shortly".to_owned(),
+        None,
+    )
+}
+
+fn reserve_status(e: &ReserveError) -> Status {
+    let message = e.to_string();
+    match e {
+        ReserveError::UnknownSeat(_) => status(Code::NotFound, "seat-not-found", message, None),
+        ReserveError::SeatDisabled(_) => {
+            status(Code::FailedPrecondition, "seat-disabled", message, None)
+        }
+        ReserveError::SeatTaken { .. } => status(Code::AlreadyExists, "seat-taken", message, None),
+        ReserveError::Window(w) => {
+            let (slug, field) = match w {
+                WindowError::HoursOutOfRange { .. } => ("hours-out-of-range", "hours"),
+                WindowError::StartsInPast { .. } => ("starts-in-past", "starts_at"),
+                WindowError::TooFarAhead { .. } => ("starts-too-far-ahead", "starts_at"),
+            };
+            status(Code::InvalidArgument, slug, message, Some(field))
+        }
+        ReserveError::IdempotencyKeyReused => status(
+            Code::InvalidArgument,
+            "idempotency-key-reused",
+            message,
+            Some(IDEMPOTENCY_KEY),
+        ),
+        ReserveError::Price => status(Code::FailedPrecondition, "price", message, None),
+        ReserveError::Store(s) => unavailable(s),
+    }
+}
+
+fn view_status(e: &ViewError) -> Status {
+    match e {
+        ViewError::NotFound(_) => not_found(e.to_string()),
+        ViewError::Forbidden(_) => status(Code::PermissionDenied, "forbidden", e.to_string(), None),
+        ViewError::Store(s) => unavailable(s),
+    }
+}
+
+fn cancel_status(e: &CancelError) -> Status {
+    let message = e.to_string();
+    match e {
+        CancelError::NotFound(_) => not_found(message),
+        CancelError::Forbidden(_) => status(Code::PermissionDenied, "forbidden", message, None),
+        CancelError::Illegal(_) => status(
+            Code::FailedPrecondition,
+            "illegal-state-change",
+            message,
+            None,
+        ),
+        CancelError::Contended(_) => status(Code::Aborted, "contended", message, None),
+        CancelError::Store(s) => unavailable(s),
+    }
+}

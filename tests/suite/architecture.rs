@@ -1,0 +1,185 @@
+//! The hexagonal rule the code can check: no service's `domain/` names a framework crate.
+//!
+//! Adapters (REST, gRPC, Kafka, SQL, HTTP clients, Redis) live in `inbound/` and `outbound/`;
+//! the model and its ports must compile without knowing any of them, so a new adapter (seat's
+//! gRPC API) cannot reach into the domain. The check reads the source: any path or `use` of a
+//! listed crate in `services/*/src/domain/**.rs`, tests included, fails it.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
+
+/// Crates the domain must never name.
+const FRAMEWORKS: [&str; 11] = [
+    "axum", "tonic", "prost", "sqlx", "rdkafka", "reqwest", "redis", "tokio", "metrics", "hyper",
+    "tower",
+];
+
+/// Uses that predate this check, in the application services that still live in `domain/`
+/// (a counter, a lock, a timer). Not an allowance for anything new: the test also fails when
+/// an entry is no longer true, so this list can only shrink. None of them is a transport,
+/// storage or messaging crate.
+const KNOWN: [(&str, &str); 6] = [
+    ("services/identity/src/domain/service.rs", "metrics"),
+    ("services/payment/src/domain/locks.rs", "tokio"),
+    ("services/payment/src/domain/service.rs", "metrics"),
+    ("services/payment/src/domain/service.rs", "tokio"),
+    ("services/registration/src/domain/service.rs", "metrics"),
+    ("services/seat/src/domain/service.rs", "metrics"),
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every domain source file, as (path relative to the repo, text).
+fn domain_sources(root: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for service in std::fs::read_dir(root.join("services"))
+        .expect("services/")
+        .flatten()
+    {
+        rust_files(&service.path().join("src/domain"), &mut files);
+        let single = service.path().join("src/domain.rs");
+        if single.is_file() {
+            files.push(single);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (relative, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+/// The text without `//` comments (doc comments may mention a crate; code may not).
+fn code_of(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(at) if !line[..at].contains('"') => &line[..at],
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The listed crates `code` names: as the first segment of a path (`tokio::spawn`,
+/// `#[tokio::test]`, `use tokio::sync`), or in `use crate_name;` / `extern crate`.
+fn frameworks_named(code: &str) -> BTreeSet<&'static str> {
+    let mut named = BTreeSet::new();
+    for krate in FRAMEWORKS {
+        for (at, _) in code.match_indices(krate) {
+            let before = &code[..at];
+            let after = &code[at + krate.len()..];
+            if before.ends_with(is_ident) || after.starts_with(is_ident) {
+                continue;
+            }
+            // `crate::x::tokio::..` or `self.metrics::` are not the crate.
+            if before.ends_with("::") || before.ends_with('.') {
+                continue;
+            }
+            let trimmed = before.trim_end();
+            let path = after.trim_start().starts_with("::");
+            let used = trimmed.ends_with("use")
+                || trimmed.ends_with("extern crate")
+                || trimmed.ends_with("use {")
+                || trimmed.ends_with("use ::");
+            if path || used {
+                named.insert(krate);
+            }
+        }
+    }
+    named
+}
+
+fn violations(sources: &[(String, String)]) -> BTreeSet<(String, &'static str)> {
+    sources
+        .iter()
+        .flat_map(|(path, text)| {
+            frameworks_named(&code_of(text))
+                .into_iter()
+                .map(move |krate| (path.clone(), krate))
+        })
+        .collect()
+}
+
+#[test]
+fn no_domain_names_a_framework_crate() {
+    let root = repo_root();
+    let sources = domain_sources(&root);
+    assert!(
+        sources.len() >= 5,
+        "every service has a domain/: found {sources:?}"
+    );
+    let found = violations(&sources);
+    let known: BTreeSet<(String, &str)> = KNOWN
+        .iter()
+        .map(|(path, krate)| ((*path).to_owned(), *krate))
+        .collect();
+    let new: Vec<_> = found.difference(&known).collect();
+    assert!(
+        new.is_empty(),
+        "domain code names a framework crate (move it to an adapter): {new:?}"
+    );
+    let stale: Vec<_> = known.difference(&found).collect();
+    assert!(
+        stale.is_empty(),
+        "no longer true, remove from KNOWN: {stale:?}"
+    );
+}
+
+#[test]
+fn the_known_uses_are_no_adapter_crates() {
+    for (path, krate) in KNOWN {
+        assert!(
+            ["tokio", "metrics"].contains(&krate),
+            "{path}: {krate} is an adapter's crate and cannot be excused"
+        );
+    }
+}
+
+#[test]
+fn the_scanner_sees_every_way_of_naming_a_crate() {
+    let code = code_of(
+        "use tonic::Status;\n\
+         fn f() { sqlx::query(\"x\"); }\n\
+         #[tokio::test]\n\
+         use axum;\n\
+         // reqwest::get is only mentioned\n\
+         let x = crate::outbound::redis::Pool;\n\
+         let prostitute = 1; let metrics_total = 2;",
+    );
+    assert_eq!(
+        frameworks_named(&code),
+        BTreeSet::from(["axum", "sqlx", "tokio", "tonic"])
+    );
+}
