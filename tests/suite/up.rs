@@ -39,10 +39,18 @@ impl Up {
         for var in PORT_VARS {
             env.insert(var.to_owned(), free_port().to_string());
         }
-        // `up` may have to create the notification service's Python environment, and the
-        // interpreter's tools find their home through it.
-        if let Ok(home) = std::env::var("HOME") {
-            env.insert("HOME".to_owned(), home);
+        // `up` may have to create the notification service's Python environment, as it does
+        // for a new user: the interpreter's tools find their home, certificate authorities,
+        // proxies and package index through the user's environment.
+        for (var, value) in std::env::vars() {
+            let for_python_tools = ["HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"]
+                .contains(&var.as_str())
+                || var.to_ascii_lowercase().ends_with("_proxy")
+                || var.starts_with("UV_")
+                || var.starts_with("PIP_");
+            if for_python_tools {
+                env.insert(var, value);
+            }
         }
         let port = |var: &str| env[var].clone();
         let (gateway, seat, brokers) = (
