@@ -77,7 +77,7 @@ async fn registered_reservation(
 ) -> String {
     let window = Window::ahead(hours_ahead, 2);
     let id = stack.reserve_ok(user, seat, &window, "tok_approve").await;
-    wait_for_booking(&stack, &id).await;
+    wait_for_booking(stack, &id).await;
     let (status, body) = stack.confirm(&id).await;
     assert_eq!(status, 200, "confirm: {body}");
     stack.wait_for_status(&id, "REGISTERED").await;
