@@ -7,7 +7,9 @@ use studycafe_platform::{
     config::{ConfigError, Env},
 };
 
-use crate::domain::{RateLimitPolicy, Upstream, rate_limit::RateLimitPolicyError};
+use crate::domain::{
+    CorsPolicy, RateLimitPolicy, TrustedProxies, Upstream, rate_limit::RateLimitPolicyError,
+};
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -27,6 +29,13 @@ pub struct GatewayConfig {
     pub rate_limit: RateLimitPolicy,
     /// `GATEWAY_SHUTDOWN_GRACE_MS` (default 10000): how long in-flight requests may finish.
     pub shutdown_grace: Duration,
+    /// `GATEWAY_TRUSTED_PROXIES` (default none): comma-separated CIDRs or addresses of the
+    /// proxies in front of the gateway whose `X-Forwarded-For` names the client. From any
+    /// other peer the header is ignored (and not passed on).
+    pub trusted_proxies: TrustedProxies,
+    /// `GATEWAY_CORS_ORIGINS` (default none: same-origin only): comma-separated origins
+    /// (`https://cafe.example`) whose pages may call the API from a browser.
+    pub cors: CorsPolicy,
     /// `AUTH_*`: the keys tokens are checked against.
     pub auth: AuthConfig,
 }
@@ -127,6 +136,12 @@ impl GatewayConfig {
                 Duration::ZERO,
                 Duration::from_secs(120),
             )?,
+            trusted_proxies: TrustedProxies::parse(
+                &env.or("GATEWAY_TRUSTED_PROXIES", String::new())?,
+            )
+            .map_err(|e| ConfigError::new("GATEWAY_TRUSTED_PROXIES", e.to_string()))?,
+            cors: CorsPolicy::parse(&env.or("GATEWAY_CORS_ORIGINS", String::new())?)
+                .map_err(|e| ConfigError::new("GATEWAY_CORS_ORIGINS", e.to_string()))?,
             auth: AuthConfig::from_env(env)?,
         })
     }
@@ -163,6 +178,24 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(1));
         assert_eq!(config.rate_limit.per_sec(), 50.0);
         assert_eq!(config.rate_limit.burst(), 100);
+        assert!(config.trusted_proxies.is_empty());
+        assert!(config.cors.is_empty());
+    }
+
+    #[test]
+    fn proxies_and_origins_are_lists() {
+        let config = load(&[
+            ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,fd00::/8"),
+            (
+                "GATEWAY_CORS_ORIGINS",
+                "https://cafe.example,http://localhost:5173",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.trusted_proxies.networks().len(), 3);
+        assert!(config.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
+        assert!(config.cors.allows("http://localhost:5173"));
+        assert!(!config.cors.allows("https://evil.example"));
     }
 
     #[test]
@@ -183,6 +216,10 @@ mod tests {
             ("GATEWAY_RATE_LIMIT_PER_SEC", "0"),
             ("GATEWAY_RATE_LIMIT_BURST", "0"),
             ("GATEWAY_SHUTDOWN_GRACE_MS", "-1"),
+            ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("GATEWAY_TRUSTED_PROXIES", "10.0.0.1/8"),
+            ("GATEWAY_CORS_ORIGINS", "*"),
+            ("GATEWAY_CORS_ORIGINS", "https://cafe.example/app"),
         ] {
             let err = load(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}: {err}");

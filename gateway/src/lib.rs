@@ -69,6 +69,8 @@ impl App {
             upstreams,
             web: WebRoot::new(&config.web_root),
             body_timeout: config.upstream_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
+            cors: config.cors.clone(),
         });
         let router = inbound::http::router(gateway);
         let listener = TcpListener::bind(config.http_addr)
@@ -79,6 +81,8 @@ impl App {
             web_root = %config.web_root.display(),
             per_sec = config.rate_limit.per_sec(),
             burst = config.rate_limit.burst(),
+            trusted_proxies = ?config.trusted_proxies.networks().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            cors_origins = ?config.cors.origins().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "gateway configured"
         );
 

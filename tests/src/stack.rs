@@ -42,6 +42,9 @@ pub struct StackOptions {
     /// Whether to run the notification service (Python, from its virtual environment, which
     /// its `scripts/venv` brings up to date first). The gateway always routes to its port.
     pub notification: bool,
+    /// Extra variables for the gateway (they win over the stack's own, such as its generous
+    /// rate limit).
+    pub gateway_env: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -52,6 +55,7 @@ impl Default for StackOptions {
             seat_replicas: 1,
             seat_view_replicas: 1,
             notification: false,
+            gateway_env: Vec::new(),
         }
     }
 }
@@ -323,19 +327,25 @@ impl Stack {
         let gateway = ServiceProcess::start(
             "gateway",
             executable("gateway"),
-            vars(&[
-                ("GATEWAY_HTTP_ADDR", at(gateway_port)),
-                ("GATEWAY_IDENTITY_URL", url(identity_port)),
-                ("GATEWAY_SEAT_URL", url(seat_port)),
-                ("GATEWAY_REGISTRATION_URL", url(registration_port)),
-                ("GATEWAY_PAYMENT_URL", url(payment_port)),
-                ("GATEWAY_SEAT_VIEW_URL", url(view_port)),
-                ("GATEWAY_NOTIFICATION_URL", url(notification_port)),
-                ("GATEWAY_WEB_ROOT", path.join("web").display().to_string()),
-                ("GATEWAY_RATE_LIMIT_PER_SEC", "1000".to_owned()),
-                ("GATEWAY_RATE_LIMIT_BURST", "2000".to_owned()),
-                ("AUTH_JWKS_URL", jwks.clone()),
-            ]),
+            vars(
+                &[
+                    vec![
+                        ("GATEWAY_HTTP_ADDR", at(gateway_port)),
+                        ("GATEWAY_IDENTITY_URL", url(identity_port)),
+                        ("GATEWAY_SEAT_URL", url(seat_port)),
+                        ("GATEWAY_REGISTRATION_URL", url(registration_port)),
+                        ("GATEWAY_PAYMENT_URL", url(payment_port)),
+                        ("GATEWAY_SEAT_VIEW_URL", url(view_port)),
+                        ("GATEWAY_NOTIFICATION_URL", url(notification_port)),
+                        ("GATEWAY_WEB_ROOT", path.join("web").display().to_string()),
+                        ("GATEWAY_RATE_LIMIT_PER_SEC", "1000".to_owned()),
+                        ("GATEWAY_RATE_LIMIT_BURST", "2000".to_owned()),
+                        ("AUTH_JWKS_URL", jwks.clone()),
+                    ],
+                    options.gateway_env.clone(),
+                ]
+                .concat(),
+            ),
             &path,
         );
 

@@ -1,6 +1,8 @@
 //! The public HTTP edge: every request of the suite comes in here.
 //!
-//! For each request, in this order: the bearer token, if there is one, is verified (a bad
+//! For each request, in this order: a CORS preflight is answered (see [`CorsPolicy`]); the
+//! client's address is settled (the peer's, or what a trusted proxy says, see
+//! [`TrustedProxies`]); the bearer token, if there is one, is verified (a bad
 //! one is refused, whatever the route); the client (token subject, else address) is charged
 //! one token of its rate limit; the path is resolved against the route table; the route's
 //! access rule is checked; then the request is forwarded to its service, or served from the
@@ -19,7 +21,7 @@ use axum::{
     Router,
     body::{Body, Bytes},
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
@@ -32,9 +34,12 @@ use tower_http::request_id::RequestId;
 use tracing::Instrument as _;
 
 use crate::{
-    domain::{Access, ClientKey, Decision, Destination, RateLimiter, Route, RouteTable},
+    domain::{
+        Access, ClientAddress, ClientKey, CorsPolicy, Decision, Destination, RateLimiter, Route,
+        RouteTable, TrustedProxies,
+    },
     outbound::{
-        upstream::{Forward, UpstreamClient, UpstreamError, forward_headers},
+        upstream::{Forward, UpstreamClient, UpstreamError, X_FORWARDED_FOR, forward_headers},
         web_root::WebRoot,
     },
 };
@@ -55,6 +60,10 @@ pub struct Gateway {
     pub web: WebRoot,
     /// The deadline for reading a client's request body.
     pub body_timeout: Duration,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Which other origins' pages may call.
+    pub cors: CorsPolicy,
 }
 
 /// The gateway's whole HTTP surface, with its edge layers.
@@ -73,12 +82,53 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     // The route table's prefix labels the request metrics (bounded, unlike raw paths).
     let label = RouteLabel(gateway.routes.resolve(request.uri().path()).label());
-    let mut response = gateway
-        .handle(request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut response = match (&origin, preflight_of(&request)) {
+        (Some(origin), Some(preflight)) => gateway.preflight(origin, &preflight),
+        _ => gateway
+            .handle(request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    };
+    if let Some(origin) = origin {
+        gateway.cors_headers(&origin, response.headers_mut());
+    }
     response.extensions_mut().insert(label);
     response
+}
+
+/// What a CORS preflight asks for: the method and the request headers of the real request.
+#[derive(Debug)]
+struct Preflight {
+    method: String,
+    headers: String,
+}
+
+/// An `OPTIONS` request with `Access-Control-Request-Method` is a browser's preflight.
+fn preflight_of(request: &Request) -> Option<Preflight> {
+    if request.method() != Method::OPTIONS {
+        return None;
+    }
+    let text = |name| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    request
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .then(|| Preflight {
+            method: text(header::ACCESS_CONTROL_REQUEST_METHOD),
+            headers: text(header::ACCESS_CONTROL_REQUEST_HEADERS),
+        })
 }
 
 /// What the request's `Authorization` header amounts to.
@@ -92,28 +142,104 @@ enum Credentials {
 }
 
 impl Gateway {
-    async fn handle(&self, request: Request) -> Result<Response, ApiError> {
+    /// Answers a preflight: 204 with the allowed methods and headers when the origin, method
+    /// and headers are all allowed, else 403 (and no `Access-Control-Allow-*`, so the browser
+    /// refuses the real request).
+    fn preflight(&self, origin: &str, preflight: &Preflight) -> Response {
+        let allowed = self.cors.allows(origin)
+            && CorsPolicy::allows_method(&preflight.method)
+            && CorsPolicy::allows_headers(&preflight.headers);
+        if !allowed {
+            tracing::debug!(
+                origin,
+                method = preflight.method,
+                headers = preflight.headers,
+                "refused a CORS preflight"
+            );
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "cors-refused",
+                "Cross-origin request refused",
+                format!(
+                    "cross-origin requests from {origin:?} with {} and headers [{}] are not allowed",
+                    preflight.method, preflight.headers
+                ),
+            )
+            .into_response();
+        }
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CorsPolicy::METHODS),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CorsPolicy::REQUEST_HEADERS),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from(CorsPolicy::MAX_AGE_SECS),
+        );
+        response
+    }
+
+    /// On any answer to a request with an `Origin`: allows the read when the origin is ours.
+    /// `Vary: Origin` either way, so a cache never serves one origin's answer to another.
+    fn cors_headers(&self, origin: &str, headers: &mut HeaderMap) {
+        if self.cors.is_empty() {
+            return;
+        }
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if !self.cors.allows(origin) {
+            return;
+        }
+        // The client's own value, checked against the list: never a `*`.
+        if let Ok(value) = HeaderValue::from_str(origin.trim()) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(CorsPolicy::EXPOSED_HEADERS),
+            );
+        }
+    }
+
+    /// The client's address: the peer's, or a trusted proxy's word for it.
+    fn client_address(&self, request: &Request) -> ClientAddress {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+        let forwarded_for = request
+            .headers()
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let mut address = self.trusted_proxies.client_address(peer, forwarded_for);
+        address.trusted_chain.push(peer);
+        address
+    }
+
+    async fn handle(&self, request: Request) -> Result<Response, ApiError> {
+        let address = self.client_address(&request);
+        let client = address.client;
         let credentials = self.authenticate(request.headers()).await;
 
         // Charged before a bad token is refused: refusals cost work too, and a client
         // guessing tokens is limited by its address.
         let key = match &credentials {
             Credentials::Valid(caller) => ClientKey::Subject(caller.user_id.clone()),
-            _ => ClientKey::peer(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+            _ => ClientKey::peer(client),
         };
         if let Decision::Limited { retry_after_secs } = self.limiter.check(&key, Instant::now()) {
-            tracing::debug!(client = ?key, retry_after_secs, "rate limited");
+            tracing::debug!(%client, key = ?key, retry_after_secs, "rate limited");
             return Err(ApiError::RateLimited { retry_after_secs });
         }
         let caller = match credentials {
             Credentials::Absent => None,
             Credentials::Valid(caller) => Some(caller),
             Credentials::Invalid(e) => {
-                tracing::info!(error = %e, "refused a bad token");
+                tracing::info!(%client, error = %e, "refused a bad token");
                 return Err(ApiError::Auth(e));
             }
         };
@@ -122,7 +248,7 @@ impl Gateway {
         match self.routes.resolve(&path) {
             Destination::Proxy(route) => {
                 authorize(route.auth, caller.as_ref())?;
-                self.proxy(route, peer, request).await
+                self.proxy(route, &address, request).await
             }
             Destination::Internal | Destination::UnknownApi => Err(ApiError::NotRouted(path)),
             Destination::Ambiguous => Err(ApiError::Ambiguous(path)),
@@ -162,7 +288,7 @@ impl Gateway {
     async fn proxy(
         &self,
         route: Route,
-        peer: Option<IpAddr>,
+        address: &ClientAddress,
         request: Request,
     ) -> Result<Response, ApiError> {
         let (parts, body) = request.into_parts();
@@ -186,7 +312,7 @@ impl Gateway {
             .map(|id| id.header_value().clone())
             .or_else(|| parts.headers.get(REQUEST_ID).cloned())
             .unwrap_or_else(|| HeaderValue::from_static("unknown"));
-        let mut headers = forward_headers(&parts.headers, peer);
+        let mut headers = forward_headers(&parts.headers, &address.trusted_chain);
         // Explicitly, in case the client's `Connection` header named it.
         headers.insert(REQUEST_ID, request_id.clone());
         let streaming = is_event_stream(&parts.uri, &parts.headers);
@@ -198,6 +324,7 @@ impl Gateway {
         let span = tracing::info_span!(
             "upstream",
             upstream = route.upstream.name(),
+            client = %address.client,
             otel.kind = "client",
         );
         let forward = Forward {

@@ -81,25 +81,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 ///   upstream connection and the buffered body) and `Expect` (the body is already read);
 /// - the client's `traceparent`/`tracestate` go: the gateway is where traces start, and
 ///   [`UpstreamClient::forward`] puts in the gateway's own span;
-/// - `x-forwarded-for` gets the peer appended; `x-forwarded-proto` and `x-forwarded-host`
-///   say how the gateway itself was reached (plain HTTP, the client's `Host`).
-pub fn forward_headers(incoming: &HeaderMap, peer: Option<IpAddr>) -> HeaderMap {
+/// - `x-forwarded-for` is `forwarded_for`: the entries the gateway believed (from trusted
+///   proxies, see `domain::TrustedProxies`) followed by the peer, never what an untrusted
+///   client wrote; `x-forwarded-proto` and `x-forwarded-host` say how the gateway itself was
+///   reached (plain HTTP, the client's `Host`).
+pub fn forward_headers(incoming: &HeaderMap, forwarded_for: &[IpAddr]) -> HeaderMap {
     let mut headers = incoming.clone();
     strip_hop_by_hop(&mut headers);
-    for name in [HOST, CONTENT_LENGTH, TRACEPARENT, TRACESTATE] {
+    for name in [
+        HOST,
+        CONTENT_LENGTH,
+        TRACEPARENT,
+        TRACESTATE,
+        X_FORWARDED_FOR,
+    ] {
         headers.remove(name);
     }
-    let mut chain: Vec<String> = incoming
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
-    if let Some(peer) = peer {
-        chain.push(peer.to_string());
-    }
-    headers.remove(X_FORWARDED_FOR);
+    let chain: Vec<String> = forwarded_for.iter().map(IpAddr::to_string).collect();
     if let Ok(value) = HeaderValue::from_str(&chain.join(", "))
         && !chain.is_empty()
     {
@@ -396,8 +394,15 @@ mod tests {
             ("x-request-id", "req-1"),
             ("authorization", "Bearer abc"),
         ]);
-        let out = forward_headers(&incoming, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        assert_eq!(out["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        let out = forward_headers(
+            &incoming,
+            &[
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ],
+        );
+        // The chain given, not the client's claim.
+        assert_eq!(out["x-forwarded-for"], "198.51.100.1, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
         assert_eq!(out["x-forwarded-host"], "cafe.example:8080");
         assert_eq!(out["x-request-id"], "req-1");
@@ -409,7 +414,10 @@ mod tests {
 
     #[test]
     fn without_a_peer_or_host_nothing_is_made_up() {
-        let out = forward_headers(&headers(&[("x-forwarded-host", "evil")]), None);
+        let out = forward_headers(
+            &headers(&[("x-forwarded-host", "evil"), ("x-forwarded-for", "1.2.3.4")]),
+            &[],
+        );
         assert!(!out.contains_key("x-forwarded-for"));
         assert!(!out.contains_key("x-forwarded-host"));
     }

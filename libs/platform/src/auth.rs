@@ -3,7 +3,10 @@
 //! Every service checks the bearer token itself, against the identity service's public keys
 //! (a JWKS, by URL or from a file), even behind the gateway: a header a client could forge
 //! is never trusted. Keys are cached by `kid`; a token with an unknown `kid` triggers one
-//! refetch (at most every few seconds), so a rotated-in key works without a restart.
+//! refetch (at most every few seconds), so a rotated-in key works without a restart. The
+//! cache is also refetched once it is older than `AUTH_JWKS_MAX_AGE_SECS`, so a key the
+//! operator removed (a leaked one) stops verifying within that time instead of living as
+//! long as the process.
 
 use std::{
     collections::HashMap,
@@ -40,11 +43,14 @@ pub struct AuthConfig {
     pub issuer: String,
     /// Expected `aud`.
     pub audience: String,
+    /// How long fetched keys are used before the set is fetched again.
+    pub max_age: Duration,
 }
 
 impl AuthConfig {
     /// `AUTH_JWKS_URL` or `AUTH_JWKS_FILE` (one is required), `AUTH_ISSUER` (default
-    /// `studycafe-identity`), `AUTH_AUDIENCE` (default `studycafe`).
+    /// `studycafe-identity`), `AUTH_AUDIENCE` (default `studycafe`), `AUTH_JWKS_MAX_AGE_SECS`
+    /// (default 60, 1 to 86400).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let keys = match (
             env.optional::<String>("AUTH_JWKS_URL")?,
@@ -74,6 +80,11 @@ impl AuthConfig {
             keys,
             issuer: env.or("AUTH_ISSUER", "studycafe-identity".to_owned())?,
             audience: env.or("AUTH_AUDIENCE", "studycafe".to_owned())?,
+            max_age: Duration::from_secs(env.within(
+                "AUTH_JWKS_MAX_AGE_SECS",
+                60u64,
+                1..=86_400,
+            )?),
         })
     }
 }
@@ -174,6 +185,9 @@ pub struct JwtVerifier {
     config: AuthConfig,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_refresh: Mutex<Option<Instant>>,
+    /// When the cached set was loaded; a plain lock, so checking it never waits on a fetch.
+    loaded_at: std::sync::Mutex<Option<Instant>>,
+    stale_refresh: Mutex<()>,
     http: reqwest::Client,
 }
 
@@ -185,6 +199,8 @@ impl JwtVerifier {
             config,
             keys: RwLock::new(HashMap::new()),
             last_refresh: Mutex::new(None),
+            loaded_at: std::sync::Mutex::new(None),
+            stale_refresh: Mutex::new(()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -206,6 +222,9 @@ impl JwtVerifier {
             .kid
             .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
         // Bound first: a read guard living through the match would deadlock `refresh`.
+        if self.keys_stale() {
+            self.refresh_stale().await;
+        }
         let cached = self.keys.read().await.get(&kid).cloned();
         let key = match cached {
             Some(key) => key,
@@ -236,6 +255,33 @@ impl JwtVerifier {
         })
     }
 
+    /// Whether the cached key set is older than the configured maximum age (never loaded
+    /// counts as fresh: the unknown-`kid` path loads it).
+    fn keys_stale(&self) -> bool {
+        self.loaded_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() >= self.config.max_age)
+    }
+
+    /// Refetches an aged key set once, however many requests noticed its age at once. If
+    /// identity cannot be reached the cached set stays in use for another maximum age: its
+    /// keys were good a moment ago, and the alternative is refusing everyone (or every
+    /// request waiting on a fetch) while identity is down.
+    async fn refresh_stale(&self) {
+        let _one_at_a_time = self.stale_refresh.lock().await;
+        if !self.keys_stale() {
+            return;
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "cannot refetch the signing keys; using the cached ones");
+            *self
+                .loaded_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        }
+    }
+
     /// Reloads the key set, unless that happened moments ago (a flood of tokens with bogus
     /// `kid`s must not become a flood of JWKS fetches).
     async fn refresh(&self) -> Result<(), AuthError> {
@@ -259,6 +305,10 @@ impl JwtVerifier {
         tracing::info!(keys = keys.len(), "signing keys loaded");
         *self.keys.write().await = keys;
         *last = Some(Instant::now());
+        *self
+            .loaded_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
 
@@ -306,5 +356,27 @@ where
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         verifier.verify(token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let mut pairs = vec![("AUTH_JWKS_URL", "http://127.0.0.1:1/jwks.json")];
+        pairs.extend_from_slice(extra);
+        AuthConfig::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn the_key_cache_has_a_bounded_age() {
+        assert_eq!(load(&[]).unwrap().max_age, Duration::from_secs(60));
+        let config = load(&[("AUTH_JWKS_MAX_AGE_SECS", "5")]).unwrap();
+        assert_eq!(config.max_age, Duration::from_secs(5));
+        for bad in ["0", "86401", "soon"] {
+            let err = load(&[("AUTH_JWKS_MAX_AGE_SECS", bad)]).unwrap_err();
+            assert_eq!(err.variable, "AUTH_JWKS_MAX_AGE_SECS", "{bad}");
+        }
     }
 }

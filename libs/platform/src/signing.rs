@@ -135,6 +135,7 @@ mod tests {
             keys: KeySource::JwksFile(path.0.clone()),
             issuer: "iss".into(),
             audience: "aud".into(),
+            max_age: std::time::Duration::from_secs(60),
         });
         (verifier, path)
     }

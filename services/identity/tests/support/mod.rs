@@ -261,6 +261,7 @@ impl TestApp {
             keys: KeySource::JwksUrl(format!("{}/.well-known/jwks.json", self.base)),
             issuer: "studycafe-identity".into(),
             audience: "studycafe".into(),
+            max_age: std::time::Duration::from_secs(60),
         })
     }
 }

@@ -54,6 +54,7 @@ class AuthSettings:
     jwks_file: Path | None = None
     issuer: str = "studycafe-identity"
     audience: str = "studycafe"
+    max_age_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def load(environ: Mapping[str, str]) -> Config:
         jwks_file=Path(jwks_file) if jwks_file else None,
         issuer=env.text("AUTH_ISSUER", "studycafe-identity"),
         audience=env.text("AUTH_AUDIENCE", "studycafe"),
+        max_age_s=float(env.integer("AUTH_JWKS_MAX_AGE_SECS", 60, 1, 86_400)),
     )
 
     data_dir = Path(env.text("NOTIFICATION_DATA_DIR", "var/notification"))

@@ -125,6 +125,7 @@ def main() -> None:
         audience=cfg.auth.audience,
         jwks_url=cfg.auth.jwks_url,
         jwks_file=cfg.auth.jwks_file,
+        max_age_s=cfg.auth.max_age_s,
     )
 
     def ready() -> str | None:

@@ -2,7 +2,9 @@
 
 EdDSA (Ed25519) only; `iss`, `aud` and `exp` checked (30 s leeway, as the Rust verifier);
 keys cached by `kid`, and a token naming an unknown `kid` refetches the set at most every few
-seconds, so a key rotated in at identity works without a restart.
+seconds, so a key rotated in at identity works without a restart. The set is also refetched once
+it is older than `AUTH_JWKS_MAX_AGE_SECS`, so a key the operator removed (a leaked one) stops
+verifying within that time; if identity cannot be reached then, the cached keys stay in use.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ class JwksVerifier:
         audience: str,
         jwks_url: str | None = None,
         jwks_file: Path | None = None,
+        max_age_s: float = 60.0,
     ) -> None:
+        self._max_age_s = max_age_s
         self._issuer = issuer
         self._audience = audience
         self._url = jwks_url
@@ -64,6 +68,12 @@ class JwksVerifier:
 
     def _key(self, kid: str) -> Any:
         with self._lock:
+            if self._fetched_at and time.monotonic() - self._fetched_at >= self._max_age_s:
+                try:
+                    self._keys = self._load()
+                except (OSError, ValueError):
+                    pass  # the cached keys were good a moment ago; try again after another max age
+                self._fetched_at = time.monotonic()
             key = self._keys.get(kid)
             if key is not None:
                 return key
