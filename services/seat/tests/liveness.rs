@@ -21,7 +21,7 @@ use seat_service::{
         service::{Reaction, ReservationService, ReserveSeat},
     },
     inbound::timers::Timers,
-    outbound::{StoreAdapter as _, catalogue, sqlite::SqliteStore},
+    outbound::{catalogue, sqlite::SqliteStore},
 };
 use studycafe_messaging::OutboxSignal;
 use studycafe_platform::liveness::{Heartbeats, LivenessConfig};
