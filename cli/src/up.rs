@@ -37,9 +37,7 @@ use tokio::{
 use crate::{
     data_dir::DataDir,
     keys, launch,
-    services::{
-        self, DEMO_ADMIN, LivenessProbe, Program, Readiness, SERVICES, ServiceSpec, Suite,
-    },
+    services::{self, DEMO_ADMIN, LivenessProbe, Program, Readiness, SERVICES, ServiceSpec, Suite},
     web_app,
 };
 
@@ -233,7 +231,9 @@ impl Service {
             // The service names what is stalled in the problem's detail.
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             let detail = body["detail"].as_str().unwrap_or_default();
-            Err(format!("/health/live answered {status} {detail}").trim_end().to_owned())
+            Err(format!("/health/live answered {status} {detail}")
+                .trim_end()
+                .to_owned())
         };
         // Reading the body is bounded too: a process may stop between headers and body.
         tokio::time::timeout(timeout, probe)

@@ -79,16 +79,10 @@ impl Tally {
             "Response time:\t\t{:>10.3} secs",
             self.response_time.as_secs_f64() / total.max(1) as f64
         );
-        println!(
-            "Transaction rate:\t{:>10.2} trans/sec",
-            total as f64 / secs
-        );
+        println!("Transaction rate:\t{:>10.2} trans/sec", total as f64 / secs);
         println!("Successful transactions:{:>10}", self.ok);
         println!("Failed transactions:\t{:>10}", self.failed);
-        println!(
-            "Longest transaction:\t{:>10.2}",
-            self.longest.as_secs_f64()
-        );
+        println!("Longest transaction:\t{:>10.2}", self.longest.as_secs_f64());
         if !self.failures.is_empty() {
             println!("Failures by kind:\t{:?}", self.failures);
         }
@@ -125,7 +119,9 @@ async fn reserve(
     let response = http
         .post(format!("{gateway}/api/reservations"))
         .bearer_auth(token)
-        .json(&json!({"seatId": seat, "startsAt": starts, "hours": 1, "paymentToken": "tok_approve"}))
+        .json(
+            &json!({"seatId": seat, "startsAt": starts, "hours": 1, "paymentToken": "tok_approve"}),
+        )
         .send()
         .await
         .unwrap();
@@ -154,10 +150,14 @@ async fn confirm_until_registered(
     id: &str,
 ) {
     let confirm = format!("{gateway}/api/admin/bookings/{id}/confirm");
-    eventually(Duration::from_secs(90), "the admin's confirmation", || async {
-        let response = http.post(&confirm).bearer_auth(admin).send().await.ok()?;
-        (response.status() == 200).then_some(())
-    })
+    eventually(
+        Duration::from_secs(90),
+        "the admin's confirmation",
+        || async {
+            let response = http.post(&confirm).bearer_auth(admin).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
     .await;
     eventually(Duration::from_secs(90), "REGISTERED", || async {
         (status(http, gateway, customer, id).await.as_deref() == Some("REGISTERED")).then_some(())
@@ -209,7 +209,11 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
         (response.status() == 200).then_some(())
     })
     .await;
-    assert!(ready.is_some(), "the suite never became ready:\n{}", up.log_tail(40));
+    assert!(
+        ready.is_some(),
+        "the suite never became ready:\n{}",
+        up.log_tail(40)
+    );
 
     let alice = token(&http, &gateway, "alice", "alice-studies").await;
     let bob = token(&http, &gateway, "bob", "bob-studies").await;
@@ -274,10 +278,7 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
     let healed_after = hung_at.elapsed();
     let restarted = pid_of(data.path(), "seat").expect("seat runs again");
     assert_ne!(restarted, hung, "a new seat process");
-    assert!(
-        log.contains("restart #1"),
-        "the restart is counted:\n{log}"
-    );
+    assert!(log.contains("restart #1"), "the restart is counted:\n{log}");
     for line in log.lines().filter(|l| l.contains("seat ")) {
         println!("up | {line}");
     }

@@ -122,7 +122,11 @@ async fn a_consumer_stuck_in_its_handler_is_not_live_until_it_moves_and_idle_it_
     // Waiting on an empty topic, many times the limit: still live.
     for _ in 0..10 {
         tokio::time::sleep(LIMIT).await;
-        assert_eq!(stalled(&beats), Vec::<String>::new(), "idle on an empty topic");
+        assert_eq!(
+            stalled(&beats),
+            Vec::<String>::new(),
+            "idle on an empty topic"
+        );
     }
     stop.cancel();
     task.await.unwrap().unwrap();

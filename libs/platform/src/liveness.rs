@@ -133,8 +133,9 @@ impl Heartbeats {
             .iter()
             .filter(|l| l.busy.load(Ordering::Acquire) && !l.finished.load(Ordering::Relaxed))
             .filter_map(|l| {
-                let busy_for =
-                    Duration::from_millis(now.saturating_sub(l.progress_at.load(Ordering::Acquire)));
+                let busy_for = Duration::from_millis(
+                    now.saturating_sub(l.progress_at.load(Ordering::Acquire)),
+                );
                 (busy_for > l.limit).then(|| Stalled {
                     name: l.name.clone(),
                     busy_for,

@@ -31,7 +31,9 @@ use anyhow::Context as _;
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
 };
-use studycafe_platform::{auth::JwtVerifier, detach::Detached, http as web, liveness::Heartbeats, shutdown};
+use studycafe_platform::{
+    auth::JwtVerifier, detach::Detached, http as web, liveness::Heartbeats, shutdown,
+};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 

@@ -122,8 +122,7 @@ async fn timers_stuck_in_a_payment_call_are_not_live_until_it_returns() {
         .unwrap();
     payment_due.notify_one();
     eventually(WAIT, "the stuck timers named as stalled", || async {
-        (payments.calls.load(Ordering::SeqCst) == 1 && stalled(&beats) == ["timers"])
-            .then_some(())
+        (payments.calls.load(Ordering::SeqCst) == 1 && stalled(&beats) == ["timers"]).then_some(())
     })
     .await;
 
