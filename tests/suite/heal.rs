@@ -264,17 +264,19 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
     let hung = pid_of(data.path(), "seat").expect("seat's pid file");
     kill(Pid::from_raw(hung), Signal::SIGSTOP).expect("SIGSTOP seat");
     let hung_at = Instant::now();
-    let log = eventually(
-        Duration::from_secs(90),
-        "up restarting seat after its liveness probe failed",
-        || async {
-            let log = up.log_tail(200);
-            (log.contains("seat failed its liveness probe 3 times in a row")
-                && log.contains("seat ready again"))
-            .then_some(log)
-        },
-    )
-    .await;
+    let log = within(Duration::from_secs(90), || async {
+        let log = up.log_tail(200);
+        (log.contains("seat failed its liveness probe 3 times in a row")
+            && log.contains("seat ready again"))
+        .then_some(log)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "up did not restart the hung seat:\n{}",
+            up.log_tail(60)
+        )
+    });
     let healed_after = hung_at.elapsed();
     let restarted = pid_of(data.path(), "seat").expect("seat runs again");
     assert_ne!(restarted, hung, "a new seat process");
