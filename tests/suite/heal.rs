@@ -271,12 +271,7 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
         .then_some(log)
     })
     .await
-    .unwrap_or_else(|| {
-        panic!(
-            "up did not restart the hung seat:\n{}",
-            up.log_tail(60)
-        )
-    });
+    .unwrap_or_else(|| panic!("up did not restart the hung seat:\n{}", up.log_tail(60)));
     let healed_after = hung_at.elapsed();
     let restarted = pid_of(data.path(), "seat").expect("seat runs again");
     assert_ne!(restarted, hung, "a new seat process");
