@@ -5,7 +5,7 @@
 //! Each service is configured only by environment variables; the ones a row lists are set by
 //! `up` (overriding the user's), everything else in the environment passes through.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use studycafe_platform::config::{ConfigError, Env};
 
@@ -281,6 +281,48 @@ pub struct Suite {
     /// The production engines, when `STUDYCAFE_STACK=production`; otherwise SQLite files and
     /// the embedded broker.
     pub engines: Option<Engines>,
+    /// How `up` probes each service's liveness.
+    pub liveness: LivenessProbe,
+}
+
+/// `up`'s liveness probe, as a kubelet's: every `period` each service's `/health/live` is
+/// asked, with `timeout`; after `failure_threshold` failures in a row the process is killed
+/// (SIGTERM, SIGKILL after a short grace) and restarted. A hung process (SIGSTOP, a deadlock)
+/// does not answer in time, so it is restarted too, not only one that exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessProbe {
+    /// `STUDYCAFE_LIVENESS_PERIOD_SECS` (default 10, 1–3600).
+    pub period: Duration,
+    /// `STUDYCAFE_LIVENESS_TIMEOUT_SECS` (default 2, 1–60, at most the period).
+    pub timeout: Duration,
+    /// `STUDYCAFE_LIVENESS_FAILURE_THRESHOLD` (default 3, 1–100).
+    pub failure_threshold: u32,
+}
+
+impl LivenessProbe {
+    fn from_env(env: &Env) -> Result<Self, UsageError> {
+        let usage = |e: ConfigError| UsageError(e.to_string());
+        let period: u64 = env
+            .within("STUDYCAFE_LIVENESS_PERIOD_SECS", 10, 1..=3600)
+            .map_err(usage)?;
+        let timeout: u64 = env
+            .within("STUDYCAFE_LIVENESS_TIMEOUT_SECS", 2, 1..=60)
+            .map_err(usage)?;
+        if timeout > period {
+            return Err(UsageError(format!(
+                "STUDYCAFE_LIVENESS_TIMEOUT_SECS: {timeout} s is longer than the probe period \
+                 (STUDYCAFE_LIVENESS_PERIOD_SECS, {period} s)"
+            )));
+        }
+        let failure_threshold = env
+            .within("STUDYCAFE_LIVENESS_FAILURE_THRESHOLD", 3, 1..=100)
+            .map_err(usage)?;
+        Ok(Self {
+            period: Duration::from_secs(period),
+            timeout: Duration::from_secs(timeout),
+            failure_threshold,
+        })
+    }
 }
 
 /// Where the production stack's engines listen (`scripts/engines/up` starts them with these
@@ -392,6 +434,7 @@ impl Suite {
             seat_client_secret: String::new(),
             web_root: crate::web_app::web_root(),
             engines: Engines::from_env(env)?,
+            liveness: LivenessProbe::from_env(env)?,
         })
     }
 
@@ -592,6 +635,27 @@ mod tests {
     #[test]
     fn bad_ports_are_configuration_errors() {
         assert!(suite(&[("STUDYCAFE_SEAT_PORT", "http")]).is_err());
+        let probe = suite(&[]).unwrap().liveness;
+        assert_eq!(
+            (probe.period, probe.timeout, probe.failure_threshold),
+            (Duration::from_secs(10), Duration::from_secs(2), 3)
+        );
+        let short = suite(&[
+            ("STUDYCAFE_LIVENESS_PERIOD_SECS", "1"),
+            ("STUDYCAFE_LIVENESS_TIMEOUT_SECS", "1"),
+            ("STUDYCAFE_LIVENESS_FAILURE_THRESHOLD", "2"),
+        ])
+        .unwrap()
+        .liveness;
+        assert_eq!(short.failure_threshold, 2);
+        for (var, bad) in [
+            ("STUDYCAFE_LIVENESS_PERIOD_SECS", "0"),
+            ("STUDYCAFE_LIVENESS_TIMEOUT_SECS", "11"),
+            ("STUDYCAFE_LIVENESS_FAILURE_THRESHOLD", "none"),
+        ] {
+            let error = suite(&[(var, bad)]).unwrap_err();
+            assert!(error.0.contains(var), "{error}");
+        }
         assert!(suite(&[("STUDYCAFE_SEAT_PORT", "70000")]).is_err());
         assert!(suite(&[("STUDYCAFE_SEAT_PORT", "0")]).is_err());
         let clash = suite(&[("STUDYCAFE_SEAT_PORT", "9092")]).unwrap_err();

@@ -4,6 +4,9 @@
 //! because a new user's first contact with the project is this command failing or not.
 //! Afterwards each service has a supervising task that restarts it when it dies, with a
 //! backoff, so the suite heals itself the way an orchestrator would heal it in production.
+//! Like a kubelet it also probes each ready service's `/health/live` (see
+//! [`services::LivenessProbe`]) and kills and restarts one that keeps failing: a process that
+//! hangs is as dead as one that exited.
 //! Shutdown goes in reverse start order, so no service outlives one it depends on.
 
 use std::{
@@ -34,12 +37,15 @@ use tokio::{
 use crate::{
     data_dir::DataDir,
     keys, launch,
-    services::{self, DEMO_ADMIN, Program, Readiness, SERVICES, ServiceSpec, Suite},
+    services::{self, DEMO_ADMIN, LivenessProbe, Program, Readiness, SERVICES, ServiceSpec, Suite},
     web_app,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a service failing liveness gets to stop on SIGTERM before SIGKILL: short, it is
+/// not expected to cooperate (a stopped or deadlocked process never will).
+const LIVENESS_KILL_GRACE: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A service that ran this long before dying is restarted quickly again: it was not a loop.
@@ -79,7 +85,9 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
             port: suite.port(spec.name),
             data: data.clone(),
             pid: AtomicU32::new(0),
+            restarts: AtomicU32::new(0),
             http: http.clone(),
+            liveness: suite.liveness,
         });
         let (started_tx, started) = oneshot::channel();
         let (stop, stop_rx) = watch::channel(false);
@@ -130,7 +138,10 @@ struct Service {
     /// Its current PID, 0 while it is not running; for the second Ctrl-C, which kills
     /// everything without waiting for the supervising tasks.
     pid: AtomicU32,
+    /// How many times its supervisor restarted it (exits and liveness kills).
+    restarts: AtomicU32,
     http: reqwest::Client,
+    liveness: LivenessProbe,
 }
 
 impl Service {
@@ -186,13 +197,67 @@ impl Service {
         }
     }
 
+    /// One liveness probe: `Err(why)` when it failed. A service without an HTTP health
+    /// endpoint (the broker) is probed by connecting, which a hung process still passes: the
+    /// kernel completes the handshake.
+    async fn live(&self) -> Result<(), String> {
+        let timeout = self.liveness.timeout;
+        let Readiness::HttpOk(_) = self.spec.readiness else {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port));
+            return match tokio::time::timeout(timeout, connect).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+                Err(_) => Err(format!("no connection within {}", human(timeout))),
+            };
+        };
+        let probe = async {
+            let response = self
+                .http
+                .get(format!("http://127.0.0.1:{}/health/live", self.port))
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        format!("no answer within {}", human(timeout))
+                    } else {
+                        format!("no answer: {e}")
+                    }
+                })?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            // The service names what is stalled in the problem's detail.
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let detail = body["detail"].as_str().unwrap_or_default();
+            Err(format!("/health/live answered {status} {detail}")
+                .trim_end()
+                .to_owned())
+        };
+        // Reading the body is bounded too: a process may stop between headers and body.
+        tokio::time::timeout(timeout, probe)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {}", human(timeout))))
+    }
+
+    /// Kills a service that failed liveness: SIGTERM, SIGKILL after [`LIVENESS_KILL_GRACE`].
+    async fn kill_unhealthy(&self, child: &mut Child) -> Stopped {
+        self.terminate(child, LIVENESS_KILL_GRACE).await
+    }
+
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
     async fn stop(&self, child: &mut Child) -> Stopped {
+        self.terminate(child, STOP_TIMEOUT).await
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn terminate(&self, child: &mut Child, grace: Duration) -> Stopped {
         let began = Instant::now();
         if let Some(pid) = child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
-        let (status, killed) = match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+        let (status, killed) = match tokio::time::timeout(grace, child.wait()).await {
             Ok(status) => (status, false),
             Err(_) => {
                 let _ = child.start_kill();
@@ -285,16 +350,23 @@ async fn run_service(
     supervise(&service, child, stop).await
 }
 
-/// Restarts the service whenever it exits on its own, until told to stop.
+/// Restarts the service whenever it exits on its own or keeps failing its liveness probe,
+/// until told to stop.
 async fn supervise(
     service: &Service,
     mut child: Child,
     mut stop: watch::Receiver<bool>,
 ) -> Stopped {
     let name = service.name();
+    let probe = service.liveness;
     let mut up_since = Instant::now();
     let mut backoff = FIRST_BACKOFF;
+    // `ready` probes a restarted process until it is ready; liveness is probed only then, as
+    // a kubelet's starts after the start-up probe.
     let mut probing = false;
+    let mut liveness = tokio::time::interval_at(Instant::now() + probe.period, probe.period);
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
     loop {
         tokio::select! {
             biased;
@@ -306,40 +378,82 @@ async fn supervise(
                     backoff = FIRST_BACKOFF;
                 }
                 let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                let restarts = service.restarts.fetch_add(1, Ordering::SeqCst) + 1;
                 eprintln!(
-                    "{name} exited on its own ({status}) after {}; restarting in {} (log: {})",
+                    "{name} exited on its own ({status}) after {}; restarting in {} (restart #{restarts}; log: {})",
                     human(uptime),
                     human(backoff),
                     service.data.log_file(name).display(),
                 );
-                child = loop {
-                    tokio::select! {
-                        biased;
-                        () = stop_requested(&mut stop) => return Stopped::NotRunning,
-                        () = tokio::time::sleep(backoff) => {}
+            }
+            _ = liveness.tick(), if !probing => {
+                match service.live().await {
+                    Ok(()) => {
+                        failures = 0;
+                        continue;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    match service.spawn("restarting") {
-                        Ok(spawned) => break spawned.child,
-                        Err(e) => eprintln!(
-                            "{name} could not be restarted: {e:#}; retrying in {}",
-                            human(backoff)
-                        ),
+                    Err(why) if failures + 1 < probe.failure_threshold => {
+                        failures += 1;
+                        eprintln!(
+                            "{name} failed its liveness probe ({failures}/{}): {why}",
+                            probe.failure_threshold
+                        );
+                        continue;
                     }
-                };
-                up_since = Instant::now();
-                probing = true;
-                println!("{name} restarted (pid {})", child.id().unwrap_or(0));
+                    Err(why) => {
+                        failures = 0;
+                        let restarts = service.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+                        eprintln!(
+                            "{name} failed its liveness probe {} times in a row (last: {why}); \
+                             killing it (SIGKILL after {}) and restarting in {} (restart #{restarts}; log: {})",
+                            probe.failure_threshold,
+                            human(LIVENESS_KILL_GRACE),
+                            human(backoff),
+                            service.data.log_file(name).display(),
+                        );
+                        let stopped = service.kill_unhealthy(&mut child).await;
+                        if let Stopped::Exited { killed: true, .. } = stopped {
+                            eprintln!("{name} ignored SIGTERM; killed");
+                        }
+                        if up_since.elapsed() >= STABLE_AFTER {
+                            backoff = FIRST_BACKOFF;
+                        }
+                    }
+                }
             }
             ready = service.ready(), if probing => {
                 probing = false;
+                liveness.reset();
                 if ready {
                     println!("{name} ready again in {}", human(up_since.elapsed()));
                 } else {
                     eprintln!("{name} is still not ready {} after its restart", human(READY_TIMEOUT));
                 }
+                continue;
             }
         }
+        child = loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(&mut stop) => return Stopped::NotRunning,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            match service.spawn("restarting") {
+                Ok(spawned) => break spawned.child,
+                Err(e) => eprintln!(
+                    "{name} could not be restarted: {e:#}; retrying in {}",
+                    human(backoff)
+                ),
+            }
+        };
+        up_since = Instant::now();
+        probing = true;
+        println!(
+            "{name} restarted (pid {}; {} restarts so far)",
+            child.id().unwrap_or(0),
+            service.restarts.load(Ordering::SeqCst)
+        );
     }
 }
 
@@ -355,8 +469,9 @@ async fn shutdown(mut handles: Vec<Handle>, signals: &mut Signals, width: usize)
         print!("  {:<width$}  stopping… ", handle.service.name());
         flush();
         let _ = handle.stop.send(true);
+        let restarts = handle.service.restarts.load(Ordering::SeqCst);
         tokio::select! {
-            result = &mut handle.task => println!("{}", describe(result)),
+            result = &mut handle.task => println!("{}{}", describe(result), restarted(restarts)),
             signal = signals.recv() => {
                 println!("{signal} again: killing everything");
                 handles.push(handle);
@@ -376,6 +491,15 @@ async fn shutdown(mut handles: Vec<Handle>, signals: &mut Signals, width: usize)
         }
     }
     println!("stopped");
+}
+
+/// ` (restarted N times)`, or nothing.
+fn restarted(restarts: u32) -> String {
+    match restarts {
+        0 => String::new(),
+        1 => " (restarted once)".to_owned(),
+        n => format!(" (restarted {n} times)"),
+    }
 }
 
 fn describe(result: Result<Stopped, tokio::task::JoinError>) -> String {

@@ -36,6 +36,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use shared_events::{DecodeError, IntegrationEvent, RawEnvelope};
+use studycafe_platform::liveness::{Heartbeat, Heartbeats};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -116,6 +117,11 @@ pub struct EventConsumer<H> {
     kafka: KafkaConfig,
     settings: ConsumerSettings,
     handler: H,
+    /// Busy while a message is being applied (or dead-lettered); waiting on an empty topic,
+    /// in a retry backoff, and while the broker is away.
+    heartbeat: Heartbeat,
+    /// Busy inside a rebalance callback: a consumer wedged there stops consuming.
+    rebalance: Heartbeat,
 }
 
 enum Outcome {
@@ -126,15 +132,27 @@ enum Outcome {
 
 impl<H: EventHandler> EventConsumer<H> {
     pub fn new(kafka: KafkaConfig, settings: ConsumerSettings, handler: H) -> Self {
+        let name = format!("consumer {}", settings.group_id);
         Self {
             kafka,
+            heartbeat: Heartbeat::detached(&name),
+            rebalance: Heartbeat::detached(format!("{name} rebalance")),
             settings,
             handler,
         }
     }
 
+    /// Reports this consumer's progress to `heartbeats` (the service's `/health/live`), as
+    /// `consumer <group>` and `consumer <group> rebalance`.
+    pub fn with_heartbeats(mut self, heartbeats: &Heartbeats) -> Self {
+        self.heartbeat = heartbeats.register(self.heartbeat.name());
+        self.rebalance = heartbeats.register(self.rebalance.name());
+        self
+    }
+
     /// Consumes until `shutdown`, then commits the stored offsets and leaves.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let _running = (self.heartbeat.running(), self.rebalance.running());
         let dead_letter = self.kafka.topic(&self.settings.dead_letter_topic());
         let mut topics: Vec<String> = self
             .settings
@@ -150,7 +168,7 @@ impl<H: EventHandler> EventConsumer<H> {
         let consumer: Arc<StreamConsumer<KafkaLogs>> = Arc::new(
             self.kafka
                 .consumer(&self.settings.group_id)
-                .create_with_context(KafkaLogs::default())?,
+                .create_with_context(KafkaLogs::rebalancing(self.rebalance.clone()))?,
         );
         let dlq_producer: FutureProducer<KafkaLogs> = self
             .kafka
@@ -205,6 +223,7 @@ impl<H: EventHandler> EventConsumer<H> {
         shutdown: &CancellationToken,
     ) {
         loop {
+            self.heartbeat.waiting();
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 received = consumer.recv() => received,
@@ -222,6 +241,7 @@ impl<H: EventHandler> EventConsumer<H> {
                 }
             };
 
+            let _busy = self.heartbeat.busy();
             let outcome = self
                 .process(&message, dlq_producer, dead_letter, shutdown)
                 .await;
@@ -297,6 +317,7 @@ impl<H: EventHandler> EventConsumer<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.heartbeat.beat();
             match self
                 .handler
                 .handle(&received)
@@ -332,9 +353,15 @@ impl<H: EventHandler> EventConsumer<H> {
                 }
                 Err(HandleError::Failed(e)) => {
                     span.in_scope(|| tracing::warn!(attempt, error = %format!("{e:#}"), "handler failed, retrying"));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
+                    // Backing off while a dependency is down is waiting, not a stall.
+                    let stop = self.heartbeat.wait_for(async {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => true,
+                            _ = tokio::time::sleep(backoff) => false,
+                        }
+                    });
+                    if stop.await {
+                        return None;
                     }
                     backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                 }
@@ -394,13 +421,19 @@ impl<H: EventHandler> EventConsumer<H> {
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
+            self.heartbeat.beat();
             match dlq.send(record, Duration::from_secs(5)).await {
                 Ok(_) => return Some(Outcome::DeadLettered),
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "dead-letter publish failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
+                    let stop = self.heartbeat.wait_for(async {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => true,
+                            _ = tokio::time::sleep(backoff) => false,
+                        }
+                    });
+                    if stop.await {
+                        return None;
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

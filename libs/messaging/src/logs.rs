@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use studycafe_platform::liveness::Heartbeat;
+
 use rdkafka::{
     TopicPartitionList,
     client::ClientContext,
@@ -27,9 +29,19 @@ const QUIET_FOR: Duration = Duration::from_secs(30);
 pub struct KafkaLogs {
     /// When a transport warning was last logged, and how many were held back since.
     transport: Mutex<(Option<Instant>, u64)>,
+    /// A consumer's: busy from the start of a rebalance callback to its end.
+    rebalance: Option<Heartbeat>,
 }
 
 impl KafkaLogs {
+    /// The context of a consumer whose rebalances are watched by `heartbeat`.
+    pub fn rebalancing(heartbeat: Heartbeat) -> Self {
+        Self {
+            rebalance: Some(heartbeat),
+            ..Self::default()
+        }
+    }
+
     fn transport_warning(&self, message: &str) {
         let Ok(mut state) = self.transport.lock() else {
             return;
@@ -103,7 +115,16 @@ impl ClientContext for KafkaLogs {
 /// Which partitions a consumer was given or lost: the first thing an operator asks when a
 /// replica seems idle or a partition lags.
 impl ConsumerContext for KafkaLogs {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        if let Some(heartbeat) = &self.rebalance {
+            heartbeat.beat();
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Some(heartbeat) = &self.rebalance {
+            heartbeat.waiting();
+        }
         match rebalance {
             Rebalance::Assign(partitions) => tracing::info!(
                 partitions = %describe(partitions),

@@ -21,6 +21,7 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer as _},
 };
+use studycafe_platform::liveness::{Heartbeat, Heartbeats};
 use tokio_util::sync::CancellationToken;
 
 use crate::{KafkaConfig, OutboxSignal, OutboxStore, PendingMessage, logs::KafkaLogs};
@@ -68,6 +69,9 @@ pub struct OutboxRelay<S> {
     kafka: KafkaConfig,
     signal: OutboxSignal,
     settings: RelaySettings,
+    /// Busy during a round (lease, read, publish, mark); waiting between rounds and in
+    /// backoffs.
+    heartbeat: Heartbeat,
 }
 
 impl<S: OutboxStore> OutboxRelay<S> {
@@ -82,12 +86,20 @@ impl<S: OutboxStore> OutboxRelay<S> {
             kafka,
             signal,
             settings,
+            heartbeat: Heartbeat::detached("outbox relay"),
         }
+    }
+
+    /// Reports this relay's progress to `heartbeats` as `outbox relay`.
+    pub fn with_heartbeats(mut self, heartbeats: &Heartbeats) -> Self {
+        self.heartbeat = heartbeats.register(self.heartbeat.name());
+        self
     }
 
     /// Runs until `shutdown`. A round in flight at shutdown is abandoned: its rows stay
     /// pending, so at worst they are published twice (consumers deduplicate), never lost.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let _running = self.heartbeat.running();
         let producer: FutureProducer<KafkaLogs> = self
             .kafka
             .producer()
@@ -140,10 +152,12 @@ impl<S: OutboxStore> OutboxRelay<S> {
             if shutdown.is_cancelled() {
                 break;
             }
+            self.heartbeat.beat();
             if !lease
                 .ensure(&self.store, holder, self.settings.lease_ttl)
                 .await
             {
+                self.heartbeat.waiting();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -183,6 +197,7 @@ impl<S: OutboxStore> OutboxRelay<S> {
                             Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
                         }
                     }
+                    self.heartbeat.waiting();
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = self.signal.notified() => {}
@@ -208,6 +223,7 @@ impl<S: OutboxStore> OutboxRelay<S> {
                                 "publishing to Kafka failed; events stay in the outbox"
                             );
                         }
+                        self.heartbeat.waiting();
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
                             _ = tokio::time::sleep(backoff) => {}

@@ -25,7 +25,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{Problem, detach::Detached};
+use crate::{Problem, detach::Detached, liveness::Heartbeats};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -33,19 +33,23 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub type ReadinessCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// `/health/live`, `/health/ready` and `/metrics` for a process without loops of its own
+/// (identity, the gateway): liveness then says only that it serves HTTP.
+pub fn ops_routes(ready: ReadinessCheck) -> Router {
+    ops_routes_with(ready, Heartbeats::default())
+}
+
 /// `/health/live`, `/health/ready` and `/metrics`.
 ///
-/// Liveness says only that the process serves HTTP (a restart would not help anything else);
-/// readiness runs `ready` (its own store reachable) so a load balancer sends traffic only to
-/// instances that can answer.
-pub fn ops_routes(ready: ReadinessCheck) -> Router {
+/// Liveness fails (503, naming the loops) only when one of `heartbeats` is stalled: busy
+/// without progress past its limit, which a restart cures. A loop waiting on an idle topic or
+/// backing off during an outage stays live. Readiness runs `ready` (its own store reachable)
+/// so a load balancer sends traffic only to instances that can answer.
+pub fn ops_routes_with(ready: ReadinessCheck, heartbeats: Heartbeats) -> Router {
     // Installs the recorder now, before the first request is counted.
     let metrics = crate::observability::metrics();
     Router::new()
-        .route(
-            "/health/live",
-            get(|| async { axum::Json(serde_json::json!({"status": "up"})) }),
-        )
+        .route("/health/live", get(liveness).with_state(heartbeats))
         .route("/health/ready", get(readiness).with_state(ready))
         .route(
             "/metrics",
@@ -59,6 +63,35 @@ pub fn ops_routes(ready: ReadinessCheck) -> Router {
                 )
             }),
         )
+}
+
+async fn liveness(State(heartbeats): State<Heartbeats>) -> Response {
+    let stalled = heartbeats.stalled();
+    if stalled.is_empty() {
+        return axum::Json(serde_json::json!({"status": "up"})).into_response();
+    }
+    let names: Vec<&str> = stalled.iter().map(|s| s.name.as_str()).collect();
+    let detail = stalled
+        .iter()
+        .map(|s| {
+            format!(
+                "{} busy without progress for {} s (limit {} s)",
+                s.name,
+                s.busy_for.as_secs(),
+                s.limit.as_secs()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    tracing::warn!(stalled = ?names, "liveness failing: {detail}");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stalled",
+        "A loop of this service is stalled",
+        detail,
+    )
+    .with("stalled", names)
+    .into_response()
 }
 
 async fn readiness(State(check): State<ReadinessCheck>) -> Response {

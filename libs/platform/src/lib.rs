@@ -8,6 +8,7 @@ pub mod client_credentials;
 pub mod config;
 pub mod detach;
 pub mod http;
+pub mod liveness;
 pub mod observability;
 pub mod problem;
 pub mod service;

@@ -53,6 +53,9 @@ pub struct PaymentConfig {
     /// from their clients; one more is refused with 503.
     pub writes_in_flight: usize,
     pub kafka: KafkaConfig,
+    /// `LIVENESS_STALL_SECS` (default 60): how long a loop may be busy without progress
+    /// before `/health/live` fails.
+    pub liveness: studycafe_platform::liveness::LivenessConfig,
     pub auth: AuthConfig,
 }
 
@@ -123,6 +126,7 @@ impl PaymentConfig {
             )?,
             writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             kafka: KafkaConfig::from_env(env, "payment")?,
+            liveness: studycafe_platform::liveness::LivenessConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
         })
     }

@@ -31,7 +31,9 @@ use anyhow::Context as _;
 use studycafe_messaging::{
     ConsumerSettings, EventConsumer, OutboxRelay, OutboxSignal, RelaySettings,
 };
-use studycafe_platform::{auth::JwtVerifier, detach::Detached, http as web, shutdown};
+use studycafe_platform::{
+    auth::JwtVerifier, detach::Detached, http as web, liveness::Heartbeats, shutdown,
+};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -117,6 +119,7 @@ impl App {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
+        let heartbeats = Heartbeats::new(config.liveness);
         let detached = Detached::new(config.writes_in_flight);
         let router = web::with_standard_layers(
             inbound::http::routes(
@@ -126,7 +129,7 @@ impl App {
                 },
                 &detached,
             )
-            .merge(web::ops_routes(readiness)),
+            .merge(web::ops_routes_with(readiness, heartbeats.clone())),
         );
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -138,18 +141,21 @@ impl App {
             config.kafka.clone(),
             signal,
             RelaySettings::default(),
-        );
+        )
+        .with_heartbeats(&heartbeats);
         let consumer = EventConsumer::new(
             config.kafka.clone(),
             ConsumerSettings::new(inbound::events::CONSUMER, inbound::events::TOPICS),
             ClosureReactions {
                 service: service.clone(),
             },
-        );
+        )
+        .with_heartbeats(&heartbeats);
         let settlement = SettlementWorker {
             service,
             tick: config.refund_tick,
             reconcile_after: config.reconcile_after,
+            heartbeat: heartbeats.register("settlement worker"),
         };
 
         let grace = config.shutdown_grace;

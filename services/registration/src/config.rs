@@ -34,6 +34,9 @@ pub struct RegistrationConfig {
     /// from their clients; one more is refused with 503.
     pub writes_in_flight: usize,
     pub kafka: KafkaConfig,
+    /// `LIVENESS_STALL_SECS` (default 60): how long a loop may be busy without progress
+    /// before `/health/live` fails.
+    pub liveness: studycafe_platform::liveness::LivenessConfig,
     pub auth: AuthConfig,
 }
 
@@ -94,6 +97,7 @@ impl RegistrationConfig {
             )?,
             writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             kafka: KafkaConfig::from_env(env, "registration")?,
+            liveness: studycafe_platform::liveness::LivenessConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
         })
     }

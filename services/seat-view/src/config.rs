@@ -58,6 +58,9 @@ pub struct SeatViewConfig {
     /// slow watcher is told to resync.
     pub stream_buffer: usize,
     pub kafka: KafkaConfig,
+    /// `LIVENESS_STALL_SECS` (default 60): how long a loop may be busy without progress
+    /// before `/health/live` fails.
+    pub liveness: studycafe_platform::liveness::LivenessConfig,
     pub auth: AuthConfig,
 }
 
@@ -104,6 +107,7 @@ impl SeatViewConfig {
             )?,
             stream_buffer,
             kafka: KafkaConfig::from_env(env, "seat-view")?,
+            liveness: studycafe_platform::liveness::LivenessConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
         })
     }

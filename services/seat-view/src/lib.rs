@@ -30,7 +30,7 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use studycafe_messaging::{ConsumerSettings, EventConsumer};
-use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
+use studycafe_platform::{auth::JwtVerifier, http as web, liveness::Heartbeats, shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -57,8 +57,9 @@ use crate::{
 
 type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-/// A store-specific task that runs beside the others until shutdown.
-pub type SideTask = Box<dyn FnOnce(CancellationToken) -> RunFuture + Send>;
+/// A store-specific task that runs beside the others until shutdown, its loops reporting to
+/// the service's heartbeats.
+pub type SideTask = Box<dyn FnOnce(CancellationToken, &Heartbeats) -> RunFuture + Send>;
 
 /// What a backend brings to [`App::build_with`].
 pub struct Wiring<S> {
@@ -131,7 +132,8 @@ impl App {
                 )
                 .await
                 .context("subscribing to the board channel")?;
-                let relay: SideTask = Box::new(move |token| {
+                let relay: SideTask = Box::new(move |token, heartbeats| {
+                    let relay = relay.with_heartbeats(heartbeats);
                     Box::pin(async move { relay.run(token).await.context("board channel relay") })
                 });
                 let wiring = Wiring {
@@ -172,6 +174,7 @@ impl App {
             let service = ready.clone();
             Box::pin(async move { service.ping().await.map_err(|e| e.to_string()) })
         });
+        let heartbeats = Heartbeats::new(config.liveness);
         let router = web::with_standard_layers(
             inbound::http::routes(ApiState {
                 service: service.clone(),
@@ -179,7 +182,7 @@ impl App {
                 feed,
                 shutdown: shutdown.clone(),
             })
-            .merge(web::ops_routes(readiness)),
+            .merge(web::ops_routes_with(readiness, heartbeats.clone())),
         );
         // After `ops_routes`, which installs the metrics recorder.
         metrics::gauge!("seat_view_generation").set(f64::from(generation.get()));
@@ -196,7 +199,8 @@ impl App {
                 service,
                 progress: progress.clone(),
             },
-        );
+        )
+        .with_heartbeats(&heartbeats);
 
         let grace = config.shutdown_grace;
         let run = Box::pin(async move {
@@ -216,7 +220,7 @@ impl App {
             });
             for (name, task) in side_tasks {
                 tracing::debug!(task = name, "starting");
-                tasks.spawn(task(shutdown.clone()));
+                tasks.spawn(task(shutdown.clone(), &heartbeats));
             }
             shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
         });

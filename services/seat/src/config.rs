@@ -41,6 +41,9 @@ pub struct SeatConfig {
     /// The payment service, if any (`SEAT_PAYMENT_URL`); without it confirmed reservations wait.
     pub payment: Option<PaymentClientConfig>,
     pub kafka: KafkaConfig,
+    /// `LIVENESS_STALL_SECS` (default 60): how long a loop may be busy without progress
+    /// before `/health/live` fails.
+    pub liveness: studycafe_platform::liveness::LivenessConfig,
     pub auth: AuthConfig,
 }
 
@@ -205,6 +208,7 @@ impl SeatConfig {
             writes_in_flight: studycafe_platform::detach::limit_from_env(env)?,
             payment: PaymentClientConfig::from_env(env)?,
             kafka: KafkaConfig::from_env(env, "seat")?,
+            liveness: studycafe_platform::liveness::LivenessConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
         })
     }

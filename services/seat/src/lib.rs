@@ -23,7 +23,7 @@ use studycafe_messaging::{
 };
 use studycafe_platform::{
     auth::JwtVerifier, breaker::CircuitBreaker, client_credentials::ServiceToken, detach::Detached,
-    http as web, shutdown,
+    http as web, liveness::Heartbeats, shutdown,
 };
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -114,6 +114,7 @@ impl App {
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
         let ready_check = readiness.clone();
+        let heartbeats = Heartbeats::new(config.liveness);
         let detached = Detached::new(config.writes_in_flight);
         let grpc = inbound::grpc::GrpcApi {
             service: service.clone(),
@@ -129,7 +130,7 @@ impl App {
                 },
                 &detached,
             )
-            .merge(web::ops_routes(readiness)),
+            .merge(web::ops_routes_with(readiness, heartbeats.clone())),
         );
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -157,7 +158,8 @@ impl App {
             config.kafka.clone(),
             signal,
             RelaySettings::default(),
-        );
+        )
+        .with_heartbeats(&heartbeats);
         let consumer = EventConsumer::new(
             config.kafka.clone(),
             ConsumerSettings::new(inbound::events::CONSUMER, inbound::events::TOPICS),
@@ -165,7 +167,8 @@ impl App {
                 service: service.clone(),
                 payment_due: payment_due.clone(),
             },
-        );
+        )
+        .with_heartbeats(&heartbeats);
         let payments = match &config.payment {
             Some(payment) => {
                 let http = reqwest::Client::builder()
@@ -191,6 +194,7 @@ impl App {
             payments,
             payment_due,
             tick: config.tick,
+            heartbeat: heartbeats.register("timers"),
             max_payment_backoff: chrono::Duration::from_std(max_backoff)
                 .context("SEAT_PAYMENT_MAX_BACKOFF_MS")?,
         };

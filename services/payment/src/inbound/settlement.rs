@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use studycafe_platform::liveness::Heartbeat;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{
@@ -33,15 +34,21 @@ pub struct SettlementWorker<S, P> {
     /// How long a PENDING payment of a closed reservation is left alone before this worker
     /// settles it.
     pub reconcile_after: chrono::Duration,
+    /// Busy during a round; waiting between rounds.
+    pub heartbeat: Heartbeat,
 }
 
 impl<S: PaymentStore, P: CardProvider> SettlementWorker<S, P> {
     pub async fn run(self, shutdown: CancellationToken) {
         let wake = self.service.refund_signal();
+        let _running = self.heartbeat.running();
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.round() => {}
+            {
+                let _busy = self.heartbeat.busy();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.round() => {}
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -68,6 +75,7 @@ impl<S: PaymentStore, P: CardProvider> SettlementWorker<S, P> {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reconciliation round failed"),
         }
+        self.heartbeat.beat();
         match self.service.refund_due(ROUND_LIMIT).await {
             Ok(round) if round.completed + round.postponed > 0 => {
                 tracing::debug!(

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use studycafe_platform::liveness::{Heartbeat, Heartbeats};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -129,6 +130,9 @@ impl BoardFeed for PublishedByStore {
     fn publish(&self, _change: BoardChange) {}
 }
 
+/// The board feed's loop name in `/health/live`.
+const BOARD_FEED: &str = "board feed";
+
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -143,6 +147,9 @@ pub struct BoardChannelRelay {
     channel: String,
     feed: BroadcastFeed,
     first: Option<redis::aio::PubSub>,
+    /// Busy while a change is handed to the watchers or a subscription is checked; waiting
+    /// for messages and in resubscription backoffs.
+    heartbeat: Heartbeat,
 }
 
 impl std::fmt::Debug for BoardChannelRelay {
@@ -182,13 +189,22 @@ impl BoardChannelRelay {
             channel,
             feed,
             first: Some(first),
+            heartbeat: Heartbeat::detached(BOARD_FEED),
         })
+    }
+
+    /// Reports this relay's progress to `heartbeats` as `board feed`.
+    pub fn with_heartbeats(mut self, heartbeats: &Heartbeats) -> Self {
+        self.heartbeat = heartbeats.register(BOARD_FEED);
+        self
     }
 
     /// Relays until shutdown, resubscribing whenever the subscription is lost.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let _running = self.heartbeat.running();
         let mut backoff = MIN_BACKOFF;
         loop {
+            self.heartbeat.waiting();
             let pubsub = match self.first.take() {
                 Some(pubsub) => pubsub,
                 None => {
@@ -232,9 +248,11 @@ impl BoardChannelRelay {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.reset();
         loop {
+            self.heartbeat.waiting();
             tokio::select! {
                 () = shutdown.cancelled() => return Ended::Shutdown,
                 message = messages.next() => {
+                    let _busy = self.heartbeat.busy();
                     let Some(message) = message else {
                         return Ended::Lost("the connection closed".into());
                     };
@@ -245,6 +263,7 @@ impl BoardChannelRelay {
                     }
                 }
                 _ = check.tick() => {
+                    let _busy = self.heartbeat.busy();
                     // Messages arriving while the PING waits queue up in the connection's channel:
                     // the check delays them, it never loses one.
                     let answered = tokio::time::timeout(ANSWER_WITHIN, sink.ping::<redis::Value>());

@@ -5,6 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use studycafe_platform::liveness::Heartbeat;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,8 @@ pub struct Timers<S, P> {
     pub payments: Option<P>,
     pub payment_due: Arc<Notify>,
     pub tick: Duration,
+    /// Busy during a step (each sweep is short); waiting between ticks.
+    pub heartbeat: Heartbeat,
     pub max_payment_backoff: chrono::Duration,
 }
 
@@ -31,8 +34,12 @@ impl<S: ReservationStore, P: Payments> Timers<S, P> {
                 "no payment service configured (SEAT_PAYMENT_URL): confirmed reservations wait for payment"
             );
         }
+        let _running = self.heartbeat.running();
         loop {
-            self.step().await;
+            {
+                let _busy = self.heartbeat.busy();
+                self.step().await;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.tick) => {}
@@ -46,9 +53,11 @@ impl<S: ReservationStore, P: Payments> Timers<S, P> {
         if let Err(e) = self.service.expire_due_holds(SWEEP_LIMIT).await {
             tracing::warn!(error = %e, "hold expiry sweep failed");
         }
+        self.heartbeat.beat();
         if let Err(e) = self.service.complete_ended(SWEEP_LIMIT).await {
             tracing::warn!(error = %e, "completion sweep failed");
         }
+        self.heartbeat.beat();
         if let Some(payments) = &self.payments
             && let Err(e) = self
                 .service

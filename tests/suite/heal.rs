@@ -1,0 +1,310 @@
+//! Self-healing under `studycafe up`: under a light load through the gateway, the seat service
+//! is made to hang (SIGSTOP). Its liveness probe times out, `up` kills and restarts it after
+//! the failure threshold, and the suite serves again with no manual step: a new reservation
+//! reaches REGISTERED. The load's availability is printed the way siege prints it.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, within};
+
+const PORT_VARS: [&str; 8] = [
+    "STUDYCAFE_BROKER_PORT",
+    "STUDYCAFE_IDENTITY_PORT",
+    "STUDYCAFE_PAYMENT_PORT",
+    "STUDYCAFE_SEAT_PORT",
+    "STUDYCAFE_REGISTRATION_PORT",
+    "STUDYCAFE_SEAT_VIEW_PORT",
+    "STUDYCAFE_GATEWAY_PORT",
+    "STUDYCAFE_NOTIFICATION_PORT",
+];
+
+/// The probe settings of this test: a hung service is killed after about three seconds.
+const PROBE: [(&str, &str); 3] = [
+    ("STUDYCAFE_LIVENESS_PERIOD_SECS", "1"),
+    ("STUDYCAFE_LIVENESS_TIMEOUT_SECS", "1"),
+    ("STUDYCAFE_LIVENESS_FAILURE_THRESHOLD", "3"),
+];
+
+const CLIENTS: usize = 4;
+/// Each client's pause between two requests (a light load: a few dozen requests a second).
+const PACE: Duration = Duration::from_millis(100);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the load saw, siege's way.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    response_time: Duration,
+    longest: Duration,
+    /// Failures by kind (status or error), for the log.
+    failures: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn record(&mut self, took: Duration, outcome: Result<(), String>) {
+        self.response_time += took;
+        self.longest = self.longest.max(took);
+        match outcome {
+            Ok(()) => self.ok += 1,
+            Err(kind) => {
+                self.failed += 1;
+                *self.failures.entry(kind).or_default() += 1;
+            }
+        }
+    }
+
+    fn print(&self, elapsed: Duration) {
+        let total = self.ok + self.failed;
+        let secs = elapsed.as_secs_f64();
+        println!("Transactions:\t\t{:>10} hits", self.ok);
+        println!(
+            "Availability:\t\t{:>10.2} %",
+            100.0 * self.ok as f64 / total.max(1) as f64
+        );
+        println!("Elapsed time:\t\t{secs:>10.2} secs");
+        println!(
+            "Response time:\t\t{:>10.3} secs",
+            self.response_time.as_secs_f64() / total.max(1) as f64
+        );
+        println!("Transaction rate:\t{:>10.2} trans/sec", total as f64 / secs);
+        println!("Successful transactions:{:>10}", self.ok);
+        println!("Failed transactions:\t{:>10}", self.failed);
+        println!("Longest transaction:\t{:>10.2}", self.longest.as_secs_f64());
+        if !self.failures.is_empty() {
+            println!("Failures by kind:\t{:?}", self.failures);
+        }
+    }
+}
+
+async fn token(http: &reqwest::Client, gateway: &str, user: &str, password: &str) -> String {
+    let response = http
+        .post(format!("{gateway}/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), 200, "sign-in of {user}");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A reservation of `seat`, `hours_ahead` hours from now; its id.
+async fn reserve(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    seat: &str,
+    hours_ahead: i64,
+) -> String {
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(hours_ahead))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let response = http
+        .post(format!("{gateway}/api/reservations"))
+        .bearer_auth(token)
+        .json(
+            &json!({"seatId": seat, "startsAt": starts, "hours": 1, "paymentToken": "tok_approve"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    body["reservationId"].as_str().unwrap().to_owned()
+}
+
+async fn status(http: &reqwest::Client, gateway: &str, token: &str, id: &str) -> Option<String> {
+    let response = http
+        .get(format!("{gateway}/api/reservations/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    body["status"].as_str().map(str::to_owned)
+}
+
+/// Confirms `id` as the admin and waits for REGISTERED.
+async fn confirm_until_registered(
+    http: &reqwest::Client,
+    gateway: &str,
+    admin: &str,
+    customer: &str,
+    id: &str,
+) {
+    let confirm = format!("{gateway}/api/admin/bookings/{id}/confirm");
+    eventually(
+        Duration::from_secs(90),
+        "the admin's confirmation",
+        || async {
+            let response = http.post(&confirm).bearer_auth(admin).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(90), "REGISTERED", || async {
+        (status(http, gateway, customer, id).await.as_deref() == Some("REGISTERED")).then_some(())
+    })
+    .await;
+}
+
+fn pid_of(data: &std::path::Path, service: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(data.join("pids").join(format!("{service}.pid"))).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_again() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut env = HashMap::from([(
+        "STUDYCAFE_DATA_DIR".to_owned(),
+        data.path().display().to_string(),
+    )]);
+    for var in PORT_VARS {
+        env.insert(var.to_owned(), free_port().to_string());
+    }
+    for (var, value) in PROBE {
+        env.insert(var.to_owned(), value.to_owned());
+    }
+    if let Ok(home) = std::env::var("HOME") {
+        env.insert("HOME".to_owned(), home);
+    }
+    let gateway = format!("http://127.0.0.1:{}", env["STUDYCAFE_GATEWAY_PORT"]);
+    let mut up = ServiceProcess::start_with_args(
+        "up",
+        executable("studycafe"),
+        &["up"],
+        env.clone(),
+        data.path(),
+    );
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let ready = within(Duration::from_secs(120), || async {
+        let response = http
+            .get(format!("{gateway}/health/ready"))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "the suite never became ready:\n{}",
+        up.log_tail(40)
+    );
+
+    let alice = token(&http, &gateway, "alice", "alice-studies").await;
+    let bob = token(&http, &gateway, "bob", "bob-studies").await;
+    let admin = token(&http, &gateway, "admin", "admin-studies").await;
+    let before = reserve(&http, &gateway, &alice, "A-01", 3).await;
+    confirm_until_registered(&http, &gateway, &admin, &alice, &before).await;
+
+    // The load: each client alternates the seat board (seat-view) and its reservation
+    // (seat), both through the gateway.
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (http, gateway, tally, stop_load) = (
+            http.clone(),
+            gateway.clone(),
+            tally.clone(),
+            stop_load.clone(),
+        );
+        let token = if client % 2 == 0 { &alice } else { &bob }.clone();
+        let own = if client % 2 == 0 {
+            format!("{gateway}/api/reservations/{before}")
+        } else {
+            format!("{gateway}/api/my/reservations")
+        };
+        clients.push(tokio::spawn(async move {
+            let urls = [format!("{gateway}/api/board"), own];
+            let mut n = 0usize;
+            while !stop_load.load(Ordering::SeqCst) {
+                let url = &urls[n % urls.len()];
+                n += 1;
+                let began = Instant::now();
+                let outcome = match http.get(url).bearer_auth(&token).send().await {
+                    Ok(response) if response.status().is_success() => Ok(()),
+                    Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+                    Err(e) if e.is_timeout() => Err("timeout".to_owned()),
+                    Err(_) => Err("connection error".to_owned()),
+                };
+                tally.lock().unwrap().record(began.elapsed(), outcome);
+                tokio::time::sleep(PACE).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Hang seat. Nobody sends SIGCONT: only the supervisor can bring it back.
+    let hung = pid_of(data.path(), "seat").expect("seat's pid file");
+    kill(Pid::from_raw(hung), Signal::SIGSTOP).expect("SIGSTOP seat");
+    let hung_at = Instant::now();
+    let log = within(Duration::from_secs(90), || async {
+        let log = up.log_tail(200);
+        (log.contains("seat failed its liveness probe 3 times in a row")
+            && log.contains("seat ready again"))
+        .then_some(log)
+    })
+    .await
+    .unwrap_or_else(|| panic!("up did not restart the hung seat:\n{}", up.log_tail(60)));
+    let healed_after = hung_at.elapsed();
+    let restarted = pid_of(data.path(), "seat").expect("seat runs again");
+    assert_ne!(restarted, hung, "a new seat process");
+    assert!(log.contains("restart #1"), "the restart is counted:\n{log}");
+    for line in log.lines().filter(|l| l.contains("seat ")) {
+        println!("up | {line}");
+    }
+
+    // Serving again, under the same load: a new reservation goes all the way.
+    let after = reserve(&http, &gateway, &bob, "A-02", 4).await;
+    confirm_until_registered(&http, &gateway, &admin, &bob, &after).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_load.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "seat hung (SIGSTOP) under load; restarted by up's liveness probe {:.1} s later",
+        healed_after.as_secs_f64()
+    );
+    let tally = tally.lock().unwrap();
+    tally.print(elapsed);
+    assert!(tally.ok > 0, "the load was served");
+
+    assert!(
+        up.stop_with(Signal::SIGTERM),
+        "up stops cleanly:\n{}",
+        up.log_tail(30)
+    );
+    let stopped = up.log_tail(40);
+    assert!(
+        stopped.contains("restarted once"),
+        "the summary counts the restart:\n{stopped}"
+    );
+}
