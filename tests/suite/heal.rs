@@ -17,18 +17,8 @@ use nix::{
     unistd::Pid,
 };
 use serde_json::{Value, json};
-use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, within};
-
-const PORT_VARS: [&str; 8] = [
-    "STUDYCAFE_BROKER_PORT",
-    "STUDYCAFE_IDENTITY_PORT",
-    "STUDYCAFE_PAYMENT_PORT",
-    "STUDYCAFE_SEAT_PORT",
-    "STUDYCAFE_REGISTRATION_PORT",
-    "STUDYCAFE_SEAT_VIEW_PORT",
-    "STUDYCAFE_GATEWAY_PORT",
-    "STUDYCAFE_NOTIFICATION_PORT",
-];
+use studycafe_e2e::up_environment;
+use studycafe_testkit::{ServiceProcess, eventually, executable, within};
 
 /// The probe settings of this test: a hung service is killed after about three seconds.
 const PROBE: [(&str, &str); 3] = [
@@ -173,18 +163,9 @@ fn pid_of(data: &std::path::Path, service: &str) -> Option<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_again() {
     let data = tempfile::tempdir().expect("temp dir");
-    let mut env = HashMap::from([(
-        "STUDYCAFE_DATA_DIR".to_owned(),
-        data.path().display().to_string(),
-    )]);
-    for var in PORT_VARS {
-        env.insert(var.to_owned(), free_port().to_string());
-    }
+    let mut env = up_environment(data.path());
     for (var, value) in PROBE {
         env.insert(var.to_owned(), value.to_owned());
-    }
-    if let Ok(home) = std::env::var("HOME") {
-        env.insert("HOME".to_owned(), home);
     }
     let gateway = format!("http://127.0.0.1:{}", env["STUDYCAFE_GATEWAY_PORT"]);
     let mut up = ServiceProcess::start_with_args(

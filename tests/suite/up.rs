@@ -6,19 +6,8 @@ use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
 use shared_events::topics;
-use studycafe_testkit::{ServiceProcess, eventually, executable, free_port, kafka, within};
-
-const PORT_VARS: [&str; 9] = [
-    "STUDYCAFE_BROKER_PORT",
-    "STUDYCAFE_IDENTITY_PORT",
-    "STUDYCAFE_PAYMENT_PORT",
-    "STUDYCAFE_SEAT_PORT",
-    "STUDYCAFE_REGISTRATION_PORT",
-    "STUDYCAFE_SEAT_VIEW_PORT",
-    "STUDYCAFE_GATEWAY_PORT",
-    "STUDYCAFE_NOTIFICATION_PORT",
-    "STUDYCAFE_SEAT_GRPC_PORT",
-];
+use studycafe_e2e::up_environment;
+use studycafe_testkit::{ServiceProcess, eventually, executable, kafka, within};
 
 struct Up {
     process: ServiceProcess,
@@ -32,26 +21,7 @@ struct Up {
 impl Up {
     fn start() -> Self {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut env = HashMap::from([(
-            "STUDYCAFE_DATA_DIR".to_owned(),
-            data.path().display().to_string(),
-        )]);
-        for var in PORT_VARS {
-            env.insert(var.to_owned(), free_port().to_string());
-        }
-        // `up` may have to create the notification service's Python environment, as it does
-        // for a new user: the interpreter's tools find their home, certificate authorities,
-        // proxies and package index through the user's environment.
-        for (var, value) in std::env::vars() {
-            let for_python_tools = ["HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"]
-                .contains(&var.as_str())
-                || var.to_ascii_lowercase().ends_with("_proxy")
-                || var.starts_with("UV_")
-                || var.starts_with("PIP_");
-            if for_python_tools {
-                env.insert(var, value);
-            }
-        }
+        let env = up_environment(data.path());
         let port = |var: &str| env[var].clone();
         let (gateway, seat, brokers) = (
             format!("http://127.0.0.1:{}", port("STUDYCAFE_GATEWAY_PORT")),
