@@ -70,6 +70,7 @@ impl Suite {
         let port = free_port();
         let env = HashMap::from([
             ("SEAT_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("SEAT_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
             (
                 "SEAT_DATABASE_URL".to_owned(),
                 format!("sqlite://{}", dir.path().join("seat.db").display()),

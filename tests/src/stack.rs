@@ -249,6 +249,8 @@ impl Stack {
             .map(|(i, &http_port)| {
                 let mut env = vec![
                     ("SEAT_HTTP_ADDR", at(http_port)),
+                    // Stacks run side by side: never seat's default gRPC port.
+                    ("SEAT_GRPC_ADDR", "127.0.0.1:0".to_owned()),
                     ("SEAT_DATABASE_URL", backends.seat_db.clone()),
                     ("SEAT_HOLD_SECS", options.hold_secs.to_string()),
                     ("SEAT_TICK_MS", "200".to_owned()),
