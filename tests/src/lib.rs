@@ -12,41 +12,7 @@ use studycafe_testkit::{
 };
 
 pub mod stack;
-
-/// The variables that give `studycafe up` its own ports (each set to a free one by
-/// [`up_environment`]).
-pub const UP_PORT_VARS: [&str; 9] = [
-    "STUDYCAFE_BROKER_PORT",
-    "STUDYCAFE_IDENTITY_PORT",
-    "STUDYCAFE_PAYMENT_PORT",
-    "STUDYCAFE_SEAT_PORT",
-    "STUDYCAFE_REGISTRATION_PORT",
-    "STUDYCAFE_SEAT_VIEW_PORT",
-    "STUDYCAFE_GATEWAY_PORT",
-    "STUDYCAFE_NOTIFICATION_PORT",
-    "STUDYCAFE_SEAT_GRPC_PORT",
-];
-
-/// The environment of a `studycafe up` as a new user runs it: a data directory, free ports,
-/// and what the user's environment tells the Python tools (`up` may have to create the
-/// notification service's virtual environment): home, certificate authorities, proxies and
-/// package index.
-pub fn up_environment(data: &std::path::Path) -> HashMap<String, String> {
-    let mut env = HashMap::from([("STUDYCAFE_DATA_DIR".to_owned(), data.display().to_string())]);
-    for var in UP_PORT_VARS {
-        env.insert(var.to_owned(), free_port().to_string());
-    }
-    for (var, value) in std::env::vars() {
-        let for_python_tools = ["HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains(&var.as_str())
-            || var.to_ascii_lowercase().ends_with("_proxy")
-            || var.starts_with("UV_")
-            || var.starts_with("PIP_");
-        if for_python_tools {
-            env.insert(var, value);
-        }
-    }
-    env
-}
+pub mod up;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 

@@ -17,8 +17,8 @@ use nix::{
     unistd::Pid,
 };
 use serde_json::{Value, json};
-use studycafe_e2e::up_environment;
-use studycafe_testkit::{ServiceProcess, eventually, executable, within};
+use studycafe_e2e::up::Up;
+use studycafe_testkit::{eventually, within};
 
 /// The probe settings of this test: a hung service is killed after about three seconds.
 const PROBE: [(&str, &str); 3] = [
@@ -79,22 +79,6 @@ impl Tally {
     }
 }
 
-async fn token(http: &reqwest::Client, gateway: &str, user: &str, password: &str) -> String {
-    let response = http
-        .post(format!("{gateway}/auth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .expect("gateway answers");
-    assert_eq!(response.status(), 200, "sign-in of {user}");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 /// A reservation of `seat`, `hours_ahead` hours from now; its id.
 async fn reserve(
     http: &reqwest::Client,
@@ -120,26 +104,15 @@ async fn reserve(
     body["reservationId"].as_str().unwrap().to_owned()
 }
 
-async fn status(http: &reqwest::Client, gateway: &str, token: &str, id: &str) -> Option<String> {
-    let response = http
-        .get(format!("{gateway}/api/reservations/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .ok()?;
-    let body: Value = response.json().await.ok()?;
-    body["status"].as_str().map(str::to_owned)
-}
-
 /// Confirms `id` as the admin and waits for REGISTERED.
 async fn confirm_until_registered(
     http: &reqwest::Client,
-    gateway: &str,
+    up: &Up,
     admin: &str,
     customer: &str,
     id: &str,
 ) {
-    let confirm = format!("{gateway}/api/admin/bookings/{id}/confirm");
+    let confirm = format!("{}/api/admin/bookings/{id}/confirm", up.gateway);
     eventually(
         Duration::from_secs(90),
         "the admin's confirmation",
@@ -150,57 +123,28 @@ async fn confirm_until_registered(
     )
     .await;
     eventually(Duration::from_secs(90), "REGISTERED", || async {
-        (status(http, gateway, customer, id).await.as_deref() == Some("REGISTERED")).then_some(())
+        (up.status(http, customer, id).await.as_deref() == Some("REGISTERED")).then_some(())
     })
     .await;
 }
 
-fn pid_of(data: &std::path::Path, service: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(data.join("pids").join(format!("{service}.pid"))).ok()?;
-    text.lines().next()?.trim().parse().ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_again() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut env = up_environment(data.path());
-    for (var, value) in PROBE {
-        env.insert(var.to_owned(), value.to_owned());
-    }
-    let gateway = format!("http://127.0.0.1:{}", env["STUDYCAFE_GATEWAY_PORT"]);
-    let mut up = ServiceProcess::start_with_args(
-        "up",
-        executable("studycafe"),
-        &["up"],
-        env.clone(),
-        data.path(),
-    );
+    let mut up = Up::start_with(&PROBE);
+    let gateway = up.gateway.clone();
 
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(REQUEST_TIMEOUT)
         .build()
         .unwrap();
-    let ready = within(Duration::from_secs(120), || async {
-        let response = http
-            .get(format!("{gateway}/health/ready"))
-            .send()
-            .await
-            .ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "the suite never became ready:\n{}",
-        up.log_tail(40)
-    );
+    up.wait_ready(Duration::from_secs(120)).await;
 
-    let alice = token(&http, &gateway, "alice", "alice-studies").await;
-    let bob = token(&http, &gateway, "bob", "bob-studies").await;
-    let admin = token(&http, &gateway, "admin", "admin-studies").await;
+    let alice = up.token(&http, "alice", "alice-studies").await;
+    let bob = up.token(&http, "bob", "bob-studies").await;
+    let admin = up.token(&http, "admin", "admin-studies").await;
     let before = reserve(&http, &gateway, &alice, "A-01", 3).await;
-    confirm_until_registered(&http, &gateway, &admin, &alice, &before).await;
+    confirm_until_registered(&http, &up, &admin, &alice, &before).await;
 
     // The load: each client alternates the seat board (seat-view) and its reservation
     // (seat), both through the gateway.
@@ -242,19 +186,24 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Hang seat. Nobody sends SIGCONT: only the supervisor can bring it back.
-    let hung = pid_of(data.path(), "seat").expect("seat's pid file");
+    let hung = up.pid_of("seat").expect("seat's pid file");
     kill(Pid::from_raw(hung), Signal::SIGSTOP).expect("SIGSTOP seat");
     let hung_at = Instant::now();
     let log = within(Duration::from_secs(90), || async {
-        let log = up.log_tail(200);
+        let log = up.process.log_tail(200);
         (log.contains("seat failed its liveness probe 3 times in a row")
             && log.contains("seat ready again"))
         .then_some(log)
     })
     .await
-    .unwrap_or_else(|| panic!("up did not restart the hung seat:\n{}", up.log_tail(60)));
+    .unwrap_or_else(|| {
+        panic!(
+            "up did not restart the hung seat:\n{}",
+            up.process.log_tail(60)
+        )
+    });
     let healed_after = hung_at.elapsed();
-    let restarted = pid_of(data.path(), "seat").expect("seat runs again");
+    let restarted = up.pid_of("seat").expect("seat runs again");
     assert_ne!(restarted, hung, "a new seat process");
     assert!(log.contains("restart #1"), "the restart is counted:\n{log}");
     for line in log.lines().filter(|l| l.contains("seat ")) {
@@ -263,7 +212,7 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
 
     // Serving again, under the same load: a new reservation goes all the way.
     let after = reserve(&http, &gateway, &bob, "A-02", 4).await;
-    confirm_until_registered(&http, &gateway, &admin, &bob, &after).await;
+    confirm_until_registered(&http, &up, &admin, &bob, &after).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop_load.store(true, Ordering::SeqCst);
     for client in clients {
@@ -279,11 +228,11 @@ async fn a_hung_service_is_restarted_by_its_liveness_probe_and_the_suite_serves_
     assert!(tally.ok > 0, "the load was served");
 
     assert!(
-        up.stop_with(Signal::SIGTERM),
+        up.process.stop_with(Signal::SIGTERM),
         "up stops cleanly:\n{}",
-        up.log_tail(30)
+        up.process.log_tail(30)
     );
-    let stopped = up.log_tail(40);
+    let stopped = up.process.log_tail(40);
     assert!(
         stopped.contains("restarted once"),
         "the summary counts the restart:\n{stopped}"

@@ -2,102 +2,17 @@
 //! a reservation through the gateway all the way to REGISTERED, a clean stop on Ctrl-C, and a
 //! restart on the same data.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared_events::topics;
-use studycafe_e2e::up_environment;
-use studycafe_testkit::{ServiceProcess, eventually, executable, kafka, within};
-
-struct Up {
-    process: ServiceProcess,
-    env: HashMap<String, String>,
-    data: tempfile::TempDir,
-    gateway: String,
-    seat: String,
-    brokers: String,
-}
-
-impl Up {
-    fn start() -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
-        let env = up_environment(data.path());
-        let port = |var: &str| env[var].clone();
-        let (gateway, seat, brokers) = (
-            format!("http://127.0.0.1:{}", port("STUDYCAFE_GATEWAY_PORT")),
-            format!("http://127.0.0.1:{}", port("STUDYCAFE_SEAT_PORT")),
-            format!("127.0.0.1:{}", port("STUDYCAFE_BROKER_PORT")),
-        );
-        let process = Self::spawn(&env, data.path());
-        Self {
-            process,
-            env,
-            data,
-            gateway,
-            seat,
-            brokers,
-        }
-    }
-
-    fn spawn(env: &HashMap<String, String>, dir: &std::path::Path) -> ServiceProcess {
-        ServiceProcess::start_with_args("up", executable("studycafe"), &["up"], env.clone(), dir)
-    }
-
-    /// `up` again on the same data directory and ports.
-    fn restart(&mut self) {
-        self.process = Self::spawn(&self.env, self.data.path());
-    }
-
-    /// Until the gateway, the last service `up` starts, is ready. (Not `up`'s log: a restart
-    /// appends to the same file.)
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let url = format!("{}/health/ready", self.gateway);
-        let ready = within(Duration::from_secs(90), || async {
-            let response = http.get(&url).send().await.ok()?;
-            (response.status() == 200).then_some(())
-        })
-        .await;
-        assert!(
-            ready.is_some(),
-            "the suite never became ready:\n{}",
-            self.process.log_tail(40)
-        );
-    }
-
-    /// A demo account's token from identity, through the gateway.
-    async fn token(&self, http: &reqwest::Client, user: &str, password: &str) -> String {
-        let response = http
-            .post(format!("{}/auth/token", self.gateway))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", user),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .expect("gateway answers");
-        assert_eq!(response.status(), 200, "sign-in of {user}");
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn status(&self, http: &reqwest::Client, token: &str, id: &str) -> Option<String> {
-        let response = http
-            .get(format!("{}/api/reservations/{id}", self.gateway))
-            .bearer_auth(token)
-            .send()
-            .await
-            .ok()?;
-        let body: Value = response.json().await.ok()?;
-        body["status"].as_str().map(str::to_owned)
-    }
-}
+use studycafe_e2e::up::Up;
+use studycafe_testkit::{eventually, executable, kafka};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
     let mut up = Up::start();
-    up.wait_ready().await;
+    up.wait_ready(Duration::from_secs(90)).await;
     let summary = eventually(Duration::from_secs(10), "the summary", || async {
         let log = up.process.log_tail(60);
         log.contains("Ctrl-C").then_some(log)
@@ -175,7 +90,7 @@ async fn up_runs_the_suite_and_a_reservation_goes_all_the_way_through_it() {
 
     // Again, on the same data: the accounts, keys and the reservation are all still there.
     up.restart();
-    up.wait_ready().await;
+    up.wait_ready(Duration::from_secs(90)).await;
     let alice = up.token(&http, "alice", "alice-studies").await;
     assert_eq!(
         up.status(&http, &alice, &id).await.as_deref(),
