@@ -497,10 +497,9 @@ impl Stack {
             .to_owned()
     }
 
-    /// `POST /auth/token` with the password grant.
-    pub async fn sign_in(&self, username: &str, password: &str) -> User {
-        let response = self
-            .http
+    /// `POST /auth/token` with the password grant, whatever it answers.
+    pub async fn password_grant(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
             .post(self.api("/auth/token"))
             .form(&[
                 ("grant_type", "password"),
@@ -509,7 +508,12 @@ impl Stack {
             ])
             .send()
             .await
-            .expect("gateway answers");
+            .expect("gateway answers")
+    }
+
+    /// `POST /auth/token` with the password grant, which must succeed.
+    pub async fn sign_in(&self, username: &str, password: &str) -> User {
+        let response = self.password_grant(username, password).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(

@@ -430,16 +430,8 @@ async fn api3_mass_assignment_extra_fields_are_refused_and_change_nothing() {
             "sign-up with {field}: {answer:?}"
         );
         let signed_in = stack
-            .http
-            .post(stack.api("/auth/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", username.as_str()),
-                ("password", password.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+            .password_grant(username.as_str(), password.as_str())
+            .await;
         assert_ne!(
             signed_in.status(),
             200,
@@ -487,16 +479,8 @@ async fn api3_excessive_data_exposure_no_secrets_and_no_other_customers_data_in_
     .await;
     assert_eq!(status, 201, "{signed_up}");
     let token = stack
-        .http
-        .post(stack.api("/auth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", username.as_str()),
-            ("password", password.as_str()),
-        ])
-        .send()
+        .password_grant(username.as_str(), password.as_str())
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -702,17 +686,7 @@ async fn api4_unrestricted_resource_consumption_page_body_and_rate_limits() {
         "{anonymous} anonymous requests went through"
     );
     // Sign-in guessing from that address is limited too.
-    let response = stack
-        .http
-        .post(stack.api("/auth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", alice.username.as_str()),
-            ("password", "guess"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = stack.password_grant(alice.username.as_str(), "guess").await;
     assert_eq!(response.status(), 429);
 }
 
