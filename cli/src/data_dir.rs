@@ -85,6 +85,11 @@ impl DataDir {
         self.keys().join("seat-client.secret")
     }
 
+    /// Where the running `up` listens for `studycafe rollout` (a Unix socket).
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
     /// Held (`flock`) by the running `up`; the kernel drops it when `up` dies, however it dies.
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("up.lock")

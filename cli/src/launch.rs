@@ -63,6 +63,8 @@ pub fn exec_child(parent_pid: u32, program: &Path) -> ExitCode {
 #[derive(Debug)]
 pub struct Spawned {
     pub child: Child,
+    /// Kept apart from `child`, which forgets its PID once waited for.
+    pub pid: u32,
     /// Where this run's part of the log file begins.
     pub log_start: u64,
 }
@@ -105,12 +107,15 @@ pub fn spawn(
         .spawn()
         .with_context(|| format!("cannot start {}", program.display()))?;
 
-    if let Some(pid) = child.id() {
-        let pid_file = data.pid_file(name);
-        std::fs::write(&pid_file, format!("{pid}\n{}\n", program.display()))
-            .with_context(|| format!("cannot write {}", pid_file.display()))?;
-    }
-    Ok(Spawned { child, log_start })
+    let pid = child.id().unwrap_or(0);
+    // During a rollout the successor's PID replaces its predecessor's here: should `up` be
+    // killed then, the predecessor still gets its parent-death signal.
+    record_pid(data, name, pid, program)?;
+    Ok(Spawned {
+        child,
+        pid,
+        log_start,
+    })
 }
 
 /// `up`'s own executable for the shim. `/proc/self/exe` still works when cargo has replaced
@@ -125,17 +130,38 @@ fn own_executable() -> PathBuf {
     }
 }
 
-pub fn remove_pid_file(data: &DataDir, name: &str) {
-    let _ = std::fs::remove_file(data.pid_file(name));
+/// Writes `name`'s PID file.
+pub fn record_pid(data: &DataDir, name: &str, pid: u32, program: &Path) -> anyhow::Result<()> {
+    let pid_file = data.pid_file(name);
+    std::fs::write(&pid_file, format!("{pid}\n{}\n", program.display()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))
 }
 
-/// Stops what a previous, killed `up` left running (see the module doc). Must only be called
-/// while holding the data directory's lock.
-pub async fn stop_leftovers<'a>(
-    data: &DataDir,
-    names: impl IntoIterator<Item = &'a str>,
-) -> anyhow::Result<()> {
-    for name in names {
+/// Removes `name`'s PID file if it still names `pid` (not its successor's, after a rollout).
+pub fn remove_pid_file(data: &DataDir, name: &str, pid: u32) {
+    let path = data.pid_file(name);
+    let names_pid = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| parse_pid_file(&text))
+        .is_some_and(|(recorded, _)| recorded.as_raw() as u32 == pid);
+    if names_pid {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Stops what a previous, killed `up` left running (see the module doc), whatever replicas
+/// it ran: every PID file in the data directory. Must only be called while holding the data
+/// directory's lock.
+pub async fn stop_leftovers(data: &DataDir) -> anyhow::Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(data.pids())
+        .with_context(|| format!("cannot read {}", data.pids().display()))?
+        .filter_map(|entry| {
+            let file = entry.ok()?.file_name().into_string().ok()?;
+            file.strip_suffix(".pid").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    for name in &names {
         let pid_file = data.pid_file(name);
         let Ok(text) = std::fs::read_to_string(&pid_file) else {
             continue;
@@ -201,6 +227,48 @@ async fn gone_within(pid: Pid, program: &Path, limit: Duration) -> bool {
     true
 }
 
+/// Whether process `pid` has a socket listening on TCP `port` (IPv4 or IPv6), from `/proc`:
+/// two processes can listen on one port with `SO_REUSEPORT`, and only this tells them apart.
+pub fn listens(pid: u32, port: u16) -> bool {
+    let listening: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| listening_inodes(&text, port))
+        .collect();
+    if listening.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .any(|inode| listening.contains(&inode))
+}
+
+/// The inodes of the sockets listening on `port` in a `/proc/net/tcp` table.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let ours = u16::from_str_radix(local_port, 16).ok()? == port;
+            (ours && *fields.get(3)? == LISTEN).then(|| fields.get(9).map(|i| (*i).to_owned()))?
+        })
+        .collect()
+}
+
 /// The last `lines` lines of `path` written from byte `from` on.
 pub fn tail(path: &Path, from: u64, lines: usize) -> Vec<String> {
     let mut text = String::new();
@@ -244,6 +312,16 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         assert!(runs(me, &exe));
         assert!(!runs(me, Path::new("/usr/bin/seat-service")));
+    }
+
+    #[test]
+    fn a_listener_is_found_by_its_process() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(listens(std::process::id(), port));
+        drop(listener);
+        assert!(!listens(std::process::id(), port));
+        assert!(!listens(1, port));
     }
 
     #[test]

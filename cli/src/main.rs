@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
+mod control;
 mod data_dir;
+mod dlq;
 mod exit;
 mod keys;
 mod launch;
@@ -36,7 +38,27 @@ enum Command {
     /// directory, so data survives restarts. Ports: STUDYCAFE_BROKER_PORT (default 9092),
     /// STUDYCAFE_SEAT_PORT (default 8081). Other variables (RUST_LOG, SEAT_HOLD_SECS, ...)
     /// pass through to the services.
+    ///
+    /// Replicas: `--replicas seat=2,payment=2` (or STUDYCAFE_REPLICAS) runs that many
+    /// processes of a service, sharing its database and consumer group; replica r (0-based)
+    /// listens on the service's port + 200·r, and its successor during a rollout on + 100 more.
     Up {
+        /// How many processes of which services, e.g. seat=2,payment=2 [default:
+        /// $STUDYCAFE_REPLICAS, else one of each].
+        #[arg(long, value_name = "SERVICE=N,...")]
+        replicas: Option<String>,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Replace a service's processes under a running `up`, one replica at a time, without
+    /// downtime: start the new process (a new build, if there is one), wait until it is ready,
+    /// then stop the old one gracefully.
+    ///
+    /// Fails, leaving the old process serving, when the new one does not become ready.
+    Rollout {
+        /// The service: identity, payment, seat, registration, seat-view, notification,
+        /// gateway.
+        service: String,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -72,6 +94,15 @@ enum Command {
         #[command(subcommand)]
         call: seat_grpc::Call,
     },
+    /// Dead letters: list them, show one, replay them to the topic they came from.
+    ///
+    /// Example: studycafe dlq list; studycafe dlq replay registration --all
+    Dlq {
+        #[command(flatten)]
+        broker: dlq::Broker,
+        #[command(subcommand)]
+        call: dlq::Call,
+    },
     /// Internal: how `up` starts each service (see `launch.rs`).
     #[command(name = launch::EXEC_SUBCOMMAND, hide = true)]
     ExecChild {
@@ -91,13 +122,21 @@ struct DataDirArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up { data } => tokio::runtime::Builder::new_current_thread()
+        Command::Up { replicas, data } => tokio::runtime::Builder::new_current_thread()
             // One thread on purpose: see `launch.rs` on why children must be spawned by a
             // thread that lives as long as the process.
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(up::run(data.data_dir))),
+            .and_then(|runtime| runtime.block_on(up::run(data.data_dir, replicas))),
+        Command::Rollout { service, data } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| {
+                let data = data_dir::DataDir::from_process(data.data_dir)?;
+                runtime.block_on(control::request_rollout(&data, &service))
+            }),
         Command::Token {
             user,
             roles,
@@ -109,6 +148,7 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(seat_grpc::run(&addr, &token, call))),
+        Command::Dlq { broker, call } => dlq::run(&broker, call),
         Command::ExecChild {
             parent_pid,
             program,

@@ -15,10 +15,10 @@ use std::{
     path::{Path, PathBuf},
     process::ExitStatus,
     sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context as _, bail};
@@ -29,15 +29,19 @@ use nix::{
 use tokio::{
     process::Child,
     signal::unix::{SignalKind, signal},
-    sync::{oneshot, watch},
+    sync::{mpsc, oneshot, watch},
     task::JoinHandle,
     time::Instant,
 };
 
 use crate::{
+    control::{self, Progress, Replace, Target},
     data_dir::DataDir,
     keys, launch,
-    services::{self, DEMO_ADMIN, LivenessProbe, Program, Readiness, SERVICES, ServiceSpec, Suite},
+    services::{
+        self, DEMO_ADMIN, Handover, Instance, LivenessProbe, Program, Readiness, SERVICES,
+        ServiceSpec, Suite,
+    },
     web_app,
 };
 
@@ -46,6 +50,17 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a service failing liveness gets to stop on SIGTERM before SIGKILL: short, it is
 /// not expected to cooperate (a stopped or deadlocked process never will).
 const LIVENESS_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How long after a stop's first SIGTERM the second comes, which ends the drain: long enough
+/// for the process to have taken the first (its signal handler installed at start-up).
+const SECOND_SIGNAL_AFTER: Duration = Duration::from_millis(200);
+
+/// Whether a stopping process drains (`SHUTDOWN_DRAIN_MS`) before it closes its listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Wait,
+    Skip,
+}
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A service that ran this long before dying is restarted quickly again: it was not a loop.
@@ -54,12 +69,15 @@ const TAIL_LINES: usize = 20;
 /// This crate's workspace, for building the services under `cargo run`.
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(data_dir: Option<PathBuf>, replicas: Option<String>) -> anyhow::Result<()> {
     let data_dir_flag = data_dir.is_some();
     let data = DataDir::from_process(data_dir)?.create()?;
     let mut suite = Suite::new(data.clone(), &services::studycafe_env())?;
+    if let Some(replicas) = replicas {
+        suite.set_replicas("--replicas", &replicas)?;
+    }
     let _lock = lock(&data)?;
-    launch::stop_leftovers(&data, SERVICES.iter().map(|s| s.name)).await?;
+    launch::stop_leftovers(&data).await?;
     check_ports(&suite)?;
     let bin_dir = executables().await?;
     let programs = programs(&bin_dir).await?;
@@ -72,29 +90,51 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()?;
-    let width = SERVICES.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let width = name_width(&suite);
     let mut running: Vec<Handle> = Vec::new();
-    let count = suite.services().count();
-    for (i, spec) in suite.services().enumerate() {
-        print!("[{}/{}] {:<width$}  starting… ", i + 1, count, spec.name);
+    let slots: Vec<(&'static ServiceSpec, Instance)> = suite
+        .services()
+        .flat_map(|spec| suite.instances(spec).map(move |i| (spec, i)))
+        .collect();
+    let count = slots.len();
+    for (i, &(spec, instance)) in slots.iter().enumerate() {
+        let name = services::instance_name(spec.name, instance.replica);
+        print!("[{}/{}] {:<width$}  starting… ", i + 1, count, name);
         flush();
+        let successor = Instance {
+            side: 1,
+            ..instance
+        };
         let service = Arc::new(Service {
             spec,
+            name: name.clone(),
             program: programs[i_of(spec)].clone(),
-            env: suite.env(spec),
-            port: suite.port(spec.name),
+            envs: [suite.env(spec, instance), suite.env(spec, successor)],
+            ports: [
+                suite.port_of(spec.name, instance),
+                suite.port_of(spec.name, successor),
+            ],
+            side: AtomicUsize::new(0),
             data: data.clone(),
-            pid: AtomicU32::new(0),
+            pids: Mutex::new(Vec::new()),
+            executable_at: Mutex::new(None),
             restarts: AtomicU32::new(0),
             http: http.clone(),
             liveness: suite.liveness,
         });
         let (started_tx, started) = oneshot::channel();
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run_service(service.clone(), started_tx, stop_rx));
+        let (replace, replace_rx) = mpsc::channel(1);
+        let task = tokio::spawn(run_service(
+            service.clone(),
+            started_tx,
+            stop_rx,
+            replace_rx,
+        ));
         running.push(Handle {
             service,
             stop,
+            replace,
             task,
         });
         tokio::select! {
@@ -102,12 +142,12 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
                 Ok(Startup::Ready(after)) => println!("ready in {}", human(after)),
                 Ok(Startup::Failed { reason, log_start }) => {
                     println!("failed");
-                    return fail(running, &mut signals, spec, &reason, log_start, &data).await;
+                    return fail(running, &mut signals, &name, &reason, log_start, &data, width).await;
                 }
                 Err(_) => {
                     let reason = "its supervisor stopped unexpectedly";
                     println!("failed");
-                    return fail(running, &mut signals, spec, reason, None, &data).await;
+                    return fail(running, &mut signals, &name, reason, None, &data, width).await;
                 }
             },
             signal = signals.recv() => {
@@ -120,24 +160,62 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
 
     summary(&suite, data_dir_flag, &web);
+    let targets = running
+        .iter()
+        .map(|handle| Target {
+            service: handle.service.spec,
+            name: handle.service.name.clone(),
+            replace: handle.replace.clone(),
+        })
+        .collect();
+    let controller = match control::serve(&data, targets) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            eprintln!("studycafe rollout will not work: {e:#}");
+            None
+        }
+    };
     let signal = signals.recv().await;
     println!();
     println!("{signal}");
+    // No rollout may start replacing processes that are being stopped.
+    if let Some(controller) = controller {
+        controller.abort();
+        let _ = controller.await;
+    }
+    control::remove_socket(&data);
     shutdown(running, &mut signals, width).await;
     Ok(())
 }
 
-/// One process of the suite, as this run of `up` starts it.
+/// The widest process name, for aligned columns.
+fn name_width(suite: &Suite) -> usize {
+    suite
+        .services()
+        .map(|spec| services::instance_name(spec.name, suite.replicas(spec.name) - 1).len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// One process slot of the suite (a replica of a service), as this run of `up` starts it.
 #[derive(Debug)]
 struct Service {
     spec: &'static ServiceSpec,
+    /// `seat`, `seat-2`, …: see [`services::instance_name`].
+    name: String,
     program: PathBuf,
-    env: Vec<(&'static str, String)>,
-    port: u16,
+    /// The environment and port of each of the replica's two sides (see [`Instance`]); a
+    /// rollout starts the successor on the side not running.
+    envs: [Vec<(&'static str, String)>; 2],
+    ports: [u16; 2],
+    /// The side its current process runs on.
+    side: AtomicUsize,
     data: DataDir,
-    /// Its current PID, 0 while it is not running; for the second Ctrl-C, which kills
+    /// Its running processes (two during a rollout); for the second Ctrl-C, which kills
     /// everything without waiting for the supervising tasks.
-    pid: AtomicU32,
+    pids: Mutex<Vec<u32>>,
+    /// When the executable last started was built, to tell a rollout whether it changed.
+    executable_at: Mutex<Option<SystemTime>>,
     /// How many times its supervisor restarted it (exits and liveness kills).
     restarts: AtomicU32,
     http: reqwest::Client,
@@ -145,44 +223,69 @@ struct Service {
 }
 
 impl Service {
-    fn name(&self) -> &'static str {
-        self.spec.name
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn port(&self) -> u16 {
+        self.ports[self.side.load(Ordering::SeqCst)]
     }
 
     fn spawn(&self, why: &str) -> anyhow::Result<launch::Spawned> {
-        let spawned = launch::spawn(self.name(), &self.program, &self.env, &self.data, why)?;
-        self.pid
-            .store(spawned.child.id().unwrap_or(0), Ordering::SeqCst);
+        self.spawn_on(self.side.load(Ordering::SeqCst), why)
+    }
+
+    fn spawn_on(&self, side: usize, why: &str) -> anyhow::Result<launch::Spawned> {
+        let built = executable_time(&self.program);
+        let spawned = launch::spawn(
+            self.name(),
+            &self.program,
+            &self.envs[side],
+            &self.data,
+            why,
+        )?;
+        *self.executable_at.lock().unwrap() = built;
+        lock_pids(&self.pids).push(spawned.pid);
         Ok(spawned)
     }
 
-    /// Bookkeeping once its process is gone.
-    fn reaped(&self) {
-        self.pid.store(0, Ordering::SeqCst);
-        launch::remove_pid_file(&self.data, self.name());
+    /// Bookkeeping once its process `pid` is gone.
+    fn reaped(&self, pid: u32) {
+        lock_pids(&self.pids).retain(|p| *p != pid);
+        launch::remove_pid_file(&self.data, self.name(), pid);
     }
 
     fn kill(&self) {
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid != 0 {
+        for &pid in lock_pids(&self.pids).iter() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
 
     /// Whether it became ready within [`READY_TIMEOUT`].
     async fn ready(&self) -> bool {
+        self.ready_on(self.port(), None).await
+    }
+
+    /// Whether the process on `port` became ready within [`READY_TIMEOUT`]. With `pid`, also
+    /// that this very process listens there: a successor sharing its port (the gateway)
+    /// would otherwise pass on its predecessor's answers.
+    async fn ready_on(&self, port: u16, pid: Option<u32>) -> bool {
         let probe = async {
-            while !self.probe().await {
+            loop {
+                let own = pid.is_none_or(|pid| launch::listens(pid, port));
+                if own && self.probe(port).await {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
         tokio::time::timeout(READY_TIMEOUT, probe).await.is_ok()
     }
 
-    async fn probe(&self) -> bool {
+    async fn probe(&self, port: u16) -> bool {
         match self.spec.readiness {
             Readiness::TcpConnect => {
-                let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port));
+                let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
                 matches!(
                     tokio::time::timeout(Duration::from_secs(1), connect).await,
                     Ok(Ok(_))
@@ -190,7 +293,7 @@ impl Service {
             }
             Readiness::HttpOk(path) => self
                 .http
-                .get(format!("http://127.0.0.1:{}{path}", self.port))
+                .get(format!("http://127.0.0.1:{port}{path}"))
                 .send()
                 .await
                 .is_ok_and(|response| response.status() == reqwest::StatusCode::OK),
@@ -203,7 +306,7 @@ impl Service {
     async fn live(&self) -> Result<(), String> {
         let timeout = self.liveness.timeout;
         let Readiness::HttpOk(_) = self.spec.readiness else {
-            let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port));
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port()));
             return match tokio::time::timeout(timeout, connect).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(format!("cannot connect: {e}")),
@@ -213,7 +316,7 @@ impl Service {
         let probe = async {
             let response = self
                 .http
-                .get(format!("http://127.0.0.1:{}/health/live", self.port))
+                .get(format!("http://127.0.0.1:{}/health/live", self.port()))
                 .timeout(timeout)
                 .send()
                 .await
@@ -243,19 +346,38 @@ impl Service {
 
     /// Kills a service that failed liveness: SIGTERM, SIGKILL after [`LIVENESS_KILL_GRACE`].
     async fn kill_unhealthy(&self, child: &mut Child) -> Stopped {
-        self.terminate(child, LIVENESS_KILL_GRACE).await
+        self.terminate(child, LIVENESS_KILL_GRACE, Drain::Skip)
+            .await
     }
 
-    /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
+    /// SIGTERM with no drain (the whole suite is stopping, or the process never took
+    /// traffic), then SIGKILL after [`STOP_TIMEOUT`].
     async fn stop(&self, child: &mut Child) -> Stopped {
-        self.terminate(child, STOP_TIMEOUT).await
+        self.terminate(child, STOP_TIMEOUT, Drain::Skip).await
+    }
+
+    /// A rolled-out process: SIGTERM, after which it drains for [`services::DRAIN`] (not
+    /// ready, still serving) while the balancers take it out of rotation, then SIGKILL after
+    /// [`STOP_TIMEOUT`].
+    async fn retire(&self, child: &mut Child) -> Stopped {
+        self.terminate(child, STOP_TIMEOUT, Drain::Wait).await
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
-    async fn terminate(&self, child: &mut Child, grace: Duration) -> Stopped {
+    async fn terminate(&self, child: &mut Child, grace: Duration, drain: Drain) -> Stopped {
         let began = Instant::now();
-        if let Some(pid) = child.id() {
+        let pid = child.id();
+        if let Some(pid) = pid {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            if drain == Drain::Skip
+                && tokio::time::timeout(SECOND_SIGNAL_AFTER, child.wait())
+                    .await
+                    .is_err()
+            {
+                // A second signal ends the drain at once: nothing balances over a suite
+                // that is stopping, and eight drains in a row would make a stop slow.
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
         }
         let (status, killed) = match tokio::time::timeout(grace, child.wait()).await {
             Ok(status) => (status, false),
@@ -264,7 +386,9 @@ impl Service {
                 (child.wait().await, true)
             }
         };
-        self.reaped();
+        if let Some(pid) = pid {
+            self.reaped(pid);
+        }
         match status {
             Ok(status) => Stopped::Exited {
                 status,
@@ -274,6 +398,101 @@ impl Service {
             Err(_) => Stopped::NotRunning,
         }
     }
+}
+
+impl Service {
+    /// One step of `studycafe rollout`: starts a successor (from the executable as it is on
+    /// disk now, so a new build is picked up) on the replica's other side, waits until it is
+    /// ready, then stops `old` gracefully: its readiness turns false, the balancers' checks
+    /// take it out of rotation, it drains and exits. If the successor does not become ready,
+    /// it is stopped and `old` keeps serving. Returns the successor.
+    async fn replace(
+        &self,
+        old: &mut Child,
+        stop: &mut watch::Receiver<bool>,
+        progress: &Progress,
+    ) -> Result<Child, String> {
+        let name = self.name();
+        let from = self.side.load(Ordering::SeqCst);
+        let to = match services::handover(self.spec) {
+            Handover::OtherPort => 1 - from,
+            Handover::SamePort => from,
+            Handover::Never => return Err(format!("{name} cannot be rolled out")),
+        };
+        let old_pid = old.id().unwrap_or(0);
+        let build = match (
+            *self.executable_at.lock().unwrap(),
+            executable_time(&self.program),
+        ) {
+            (Some(before), Some(now)) if now != before => "a new build",
+            _ => "the same executable",
+        };
+        progress.say(format!(
+            "{name}: starting its successor on port {} ({build}; the old one, pid {old_pid}, keeps serving on port {})",
+            self.ports[to], self.ports[from]
+        ));
+        let began = Instant::now();
+        let launch::Spawned {
+            child: mut successor,
+            pid,
+            ..
+        } = self
+            .spawn_on(to, "rolling out")
+            .map_err(|e| format!("{name}'s successor could not be started: {e:#}"))?;
+        let own = (services::handover(self.spec) == Handover::SamePort).then_some(pid);
+        let failed = tokio::select! {
+            biased;
+            () = stop_requested(stop) => Some("up is stopping".to_owned()),
+            status = successor.wait() => {
+                self.reaped(pid);
+                self.restore_pid_file(old_pid);
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                return Err(format!(
+                    "{name}'s successor exited ({status}) before it was ready (its log: {}); the old one keeps serving",
+                    self.data.log_file(name).display()
+                ));
+            }
+            ready = self.ready_on(self.ports[to], own) => (!ready).then(|| format!(
+                "{name}'s successor was not ready within {} (its log: {})",
+                human(READY_TIMEOUT),
+                self.data.log_file(name).display()
+            )),
+        };
+        if let Some(why) = failed {
+            self.terminate(&mut successor, LIVENESS_KILL_GRACE, Drain::Skip)
+                .await;
+            self.restore_pid_file(old_pid);
+            return Err(format!("{why}; the old one keeps serving"));
+        }
+        progress.say(format!(
+            "{name}: successor ready in {} (pid {pid}); stopping the old one (pid {old_pid}): not ready, draining…",
+            human(began.elapsed())
+        ));
+        self.side.store(to, Ordering::SeqCst);
+        let stopped = self.retire(old).await;
+        progress.say(format!("{name}: the old one {}", describe(Ok(stopped))));
+        Ok(successor)
+    }
+}
+
+impl Service {
+    /// Names the old process in the PID file again after its successor failed.
+    fn restore_pid_file(&self, pid: u32) {
+        if let Err(e) = launch::record_pid(&self.data, self.name(), pid, &self.program) {
+            eprintln!("{}: {e:#}", self.name());
+        }
+    }
+}
+
+/// When `program` was last written, if it can be told.
+fn executable_time(program: &Path) -> Option<SystemTime> {
+    std::fs::metadata(program).and_then(|m| m.modified()).ok()
+}
+
+/// The PID list, also after a panic elsewhere (it holds plain numbers).
+fn lock_pids(pids: &Mutex<Vec<u32>>) -> std::sync::MutexGuard<'_, Vec<u32>> {
+    pids.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How a service's first start went.
@@ -302,6 +521,8 @@ enum Stopped {
 struct Handle {
     service: Arc<Service>,
     stop: watch::Sender<bool>,
+    /// Asks its supervisor to replace the process (`studycafe rollout`).
+    replace: mpsc::Sender<Replace>,
     task: JoinHandle<Stopped>,
 }
 
@@ -311,11 +532,13 @@ async fn run_service(
     service: Arc<Service>,
     started: oneshot::Sender<Startup>,
     mut stop: watch::Receiver<bool>,
+    replace: mpsc::Receiver<Replace>,
 ) -> Stopped {
     let began = Instant::now();
     let launch::Spawned {
         mut child,
         log_start,
+        pid,
     } = match service.spawn("starting") {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -331,7 +554,7 @@ async fn run_service(
         biased;
         () = stop_requested(&mut stop) => return service.stop(&mut child).await,
         status = child.wait() => {
-            service.reaped();
+            service.reaped(pid);
             let reason = match status {
                 Ok(status) => format!("exited ({status}) before it was ready"),
                 Err(e) => format!("cannot be waited for: {e}"),
@@ -347,7 +570,7 @@ async fn run_service(
         }
     }
     let _ = started.send(Startup::Ready(began.elapsed()));
-    supervise(&service, child, stop).await
+    supervise(&service, child, stop, replace).await
 }
 
 /// Restarts the service whenever it exits on its own or keeps failing its liveness probe,
@@ -356,9 +579,11 @@ async fn supervise(
     service: &Service,
     mut child: Child,
     mut stop: watch::Receiver<bool>,
+    mut replace: mpsc::Receiver<Replace>,
 ) -> Stopped {
     let name = service.name();
     let probe = service.liveness;
+    let mut pid = child.id().unwrap_or(0);
     let mut up_since = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     // `ready` probes a restarted process until it is ready; liveness is probed only then, as
@@ -371,8 +596,26 @@ async fn supervise(
         tokio::select! {
             biased;
             () = stop_requested(&mut stop) => return service.stop(&mut child).await,
+            Some(request) = replace.recv() => {
+                let outcome = service.replace(&mut child, &mut stop, &request.progress).await;
+                let outcome = match outcome {
+                    Ok(successor) => {
+                        pid = successor.id().unwrap_or(0);
+                        child = successor;
+                        up_since = Instant::now();
+                        backoff = FIRST_BACKOFF;
+                        probing = false;
+                        failures = 0;
+                        liveness.reset();
+                        Ok(())
+                    }
+                    Err(why) => Err(why),
+                };
+                let _ = request.done.send(outcome);
+                continue;
+            }
             status = child.wait() => {
-                service.reaped();
+                service.reaped(pid);
                 let uptime = up_since.elapsed();
                 if uptime >= STABLE_AFTER {
                     backoff = FIRST_BACKOFF;
@@ -440,7 +683,10 @@ async fn supervise(
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             match service.spawn("restarting") {
-                Ok(spawned) => break spawned.child,
+                Ok(spawned) => {
+                    pid = spawned.pid;
+                    break spawned.child;
+                }
                 Err(e) => eprintln!(
                     "{name} could not be restarted: {e:#}; retrying in {}",
                     human(backoff)
@@ -529,16 +775,17 @@ fn describe(result: Result<Stopped, tokio::task::JoinError>) -> String {
 async fn fail(
     mut running: Vec<Handle>,
     signals: &mut Signals,
-    spec: &ServiceSpec,
+    name: &str,
     reason: &str,
     log_start: Option<u64>,
     data: &DataDir,
+    width: usize,
 ) -> anyhow::Result<()> {
     // The failed one is last and its supervisor has ended: nothing of it to stop.
     if let Some(failed) = running.pop() {
         let _ = failed.task.await;
     }
-    let log = data.log_file(spec.name);
+    let log = data.log_file(name);
     if let Some(from) = log_start {
         let lines = launch::tail(&log, from, TAIL_LINES);
         if !lines.is_empty() {
@@ -548,18 +795,12 @@ async fn fail(
             }
         }
     }
-    let width = SERVICES.iter().map(|s| s.name.len()).max().unwrap_or(0);
     shutdown(running, signals, width).await;
-    bail!("{} {reason} (its log: {})", spec.name, log.display())
+    bail!("{name} {reason} (its log: {})", log.display())
 }
 
 fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
-    let width = SERVICES
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    let width = name_width(suite).max(7);
     println!();
     println!("studycafe is up:");
     println!(
@@ -568,11 +809,13 @@ fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
         web_app::summary(web, suite.port("gateway"))
     );
     for spec in suite.services() {
-        println!(
-            "  {:<width$}  {}",
-            spec.name,
-            (spec.endpoint)(suite.port(spec.name))
-        );
+        for instance in suite.instances(spec) {
+            println!(
+                "  {:<width$}  {}",
+                services::instance_name(spec.name, instance.replica),
+                (spec.endpoint)(suite.port_of(spec.name, instance))
+            );
+        }
         if spec.name == "seat" {
             println!(
                 "  {:<width$}  127.0.0.1:{} (gRPC studycafe.seat.v1, health, reflection; `studycafe seat-grpc`)",
@@ -611,6 +854,9 @@ fn summary(suite: &Suite, data_dir_flag: bool, web: &web_app::WebApp) {
     );
     println!(
         "  the seat board:  curl -s http://127.0.0.1:{gateway}/api/board  (a dev token without a password: studycafe token --user alice{data_arg})"
+    );
+    println!(
+        "replace a service's processes one at a time, without downtime:  studycafe rollout SERVICE{data_arg}"
     );
     println!("press Ctrl-C to stop");
 }
@@ -661,8 +907,11 @@ fn redact(url: &str) -> String {
 
 /// Fails early and clearly when a port is taken, instead of a service dying on it later.
 fn check_ports(suite: &Suite) -> anyhow::Result<()> {
-    for spec in suite.services() {
-        let port = suite.port(spec.name);
+    for (spec, instance) in suite
+        .services()
+        .flat_map(|spec| suite.instances(spec).map(move |i| (spec, i)))
+    {
+        let port = suite.port_of(spec.name, instance);
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 bail!(

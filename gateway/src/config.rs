@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use studycafe_platform::{
     auth::AuthConfig,
+    balancer::{CheckSettings, Replicas},
     config::{ConfigError, Env},
 };
 
@@ -15,8 +16,15 @@ use crate::domain::{
 pub struct GatewayConfig {
     /// `GATEWAY_HTTP_ADDR` (default `127.0.0.1:8080`; port 0 picks a free port).
     pub http_addr: SocketAddr,
-    /// `GATEWAY_<SERVICE>_URL`: where each service listens.
+    /// `GATEWAY_<SERVICE>_URL`: where each service listens, one or more replicas.
     pub upstreams: UpstreamUrls,
+    /// `GATEWAY_CHECK_PERIOD_MS` (default 1000) and `GATEWAY_CHECK_TIMEOUT_MS` (default 500):
+    /// how often, and with what deadline, each replica's `/health/ready` is asked (only for
+    /// services with more than one replica).
+    pub check: CheckSettings,
+    /// `GATEWAY_REUSE_PORT` (default true): bind the listener with `SO_REUSEPORT`, so a new
+    /// gateway process can bind the same port while the old one drains (a rolling restart).
+    pub reuse_port: bool,
     /// `GATEWAY_WEB_ROOT` (default `web/dist`, the web app's production build): the static
     /// files served for non-API paths; a missing directory serves 404s.
     pub web_root: PathBuf,
@@ -40,19 +48,20 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
 }
 
-/// The base URL of every service behind the gateway (no trailing slash).
+/// The base URLs of every service's replicas behind the gateway (no trailing slash): each
+/// variable takes one URL or several separated by commas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrls {
-    pub identity: String,
-    pub seat: String,
-    pub registration: String,
-    pub payment: String,
-    pub seat_view: String,
-    pub notification: String,
+    pub identity: Replicas,
+    pub seat: Replicas,
+    pub registration: Replicas,
+    pub payment: Replicas,
+    pub seat_view: Replicas,
+    pub notification: Replicas,
 }
 
 impl UpstreamUrls {
-    pub fn of(&self, upstream: Upstream) -> &str {
+    pub fn of(&self, upstream: Upstream) -> &Replicas {
         match upstream {
             Upstream::Identity => &self.identity,
             Upstream::Seat => &self.seat,
@@ -64,9 +73,9 @@ impl UpstreamUrls {
     }
 
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let url = |name: &str, port: u16| -> Result<String, ConfigError> {
+        let url = |name: &str, port: u16| -> Result<Replicas, ConfigError> {
             let raw = env.or(name, format!("http://127.0.0.1:{port}"))?;
-            base_url(name, &raw)
+            Replicas::parse(name, &raw)
         };
         Ok(Self {
             identity: url("GATEWAY_IDENTITY_URL", 8085)?,
@@ -77,26 +86,6 @@ impl UpstreamUrls {
             notification: url("GATEWAY_NOTIFICATION_URL", 8086)?,
         })
     }
-}
-
-/// An http(s) URL with a host and no query, without its trailing slash (request paths are
-/// appended to it as they are).
-fn base_url(name: &str, raw: &str) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(raw)
-        .map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(
-            name,
-            format!("{raw:?} must be an http(s) URL with a host"),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            name,
-            format!("{raw:?} must not have a query or fragment"),
-        ));
-    }
-    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 impl GatewayConfig {
@@ -116,6 +105,8 @@ impl GatewayConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
             upstreams: UpstreamUrls::from_env(env)?,
+            check: CheckSettings::from_env(env, "GATEWAY")?,
+            reuse_port: env.flag("GATEWAY_REUSE_PORT", true)?,
             web_root: env.or("GATEWAY_WEB_ROOT", PathBuf::from("web/dist"))?,
             upstream_timeout: env.millis(
                 "GATEWAY_UPSTREAM_TIMEOUT_MS",
@@ -226,5 +217,31 @@ mod tests {
         }
         let err = GatewayConfig::from_env(&Env::default()).unwrap_err();
         assert_eq!(err.variable, "AUTH_JWKS_URL");
+    }
+
+    #[test]
+    fn upstreams_take_several_replicas_and_checks_have_defaults() {
+        let config = load(&[(
+            "GATEWAY_SEAT_URL",
+            "http://127.0.0.1:8081, http://127.0.0.1:18081/",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.upstreams.seat.urls(),
+            ["http://127.0.0.1:8081", "http://127.0.0.1:18081"]
+        );
+        assert_eq!(config.upstreams.payment.len(), 1);
+        assert_eq!(config.check, CheckSettings::default());
+        assert!(config.reuse_port);
+        for (name, value) in [
+            ("GATEWAY_SEAT_URL", "http://127.0.0.1:8081,seat:18081"),
+            ("GATEWAY_NOTIFICATION_URL", "http://127.0.0.1:8086,"),
+            ("GATEWAY_CHECK_PERIOD_MS", "0"),
+            ("GATEWAY_CHECK_TIMEOUT_MS", "later"),
+            ("GATEWAY_REUSE_PORT", "maybe"),
+        ] {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}: {err}");
+        }
     }
 }

@@ -19,7 +19,10 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use studycafe_platform::{auth::JwtVerifier, http as web, shutdown};
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::GatewayConfig;
@@ -56,7 +59,8 @@ impl App {
     pub async fn build(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let limiter = Arc::new(RateLimiter::new(config.rate_limit));
         let upstreams = UpstreamClient::new(
-            config.upstreams.clone(),
+            &config.upstreams,
+            config.check,
             config.connect_timeout,
             config.upstream_timeout,
             shutdown.clone(),
@@ -66,15 +70,14 @@ impl App {
             routes: RouteTable::default(),
             verifier: JwtVerifier::new(config.auth.clone()),
             limiter: limiter.clone(),
-            upstreams,
+            upstreams: upstreams.clone(),
             web: WebRoot::new(&config.web_root),
             body_timeout: config.upstream_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
             cors: config.cors.clone(),
         });
         let router = inbound::http::router(gateway);
-        let listener = TcpListener::bind(config.http_addr)
-            .await
+        let listener = bind(config.http_addr, config.reuse_port)
             .with_context(|| format!("binding GATEWAY_HTTP_ADDR={}", config.http_addr))?;
         let addr = listener.local_addr()?;
         tracing::info!(
@@ -100,6 +103,11 @@ impl App {
                 evict_idle_clients(&limiter, token).await;
                 Ok(())
             });
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                upstreams.check_replicas(token).await;
+                Ok(())
+            });
             shutdown::supervise(tasks, shutdown, grace + STOP_MARGIN).await
         });
         Ok(Self { addr, run })
@@ -114,6 +122,28 @@ impl App {
         self.run.await
     }
 }
+
+/// Binds the HTTP listener; with `reuse_port`, `SO_REUSEPORT` lets another gateway process
+/// bind the same port, so a new one can take connections while the old one drains (the kernel
+/// spreads new connections over both; the old one closes its socket as its shutdown begins).
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // What `TcpListener::bind` does too: a restart need not wait for TIME_WAIT to pass.
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(reuse_port)?;
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The accept queue's length (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Keeps the rate limiter's memory to the clients seen lately.
 async fn evict_idle_clients(limiter: &RateLimiter, shutdown: CancellationToken) {

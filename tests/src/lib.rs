@@ -11,6 +11,8 @@ use studycafe_testkit::{
     BrokerProcess, ServiceProcess, TestKeys, eventually, executable, free_port, within,
 };
 
+pub mod saga;
+pub mod siege;
 pub mod stack;
 pub mod up;
 

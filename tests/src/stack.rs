@@ -9,7 +9,11 @@
 //! Apache Kafka), each stack with databases of its own and its own topic prefix on the shared
 //! engines that `scripts/engines/up` started.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    time::Duration,
+};
 
 use chrono::{DateTime, Duration as Span, Timelike as _, Utc};
 use reqwest::StatusCode;
@@ -45,6 +49,8 @@ pub struct StackOptions {
     /// Extra variables for the gateway (they win over the stack's own, such as its generous
     /// rate limit).
     pub gateway_env: Vec<(&'static str, String)>,
+    /// Extra variables for every seat replica (they win over the stack's own).
+    pub seat_env: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -56,6 +62,7 @@ impl Default for StackOptions {
             seat_view_replicas: 1,
             notification: false,
             gateway_env: Vec::new(),
+            seat_env: Vec::new(),
         }
     }
 }
@@ -99,6 +106,8 @@ pub struct Stack {
     /// Every replica's direct address, the first one's first.
     pub seat_urls: Vec<String>,
     pub seat_view_urls: Vec<String>,
+    /// The services' own databases, for checks that read the truth where it is kept.
+    pub databases: Databases,
     pub http: reqwest::Client,
     pub admin: User,
     dir: tempfile::TempDir,
@@ -133,6 +142,15 @@ fn replica_name(service: &str, index: usize) -> String {
 }
 
 /// Where a stack keeps its data and events.
+/// The connection URLs of the services' databases (SQLite files in the stack's directory, or
+/// databases of their own on the production engines).
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub seat: String,
+    pub payment: String,
+    pub registration: String,
+}
+
 struct Backends {
     broker: Option<BrokerProcess>,
     brokers: String,
@@ -267,6 +285,7 @@ impl Stack {
                     ("SEAT_PAYMENT_MAX_BACKOFF_MS", "2000".to_owned()),
                 ];
                 env.extend(common(&format!("seat-{}", i + 1)));
+                env.extend(options.seat_env.iter().cloned());
                 let name = replica_name("seat", i);
                 ServiceProcess::start(&name, executable("seat-service"), vars(&env), &path)
             })
@@ -356,7 +375,13 @@ impl Stack {
             .timeout(Duration::from_secs(15))
             .build()
             .expect("client");
+        let databases = Databases {
+            seat: backends.seat_db.clone(),
+            payment: backends.payment_db.clone(),
+            registration: backends.registration_db.clone(),
+        };
         let mut stack = Self {
+            databases,
             broker: backends.broker,
             brokers: backends.brokers,
             topic_prefix: backends.topic_prefix,
@@ -439,8 +464,8 @@ impl Stack {
         );
     }
 
-    /// Every process's last log lines, for failure messages.
-    pub fn logs(&self) -> String {
+    /// Every service process of the stack.
+    fn processes(&self) -> Vec<&ServiceProcess> {
         let mut all = vec![
             &self.identity,
             &self.payment,
@@ -452,8 +477,28 @@ impl Stack {
         all.extend(self.notification.iter());
         all.extend(self.more_seats.iter());
         all.extend(self.more_seat_views.iter());
-        all.iter()
+        all
+    }
+
+    /// Every process's last log lines, for failure messages.
+    pub fn logs(&self) -> String {
+        self.processes()
+            .iter()
             .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every log line of every process that mentions `needle` (a reservation id), for a
+    /// failure message: where its saga stopped.
+    pub fn log_lines_with(&self, needle: &str) -> String {
+        self.processes()
+            .iter()
+            .flat_map(|p| {
+                p.log_lines_with(needle)
+                    .into_iter()
+                    .map(move |line| format!("[{}] {line}", p.name()))
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -674,6 +719,19 @@ impl Stack {
 
     /// The board's status of `seat` at `at` as the seat-view at `base` answers.
     pub async fn board_status_via(&self, base: &str, seat: &str, at: DateTime<Utc>) -> String {
+        self.board_via(base, at)
+            .await
+            .remove(seat)
+            .unwrap_or_default()
+    }
+
+    /// Every seat's status on the board at `at`, through the gateway (empty when unanswered).
+    pub async fn board(&self, at: DateTime<Utc>) -> BTreeMap<String, String> {
+        self.board_via(&self.url, at).await
+    }
+
+    /// Every seat's status on the board at `at` as the seat-view at `base` answers.
+    pub async fn board_via(&self, base: &str, at: DateTime<Utc>) -> BTreeMap<String, String> {
         let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let Ok(response) = self
             .http
@@ -682,15 +740,20 @@ impl Stack {
             .send()
             .await
         else {
-            return String::new();
+            return BTreeMap::new();
         };
         let body: Value = response.json().await.unwrap_or(Value::Null);
         body["seats"]
             .as_array()
-            .and_then(|seats| seats.iter().find(|s| s["seatId"] == seat))
-            .and_then(|s| s["status"].as_str())
-            .unwrap_or_default()
-            .to_owned()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    s["seatId"].as_str()?.to_owned(),
+                    s["status"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
     }
 
     pub async fn wait_for_board(&self, seat: &str, at: DateTime<Utc>, status: &str) {

@@ -135,7 +135,25 @@ impl Up {
         body["status"].as_str().map(str::to_owned)
     }
 
-    /// The pid of `service` as `up` recorded it in its data directory.
+    /// `studycafe rollout SERVICE` against this `up`, as from another terminal: whether it
+    /// succeeded, and what it printed.
+    pub async fn rollout(&self, service: &str) -> (bool, String) {
+        let output = tokio::process::Command::new(executable("studycafe"))
+            .args(["rollout", service])
+            .env("STUDYCAFE_DATA_DIR", self.data.path())
+            .output()
+            .await
+            .expect("studycafe rollout runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    /// The pid of `service` (or of a replica: `seat-2`) as `up` recorded it in its data
+    /// directory.
     pub fn pid_of(&self, service: &str) -> Option<i32> {
         let pids = self.data.path().join("pids");
         let text = std::fs::read_to_string(pids.join(format!("{service}.pid"))).ok()?;

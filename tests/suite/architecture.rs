@@ -1,4 +1,6 @@
 //! The hexagonal rule the code can check: no service's `domain/` names a framework crate.
+//! And the OpenAPI rule: no HTTP route of a service or the gateway exists without its
+//! description (see [`no_route_is_registered_without_its_description`]).
 //!
 //! Adapters (REST, gRPC, Kafka, SQL, HTTP clients, Redis) live in `inbound/` and `outbound/`;
 //! the model and its ports must compile without knowing any of them, so a new adapter (seat's
@@ -50,6 +52,22 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `files` in path order, each as (path relative to `root`, text).
+fn texts(root: &Path, mut files: Vec<PathBuf>) -> Vec<(String, String)> {
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (relative, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
 /// Every domain source file, as (path relative to the repo, text).
 fn domain_sources(root: &Path) -> Vec<(String, String)> {
     let mut files = Vec::new();
@@ -63,18 +81,7 @@ fn domain_sources(root: &Path) -> Vec<(String, String)> {
             files.push(single);
         }
     }
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            (relative, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
+    texts(root, files)
 }
 
 /// The text without `//` comments (doc comments may mention a crate; code may not).
@@ -182,4 +189,104 @@ fn the_scanner_sees_every_way_of_naming_a_crate() {
         frameworks_named(&code),
         BTreeSet::from(["axum", "sqlx", "tokio", "tonic"])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// every route documented
+// ---------------------------------------------------------------------------------------------
+
+/// Every Rust source of the services and the gateway, as (path relative to the repo, text).
+fn http_sources(root: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for service in std::fs::read_dir(root.join("services"))
+        .expect("services/")
+        .flatten()
+    {
+        rust_files(&service.path().join("src"), &mut files);
+    }
+    rust_files(&root.join("gateway/src"), &mut files);
+    texts(root, files)
+}
+
+/// The ways `code` could add an HTTP route that bypasses `DocumentedRouter::route` (whose
+/// first argument is always a handler's `__path_<fn>` description): axum's `.route("/x", …)`,
+/// `.route_service`, `.nest`, `.nest_service` and the `routing::` method routers. The
+/// gateway's `.fallback` is its proxy, not a route, and the platform's operational routes
+/// (`/health/*`, `/metrics`) are never routed by the gateway.
+fn undocumented_routes(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for call in [".route_service(", ".nest_service(", ".nest(", "routing::"] {
+        if code.contains(call) {
+            found.push(call.trim_end_matches('(').to_owned());
+        }
+    }
+    for (at, _) in code.match_indices(".route(") {
+        let argument = code[at + ".route(".len()..].trim_start();
+        let described = argument
+            .split(|c: char| !(is_ident(c) || c == ':'))
+            .next()
+            .is_some_and(|path| {
+                path.rsplit("::")
+                    .next()
+                    .is_some_and(|f| f.starts_with("__path_"))
+            });
+        if !described {
+            let line = code[..at].lines().count();
+            found.push(format!(
+                ".route( at line {line}: {}",
+                argument.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    found
+}
+
+/// Every public route is registered through `DocumentedRouter::route`
+/// (`libs/platform/src/openapi.rs`), which takes the handler's `#[utoipa::path]` description
+/// and derives the route's path and methods from it: a route cannot exist without its
+/// description, and the two cannot disagree. This fails on any other way of adding one.
+/// (The gateway's side, that the merged document covers each route it proxies, is
+/// `suite/openapi.rs`.)
+#[test]
+fn no_route_is_registered_without_its_description() {
+    let sources = http_sources(&repo_root());
+    assert!(
+        sources.len() >= 20,
+        "the services' and gateway's sources: {}",
+        sources.len()
+    );
+    let documented = sources
+        .iter()
+        .filter(|(_, text)| text.contains("DocumentedRouter") && text.contains(".finish()"))
+        .count();
+    assert!(
+        documented >= 6,
+        "five services and the gateway build a DocumentedRouter: {documented}"
+    );
+    let bad: Vec<(String, Vec<String>)> = sources
+        .iter()
+        .map(|(path, text)| (path.clone(), undocumented_routes(&code_of(text))))
+        .filter(|(_, found)| !found.is_empty())
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "routes added without their #[utoipa::path] description (use DocumentedRouter::route): {bad:?}"
+    );
+}
+
+#[test]
+fn the_route_scanner_sees_an_undocumented_route() {
+    let documented = code_of(
+        "DocumentedRouter::new(\"x\", \"y\")\n\
+         .route(__path_list, list::<S>, Security::Anonymous)\n\
+         .route(\n    oauth::__path_token,\n    token, Security::Anonymous)",
+    );
+    assert_eq!(undocumented_routes(&documented), Vec::<String>::new());
+    let plain = code_of(
+        "use axum::routing::get;\n\
+         Router::new().route(\"/api/x\", get(x)).nest(\"/y\", other)",
+    );
+    let found = undocumented_routes(&plain);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found.iter().any(|f| f.contains("\"/api/x\"")), "{found:?}");
 }

@@ -4,7 +4,6 @@
 //! reaches REGISTERED. The load's availability is printed the way siege prints it.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -17,7 +16,7 @@ use nix::{
     unistd::Pid,
 };
 use serde_json::{Value, json};
-use studycafe_e2e::up::Up;
+use studycafe_e2e::{siege::Tally, up::Up};
 use studycafe_testkit::{eventually, within};
 
 /// The probe settings of this test: a hung service is killed after about three seconds.
@@ -31,53 +30,6 @@ const CLIENTS: usize = 4;
 /// Each client's pause between two requests (a light load: a few dozen requests a second).
 const PACE: Duration = Duration::from_millis(100);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// What the load saw, siege's way.
-#[derive(Debug, Default)]
-struct Tally {
-    ok: u64,
-    failed: u64,
-    response_time: Duration,
-    longest: Duration,
-    /// Failures by kind (status or error), for the log.
-    failures: HashMap<String, u64>,
-}
-
-impl Tally {
-    fn record(&mut self, took: Duration, outcome: Result<(), String>) {
-        self.response_time += took;
-        self.longest = self.longest.max(took);
-        match outcome {
-            Ok(()) => self.ok += 1,
-            Err(kind) => {
-                self.failed += 1;
-                *self.failures.entry(kind).or_default() += 1;
-            }
-        }
-    }
-
-    fn print(&self, elapsed: Duration) {
-        let total = self.ok + self.failed;
-        let secs = elapsed.as_secs_f64();
-        println!("Transactions:\t\t{:>10} hits", self.ok);
-        println!(
-            "Availability:\t\t{:>10.2} %",
-            100.0 * self.ok as f64 / total.max(1) as f64
-        );
-        println!("Elapsed time:\t\t{secs:>10.2} secs");
-        println!(
-            "Response time:\t\t{:>10.3} secs",
-            self.response_time.as_secs_f64() / total.max(1) as f64
-        );
-        println!("Transaction rate:\t{:>10.2} trans/sec", total as f64 / secs);
-        println!("Successful transactions:{:>10}", self.ok);
-        println!("Failed transactions:\t{:>10}", self.failed);
-        println!("Longest transaction:\t{:>10.2}", self.longest.as_secs_f64());
-        if !self.failures.is_empty() {
-            println!("Failures by kind:\t{:?}", self.failures);
-        }
-    }
-}
 
 /// A reservation of `seat`, `hours_ahead` hours from now; its id.
 async fn reserve(

@@ -26,7 +26,10 @@ use std::{
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use studycafe_e2e::stack::{Stack, StackOptions, User, Window, count_distinct};
+use studycafe_e2e::{
+    saga::{LIVE, Rng, last_event_of},
+    stack::{Stack, StackOptions, User, Window, count_distinct},
+};
 use studycafe_testkit::kafka::Record;
 
 /// Requests in the storm, and how many are in flight at once.
@@ -44,22 +47,6 @@ const SEATS: [&str; 12] = [
 ];
 const CUSTOMERS: usize = 6;
 const FAKE_PAYMENTS: usize = 60;
-
-/// A small, seedable generator (xorshift64*): the schedule is reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Debug, Clone)]
 struct ReserveAttempt {
@@ -264,24 +251,6 @@ fn random_request(rng: &mut Rng, i: usize, run: &str) -> Request {
     }
 }
 
-/// The type of the seat event a reservation in `status` was last announced by.
-fn last_event_of(status: &str) -> &'static str {
-    match status {
-        "REQUESTED" => "SeatReserved",
-        "CONFIRMED" => "ReservationConfirmed",
-        "PAID" => "ReservationPaid",
-        "REGISTERED" => "ReservationRegistered",
-        "REJECTED" => "ReservationRejected",
-        "PAYMENT_FAILED" => "ReservationPaymentFailed",
-        "CANCELLED" => "ReservationCancelled",
-        "EXPIRED" => "ReservationExpired",
-        "COMPLETED" => "ReservationCompleted",
-        other => panic!("unknown status {other}"),
-    }
-}
-
-const LIVE: [&str; 4] = ["REQUESTED", "CONFIRMED", "PAID", "REGISTERED"];
-
 /// Sends an ordinary request (never abandoned) and asserts it was served with one of `ok`.
 async fn served(
     stack: &Stack,
@@ -404,7 +373,7 @@ async fn a_cancellation_storm_wedges_nothing_and_loses_nothing() {
         .map(|i| {
             let request = random_request(&mut rng, i, &run);
             let pick = rng.below(1 << 20);
-            let abandon = Duration::from_millis(rng.next() % (ABANDON_WITHIN_MS + 1));
+            let abandon = Duration::from_millis(rng.next_u64() % (ABANDON_WITHIN_MS + 1));
             (request, pick, abandon)
         })
         .collect();

@@ -101,6 +101,11 @@ pub const ROUTES: &[Route] = &[
     Route::new("/api/notifications", Upstream::Notification, Access::Caller),
 ];
 
+/// The gateway's own public paths: the API's OpenAPI document and its reference page. They
+/// pass the same edge (token, rate limit) as the proxied routes; the gateway's own document
+/// describes each (`inbound::openapi`).
+pub const OWN: &[&str] = &["/api/openapi.json", "/api/docs"];
+
 /// Service-to-service endpoints: never reachable from outside, whatever else changes.
 const INTERNAL: &str = "/internal";
 const API: &str = "/api";
@@ -110,6 +115,8 @@ const API: &str = "/api";
 pub enum Destination {
     /// Forward to a service.
     Proxy(Route),
+    /// One of the gateway's own paths ([`OWN`]).
+    Own(&'static str),
     /// A service-to-service path: refused as if it did not exist.
     Internal,
     /// Under `/api` but no service serves it.
@@ -126,6 +133,7 @@ impl Destination {
     pub fn label(&self) -> &'static str {
         match self {
             Destination::Proxy(route) => route.prefix,
+            Destination::Own(path) => path,
             Destination::Internal => "internal",
             Destination::UnknownApi => "unknown-api",
             Destination::Ambiguous => "ambiguous",
@@ -162,6 +170,9 @@ impl RouteTable {
         }
         if segment_prefix(path, INTERNAL) {
             return Destination::Internal;
+        }
+        if let Some(own) = OWN.iter().find(|own| **own == path) {
+            return Destination::Own(own);
         }
         if let Some(route) = self.routes.iter().find(|r| r.matches(path)) {
             return Destination::Proxy(*route);
@@ -271,6 +282,22 @@ mod tests {
         assert_eq!(table.resolve("/"), Destination::Static);
         assert_eq!(table.resolve("/index.html"), Destination::Static);
         assert_eq!(table.resolve("/css/site.css"), Destination::Static);
+    }
+
+    #[test]
+    fn the_gateways_own_paths_are_exact_and_never_proxied() {
+        let table = RouteTable::default();
+        assert_eq!(
+            table.resolve("/api/openapi.json"),
+            Destination::Own("/api/openapi.json")
+        );
+        assert_eq!(table.resolve("/api/docs"), Destination::Own("/api/docs"));
+        assert_eq!(table.resolve("/api/docs/x"), Destination::UnknownApi);
+        assert_eq!(table.resolve("/api/openapi.jsonx"), Destination::UnknownApi);
+        // No service's prefix may capture them.
+        for own in OWN {
+            assert!(!ROUTES.iter().any(|r| r.matches(own)), "{own}");
+        }
     }
 
     #[test]

@@ -250,6 +250,7 @@ impl Gateway {
                 authorize(route.auth, caller.as_ref())?;
                 self.proxy(route, &address, request).await
             }
+            Destination::Own(_) => Ok(super::openapi::serve(self, request).await),
             Destination::Internal | Destination::UnknownApi => Err(ApiError::NotRouted(path)),
             Destination::Ambiguous => Err(ApiError::Ambiguous(path)),
             Destination::Static => Ok(self.web.serve(request).await),

@@ -12,12 +12,20 @@
 //! response for ordinary requests, the response head for event streams (which then run as
 //! long as the client listens, until the gateway shuts down).
 //!
+//! Each service may run several replicas: a [`Balancer`] per service picks one in turn among
+//! those in rotation (readiness checked every period, ejected at once after a connection
+//! failure) and applies the retry rule: a request that could not connect is retried once on
+//! another replica, whatever its method; one that may have arrived (a lost connection, a
+//! timeout, any answer) is retried only if it is a GET or HEAD, after a lost connection, once.
+//! A POST is never sent twice.
+//!
 //! A client that leaves drops its call here, closing the upstream connection half-way. That is
 //! safe because the services run their write routes detached from the connection
 //! (`studycafe_platform::detach`): the request finishes there, whole, or never started.
 
 use std::{
     net::IpAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -28,6 +36,7 @@ use http::{
     header::{CONNECTION, CONTENT_LENGTH, HOST},
 };
 use opentelemetry::propagation::Injector;
+use studycafe_platform::balancer::{AttemptError, Balancer, CheckSettings, Failure};
 use tokio_util::sync::CancellationToken;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -165,7 +174,8 @@ impl UpstreamError {
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
     http: reqwest::Client,
-    urls: UpstreamUrls,
+    /// One per service, in the order of [`Upstream::ALL`].
+    balancers: Arc<[Balancer]>,
     timeout: Duration,
     /// Cancelled at shutdown: ends the event streams, which would otherwise hold the
     /// graceful shutdown for its whole grace period.
@@ -174,7 +184,8 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     pub fn new(
-        urls: UpstreamUrls,
+        urls: &UpstreamUrls,
+        check: CheckSettings,
         connect_timeout: Duration,
         timeout: Duration,
         shutdown: CancellationToken,
@@ -188,12 +199,33 @@ impl UpstreamClient {
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
+        let balancers = Upstream::ALL
+            .iter()
+            .map(|&upstream| Balancer::new(upstream.name(), urls.of(upstream), check, http.clone()))
+            .collect();
         Ok(Self {
             http,
-            urls,
+            balancers,
             timeout,
             shutdown,
         })
+    }
+
+    fn balancer(&self, upstream: Upstream) -> &Balancer {
+        let index = Upstream::ALL
+            .iter()
+            .position(|&u| u == upstream)
+            .expect("every upstream is in Upstream::ALL");
+        &self.balancers[index]
+    }
+
+    /// Checks the replicas of every service with more than one, until `shutdown`.
+    pub async fn check_replicas(&self, shutdown: CancellationToken) {
+        let checkers = self
+            .balancers
+            .iter()
+            .map(|balancer| balancer.check_until(shutdown.clone()));
+        futures::future::join_all(checkers).await;
     }
 
     /// Sends `request` to its service and returns the answer, its body still streaming.
@@ -234,29 +266,43 @@ impl UpstreamClient {
         upstream: Upstream,
         request: &Forward,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{}", self.urls.of(upstream), request.path_and_query);
-        let mut headers = request.headers.clone();
-        inject_trace_context(&mut headers);
-        let mut builder = self
-            .http
-            .request(request.method.clone(), url)
-            .headers(headers);
-        if !request.body.is_empty() {
-            builder = builder.body(request.body.clone());
-        }
-        let classify = |e: reqwest::Error| classify(upstream, self.timeout, e);
-        if request.streaming {
-            match tokio::time::timeout(self.timeout, builder.send()).await {
-                Ok(result) => result.map_err(classify),
-                Err(_) => Err(UpstreamError::Timeout {
-                    upstream,
-                    timeout: self.timeout,
-                }),
+        let timeout = self.timeout;
+        let attempt = |base: &str| {
+            let url = format!("{base}{}", request.path_and_query);
+            let mut headers = request.headers.clone();
+            inject_trace_context(&mut headers);
+            let mut builder = self
+                .http
+                .request(request.method.clone(), url)
+                .headers(headers);
+            if !request.body.is_empty() {
+                builder = builder.body(request.body.clone());
             }
-        } else {
-            // reqwest's own timeout runs until the body is complete: the whole-response deadline.
-            builder.timeout(self.timeout).send().await.map_err(classify)
-        }
+            let streaming = request.streaming;
+            async move {
+                if streaming {
+                    match tokio::time::timeout(timeout, builder.send()).await {
+                        Ok(result) => result.map_err(Attempt::Failed),
+                        Err(_) => Err(Attempt::HeadTimeout),
+                    }
+                } else {
+                    // reqwest's own timeout runs until the body is complete: the
+                    // whole-response deadline.
+                    builder
+                        .timeout(timeout)
+                        .send()
+                        .await
+                        .map_err(Attempt::Failed)
+                }
+            }
+        };
+        self.balancer(upstream)
+            .call(&request.method, attempt)
+            .await
+            .map_err(|e| match e {
+                Attempt::Failed(e) => classify(upstream, timeout, e),
+                Attempt::HeadTimeout => UpstreamError::Timeout { upstream, timeout },
+            })
     }
 
     /// The service's answer as the gateway's, body streamed through.
@@ -290,6 +336,23 @@ impl UpstreamClient {
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         out
+    }
+}
+
+/// How one attempt on one replica failed.
+#[derive(Debug)]
+enum Attempt {
+    Failed(reqwest::Error),
+    /// An event stream's response head did not come within the deadline.
+    HeadTimeout,
+}
+
+impl AttemptError for Attempt {
+    fn failure(&self) -> Failure {
+        match self {
+            Attempt::Failed(e) => e.failure(),
+            Attempt::HeadTimeout => Failure::Other,
+        }
     }
 }
 

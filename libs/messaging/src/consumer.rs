@@ -19,7 +19,11 @@
 //! first dead letter shows as an increase), `consumer_lag_messages{group,topic,partition}` (high
 //! watermark minus committed offset, sampled by a task of its own so a consumer stuck in a
 //! handler still reports its growing lag) and `consumer_event_age_seconds{group,type}` (from the
-//! event's `occurredAt` until it was applied: how far behind the facts this service acts).
+//! event's `occurredAt` until it was applied: how far behind the facts this service acts) and
+//! `dead_letter_messages_waiting{group}` (dead letters after the position of the group
+//! `studycafe-dlq-replay.<group>` that `studycafe dlq replay` moves: what an operator has not
+//! dealt with yet; sampled with the lag) and `consumer_restarts_total{group}` (clients replaced
+//! after a fatal error, see [`EventConsumer::run`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,9 +33,9 @@ use std::{
 };
 
 use rdkafka::{
-    Message as _, Offset,
-    consumer::{CommitMode, Consumer as _, StreamConsumer},
-    error::KafkaResult,
+    Message as _, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer},
+    error::{KafkaError, KafkaResult},
     message::{BorrowedMessage, Header, Headers as _, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
@@ -111,6 +115,12 @@ impl ConsumerSettings {
     }
 }
 
+/// The consumer group whose committed position on `group`'s dead-letter topic marks what an
+/// operator has replayed (`studycafe dlq replay`): what lies after it still waits.
+pub fn dead_letter_replay_group(group: &str) -> String {
+    format!("studycafe-dlq-replay.{group}")
+}
+
 /// A consumer group member feeding one handler.
 #[derive(Debug)]
 pub struct EventConsumer<H> {
@@ -165,11 +175,6 @@ impl<H: EventHandler> EventConsumer<H> {
             return Ok(());
         }
 
-        let consumer: Arc<StreamConsumer<KafkaLogs>> = Arc::new(
-            self.kafka
-                .consumer(&self.settings.group_id)
-                .create_with_context(KafkaLogs::rebalancing(self.rebalance.clone()))?,
-        );
         let dlq_producer: FutureProducer<KafkaLogs> = self
             .kafka
             .producer()
@@ -178,63 +183,85 @@ impl<H: EventHandler> EventConsumer<H> {
             .iter()
             .map(String::as_str)
             .collect();
-        consumer.subscribe(&subscribed)?;
-        tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
         for outcome in ["applied", "skipped", "dead_lettered"] {
             metrics::counter!("consumer_events_total", "group" => self.settings.group_id.clone(), "outcome" => outcome)
                 .increment(0);
         }
 
-        let stop_sampling = shutdown.child_token();
-        let sampler = tokio::spawn(sample_lag(
-            consumer.clone(),
-            self.kafka.clone(),
-            self.settings.group_id.clone(),
-            stop_sampling.clone(),
-        ));
-        self.consume(&consumer, &dlq_producer, &dead_letter, &shutdown)
-            .await;
-        stop_sampling.cancel();
-        let _ = sampler.await;
+        loop {
+            let consumer: Arc<StreamConsumer<KafkaLogs>> = Arc::new(
+                self.kafka
+                    .consumer(&self.settings.group_id)
+                    .create_with_context(KafkaLogs::rebalancing(self.rebalance.clone()))?,
+            );
+            consumer.subscribe(&subscribed)?;
+            tracing::info!(group = %self.settings.group_id, topics = ?subscribed, "consumer started");
 
-        // Committing and leaving the group are blocking calls that wait on the broker; off the
-        // async threads, and bounded, so an unreachable broker cannot hold up shutdown.
-        // Offsets not committed here are redelivered and absorbed by the inbox.
-        let leave = tokio::task::spawn_blocking(move || {
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "final offset commit");
+            let stop_sampling = shutdown.child_token();
+            let sampler = tokio::spawn(sample_lag(
+                consumer.clone(),
+                self.kafka.clone(),
+                self.settings.group_id.clone(),
+                stop_sampling.clone(),
+            ));
+            let ended = self
+                .consume(&consumer, &dlq_producer, &dead_letter, &shutdown)
+                .await;
+            stop_sampling.cancel();
+            let _ = sampler.await;
+
+            match ended {
+                Ended::Shutdown => {
+                    leave(consumer, true).await;
+                    break;
+                }
+                Ended::Fatal(error) => {
+                    // librdkafka gives up on a fatal error for good (typically fenced: after a
+                    // broker outage its own retried JoinGroup, or another process with this
+                    // KAFKA_GROUP_INSTANCE_ID, took the static membership). A client that only
+                    // logs it again and again consumes nothing while it looks alive; a new one
+                    // resumes from the committed offsets, and the inbox absorbs what it sees
+                    // twice.
+                    tracing::error!(group = %self.settings.group_id, %error, "the Kafka consumer failed fatally; starting a new one");
+                    metrics::counter!("consumer_restarts_total", "group" => self.settings.group_id.clone())
+                        .increment(1);
+                    leave(consumer, false).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(FATAL_RESTART_DELAY) => {}
+                    }
+                }
             }
-            consumer.unsubscribe();
-            drop(consumer);
-        });
-        if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
-            tracing::warn!("the broker did not answer while leaving the group");
         }
         tracing::info!(group = %self.settings.group_id, "consumer stopped");
         Ok(())
     }
 
-    /// The consuming loop proper, until `shutdown` (or a shutdown mid-retry).
+    /// The consuming loop proper, until `shutdown` (or a shutdown mid-retry), or until the
+    /// client fails for good.
     async fn consume(
         &self,
         consumer: &StreamConsumer<KafkaLogs>,
         dlq_producer: &FutureProducer<KafkaLogs>,
         dead_letter: &str,
         shutdown: &CancellationToken,
-    ) {
+    ) -> Ended {
         loop {
             self.heartbeat.waiting();
             let message = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return Ended::Shutdown,
                 received = consumer.recv() => received,
             };
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
+                    if let Some(fatal) = fatal(consumer, &e) {
+                        return Ended::Fatal(fatal);
+                    }
                     // Broker gone, rebalancing: the client reconnects by itself.
                     tracing::warn!(error = %e, "consumer error");
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = shutdown.cancelled() => return Ended::Shutdown,
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                     continue;
@@ -247,7 +274,7 @@ impl<H: EventHandler> EventConsumer<H> {
                 .await;
             let Some(outcome) = outcome else {
                 // Shut down mid-retry: do not store the offset, the event is redelivered.
-                break;
+                return Ended::Shutdown;
             };
             let label = match outcome {
                 Outcome::Applied => "applied",
@@ -442,6 +469,40 @@ impl<H: EventHandler> EventConsumer<H> {
     }
 }
 
+/// How a consuming loop ended.
+enum Ended {
+    Shutdown,
+    /// The client failed for good (its error): only a new one consumes again.
+    Fatal(String),
+}
+
+/// Waited for after a fatal error before a new client joins the group.
+const FATAL_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// The fatal error behind `error`, if the client has failed for good.
+fn fatal(consumer: &StreamConsumer<KafkaLogs>, error: &KafkaError) -> Option<String> {
+    if let Some((code, reason)) = consumer.client().fatal_error() {
+        return Some(format!("{code:?}: {reason}"));
+    }
+    matches!(error, KafkaError::MessageConsumptionFatal(_)).then(|| error.to_string())
+}
+
+/// Commits the stored offsets (when the client can still) and leaves the group. Blocking calls
+/// that wait on the broker: off the async threads, and bounded, so an unreachable broker cannot
+/// hold up shutdown. Offsets not committed here are redelivered and absorbed by the inbox.
+async fn leave(consumer: Arc<StreamConsumer<KafkaLogs>>, commit: bool) {
+    let leave = tokio::task::spawn_blocking(move || {
+        if commit && let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final offset commit");
+        }
+        consumer.unsubscribe();
+        drop(consumer);
+    });
+    if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
+        tracing::warn!("the broker did not answer while leaving the group");
+    }
+}
+
 /// Exports `consumer_lag_messages` for the partitions this member owns, every
 /// [`LAG_SAMPLE_EVERY`] until `stop`. Runs beside the consuming loop, not in it: a handler that
 /// hangs or retries for minutes is exactly when the lag must keep being reported. Partitions
@@ -453,6 +514,13 @@ async fn sample_lag(
     stop: CancellationToken,
 ) {
     let mut reported: HashSet<(String, i32)> = HashSet::new();
+    let dead_letters = match DeadLetters::new(&kafka, &group) {
+        Ok(reader) => Arc::new(reader),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the dead-letter topic's replay position");
+            return;
+        }
+    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -473,6 +541,15 @@ async fn sample_lag(
             }
             Err(_) => continue,
         };
+        let reading = dead_letters.clone();
+        match tokio::task::spawn_blocking(move || dead_letters_waiting(&reading)).await {
+            Ok(Ok(waiting)) => {
+                metrics::gauge!("dead_letter_messages_waiting", "group" => group.clone())
+                    .set(waiting as f64);
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "sampling waiting dead letters failed"),
+            Err(_) => {}
+        }
         let mut now: HashSet<(String, i32)> = HashSet::new();
         for (topic, partition, lag) in lags {
             let topic = kafka.logical_topic(&topic).to_owned();
@@ -522,6 +599,54 @@ fn lag_of_assignment(consumer: &StreamConsumer<KafkaLogs>) -> KafkaResult<Vec<(S
         ));
     }
     Ok(lags)
+}
+
+/// Reads the replay position on one group's dead-letter topic.
+struct DeadLetters {
+    topic: String,
+    reader: BaseConsumer,
+}
+
+impl DeadLetters {
+    fn new(kafka: &KafkaConfig, group: &str) -> KafkaResult<Self> {
+        let mut config = kafka.consumer(&dead_letter_replay_group(group));
+        // Only reads the position; it never joins the group, and must never move it.
+        config
+            .set("enable.auto.commit", "false")
+            .remove("group.instance.id");
+        Ok(Self {
+            topic: kafka.topic(&shared_events::topics::dead_letter(group)),
+            reader: config.create()?,
+        })
+    }
+}
+
+/// How many messages of the dead-letter topic lie after the replay position (summed over
+/// partitions, counted like the lag). Every replica reports the same number: read it with
+/// `max`, not `sum`. A missing topic (nothing ever dead-lettered) counts 0. Blocking.
+fn dead_letters_waiting(dead: &DeadLetters) -> KafkaResult<i64> {
+    let DeadLetters { topic, reader } = dead;
+    let metadata = reader.fetch_metadata(Some(topic), LAG_QUERY_TIMEOUT)?;
+    let mut partitions = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+        for p in t.partitions() {
+            partitions.add_partition(topic, p.id());
+        }
+    }
+    if partitions.count() == 0 {
+        return Ok(0);
+    }
+    let committed = reader.committed_offsets(partitions, LAG_QUERY_TIMEOUT)?;
+    let mut waiting = 0;
+    for element in committed.elements() {
+        let (low, high) = reader.fetch_watermarks(topic, element.partition(), LAG_QUERY_TIMEOUT)?;
+        let done = match element.offset() {
+            Offset::Offset(offset) => offset.max(low),
+            _ => low,
+        };
+        waiting += (high - done).max(0);
+    }
+    Ok(waiting)
 }
 
 fn headers_of(message: &BorrowedMessage<'_>) -> HashMap<String, String> {

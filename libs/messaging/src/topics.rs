@@ -15,17 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{KafkaConfig, logs::KafkaLogs};
 
-/// Creates `topics` (with [`shared_events::topics::PARTITIONS`] partitions) unless they exist.
+/// Creates `topics` (with [`shared_events::topics::PARTITIONS`] partitions and the retention
+/// [`shared_events::topics::retention_ms`] gives) unless they exist. An existing topic keeps
+/// its settings: changing them is an operator's decision.
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
     let admin: AdminClient<KafkaLogs> = config.admin().create_with_context(KafkaLogs::default())?;
+    let retentions: Vec<String> = topics
+        .iter()
+        .map(|t| shared_events::topics::retention_ms(config.logical_topic(t)).to_string())
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| {
+        .zip(&retentions)
+        .map(|(t, retention)| {
             NewTopic::new(
                 t,
                 shared_events::topics::PARTITIONS,
                 TopicReplication::Fixed(1),
             )
+            .set("retention.ms", retention)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

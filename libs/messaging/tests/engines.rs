@@ -1,14 +1,16 @@
 //! The PostgreSQL and MySQL/MariaDB outbox, inbox and lease adapters against the real engines
-//! (`scripts/engines/up`; a fresh database per test), and the relay from PostgreSQL to Apache
-//! Kafka.
+//! (`scripts/engines/up`; a fresh database per test), the relay from PostgreSQL to Apache
+//! Kafka, and a consumer fenced out of its group on Apache Kafka.
 
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use shared_events::{BookingConfirmed, Envelope, EventMeta, topics};
 use sqlx::{mysql::MySqlPoolOptions, postgres::PgPoolOptions};
 use studycafe_messaging::{
-    KafkaConfig, OutboxMessage, OutboxRelay, OutboxSignal, OutboxStore, RelaySettings, mysql,
-    postgres, write::Writer,
+    ConsumerSettings, EventConsumer, EventHandler, HandleError, KafkaConfig, OutboxMessage,
+    OutboxRelay, OutboxSignal, OutboxStore, ReceivedEvent, RelaySettings, mysql, postgres,
+    write::Writer,
 };
 use studycafe_testkit::{engines, eventually, kafka};
 use tokio_util::sync::CancellationToken;
@@ -181,6 +183,96 @@ async fn the_relay_publishes_a_postgres_outbox_to_apache_kafka_in_order() {
         assert_eq!(seqs, sorted, "key {key} in commit order");
         assert_eq!(seqs.len(), 10);
     }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// Remembers the reservation ids it was handed.
+#[derive(Clone, Default)]
+struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl EventHandler for Seen {
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandleError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(event.envelope.correlation_id.clone());
+        Ok(())
+    }
+}
+
+async fn produce(config: &KafkaConfig, key: &str, seq: usize) {
+    let event = OutboxMessage::from_event(&Envelope::wrap(
+        EventMeta::new("test", key, format!("cmd-{seq}"), chrono::Utc::now()),
+        BookingConfirmed {
+            reservation_id: key.to_owned(),
+            confirmed_by: format!("seq-{seq}"),
+        },
+    ));
+    kafka::produce(
+        &config.brokers,
+        &config.topic(topics::REGISTRATION),
+        key,
+        &event.payload,
+    )
+    .await;
+}
+
+/// librdkafka treats being fenced (another member took this static member id: after a broker
+/// outage its own retried join can do it) as fatal and never consumes again. The consumer
+/// starts a new client, which takes the membership back and goes on from the committed
+/// offsets. Found by the chaos run: seat-view's board stopped following.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_fenced_out_of_its_static_membership_starts_a_new_client_and_goes_on() {
+    let mut config = KafkaConfig::new(engines::kafka_brokers(), "fenced-test");
+    config.topic_prefix = format!("{}.", engines::unique_name("fence"));
+    config.group_instance_id = Some("fenced-1".to_owned());
+    config.session_timeout = Duration::from_secs(6);
+    let seen = Seen::default();
+    let shutdown = CancellationToken::new();
+    let consumer = EventConsumer::new(
+        config.clone(),
+        ConsumerSettings::new("fenced", &[topics::REGISTRATION]),
+        seen.clone(),
+    );
+    let task = tokio::spawn(consumer.run(shutdown.clone()));
+    let first = Uuid::now_v7().to_string();
+    produce(&config, &first, 1).await;
+    eventually(WAIT, "the first event consumed", || async {
+        seen.0.lock().unwrap().contains(&first).then_some(())
+    })
+    .await;
+
+    // Another client joins with the same group and static member id: the broker fences the
+    // consumer's member.
+    let intruder: BaseConsumer = config.consumer("fenced").create().unwrap();
+    intruder
+        .subscribe(&[&config.topic(topics::REGISTRATION)])
+        .unwrap();
+    let until = std::time::Instant::now() + WAIT;
+    while intruder.assignment().unwrap().count() == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the intruder never joined"
+        );
+        intruder.poll(Duration::from_millis(200));
+    }
+    // The old member learns it was fenced at its next heartbeat (every 2 s here); until then
+    // it may still fetch.
+    let fenced = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < fenced {
+        intruder.poll(Duration::from_millis(200));
+    }
+    drop(intruder);
+
+    let second = Uuid::now_v7().to_string();
+    produce(&config, &second, 2).await;
+    eventually(
+        WAIT,
+        "the second event consumed by a new client",
+        || async { seen.0.lock().unwrap().contains(&second).then_some(()) },
+    )
+    .await;
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }

@@ -6,7 +6,9 @@
 //! refetch (at most every few seconds), so a rotated-in key works without a restart. The
 //! cache is also refetched once it is older than `AUTH_JWKS_MAX_AGE_SECS`, so a key the
 //! operator removed (a leaked one) stops verifying within that time instead of living as
-//! long as the process.
+//! long as the process. With identity running several replicas, `AUTH_JWKS_URL` lists each
+//! one's JWKS URL (comma-separated) and a fetch tries them in turn, so a replica being
+//! restarted does not leave a cold cache (a new process, an unknown `kid`) without keys.
 
 use std::{
     collections::HashMap,
@@ -26,13 +28,15 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::{
     Problem,
+    balancer::Replicas,
     config::{ConfigError, Env},
 };
 
 /// Where the public keys come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeySource {
-    JwksUrl(String),
+    /// One URL per identity replica: they publish the same keys (one keys directory).
+    JwksUrl(Replicas),
     JwksFile(PathBuf),
 }
 
@@ -48,7 +52,8 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// `AUTH_JWKS_URL` or `AUTH_JWKS_FILE` (one is required), `AUTH_ISSUER` (default
+    /// `AUTH_JWKS_URL` (one or more, comma-separated) or `AUTH_JWKS_FILE` (one is required),
+    /// `AUTH_ISSUER` (default
     /// `studycafe-identity`), `AUTH_AUDIENCE` (default `studycafe`), `AUTH_JWKS_MAX_AGE_SECS`
     /// (default 60, 1 to 86400).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -56,12 +61,7 @@ impl AuthConfig {
             env.optional::<String>("AUTH_JWKS_URL")?,
             env.optional::<PathBuf>("AUTH_JWKS_FILE")?,
         ) {
-            (Some(url), None) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError::new("AUTH_JWKS_URL", "must be an http(s) URL"));
-                }
-                KeySource::JwksUrl(url)
-            }
+            (Some(urls), None) => KeySource::JwksUrl(Replicas::parse("AUTH_JWKS_URL", &urls)?),
             (None, Some(path)) => KeySource::JwksFile(path),
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
@@ -321,17 +321,31 @@ impl JwtVerifier {
                     .map_err(|e| unavailable(&format!("{}: {e}", path.display())))?;
                 serde_json::from_str(&text).map_err(|e| unavailable(&e))
             }
-            KeySource::JwksUrl(url) => {
-                let response = self
-                    .http
-                    .get(url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| unavailable(&e))?;
-                response.json().await.map_err(|e| unavailable(&e))
+            KeySource::JwksUrl(urls) => {
+                // In order, until one answers: a fetch is rare (a minute apart at most, or an
+                // unknown `kid`), so there is no load to spread, only a replica to get past.
+                let mut failures = Vec::new();
+                for url in urls.urls() {
+                    match self.fetch_from(url).await {
+                        Ok(set) => return Ok(set),
+                        Err(e) => failures.push(format!("{url}: {e}")),
+                    }
+                }
+                Err(unavailable(&failures.join("; ")))
             }
         }
+    }
+}
+
+impl JwtVerifier {
+    async fn fetch_from(&self, url: &str) -> Result<JwkSet, reqwest::Error> {
+        self.http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
     }
 }
 
@@ -367,6 +381,26 @@ mod tests {
         let mut pairs = vec![("AUTH_JWKS_URL", "http://127.0.0.1:1/jwks.json")];
         pairs.extend_from_slice(extra);
         AuthConfig::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn the_jwks_url_may_name_every_identity_replica() {
+        let config = load(&[(
+            "AUTH_JWKS_URL",
+            "http://127.0.0.1:8085/.well-known/jwks.json, http://127.0.0.1:18085/.well-known/jwks.json",
+        )])
+        .unwrap();
+        let KeySource::JwksUrl(urls) = config.keys else {
+            panic!("{:?}", config.keys)
+        };
+        assert_eq!(urls.len(), 2);
+        for bad in [
+            "127.0.0.1:8085/jwks.json",
+            "http://127.0.0.1:8085/jwks.json,",
+        ] {
+            let err = load(&[("AUTH_JWKS_URL", bad)]).unwrap_err();
+            assert_eq!(err.variable, "AUTH_JWKS_URL", "{bad}");
+        }
     }
 
     #[test]

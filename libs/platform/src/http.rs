@@ -11,7 +11,7 @@ use std::{
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::{HeaderName, StatusCode},
+    http::{HeaderName, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -95,7 +95,12 @@ async fn liveness(State(heartbeats): State<Heartbeats>) -> Response {
 }
 
 async fn readiness(State(check): State<ReadinessCheck>) -> Response {
-    match check().await {
+    let answer = if crate::shutdown::draining() {
+        Err("shutting down".to_owned())
+    } else {
+        check().await
+    };
+    match answer {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +129,7 @@ pub fn with_layers(router: Router, body_limit: Option<usize>) -> Router {
         None => router,
     };
     router
+        .layer(middleware::from_fn(bare_errors_as_problems))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal(&"a request handler panicked").into_response()
         }))
@@ -144,6 +150,52 @@ pub fn with_layers(router: Router, body_limit: Option<usize>) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Every error answer is `problem+json`, including the ones no handler of ours wrote: axum's
+/// empty 404 (no route) and 405 (no such method; its `Allow` is kept), and tower-http's plain
+/// text 413 (body over the limit). An answer that has a body type of its own other than plain
+/// text (a problem, the token endpoint's RFC 6749 JSON) is left alone.
+async fn bare_errors_as_problems(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !bare {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let problem = match status {
+        StatusCode::NOT_FOUND => Problem::not_found(format!("there is nothing at {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{path} does not take {method}"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "payload-too-large",
+            "Request body too large",
+            "the request body is over this service's limit",
+        ),
+        _ => Problem::new(
+            status,
+            "http-error",
+            "HTTP error",
+            status.canonical_reason().unwrap_or("error"),
+        ),
+    };
+    let mut response = problem.into_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }
 
 /// The `route` label of a request served by a fallback handler (a proxy, static files), which
@@ -236,5 +288,71 @@ async fn within_grace(
             tracing::warn!("requests still running after the grace period; closing");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn call(router: &Router, method: &str, uri: &str, body: Vec<u8>) -> Response {
+        router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(header::CONTENT_LENGTH, body.len())
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn problem_of(response: Response) -> (StatusCode, serde_json::Value) {
+        let status = response.status();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            crate::problem::CONTENT_TYPE,
+            "{status}"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn answers_no_handler_wrote_are_problems_too() {
+        let router = with_layers(
+            Router::new().route(
+                "/things",
+                get(|| async { "things" }).post(|body: String| async move { body }),
+            ),
+            Some(16),
+        );
+        let response = call(&router, "PATCH", "/things", Vec::new()).await;
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD,POST");
+        let (status, problem) = problem_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(problem["type"], "/problems/method-not-allowed");
+
+        let (status, problem) =
+            problem_of(call(&router, "GET", "/nothing", Vec::new()).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(problem["status"], 404);
+
+        let (status, problem) =
+            problem_of(call(&router, "POST", "/things", vec![b'x'; 64]).await).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(problem["type"], "/problems/payload-too-large");
+
+        // What a handler answered is left alone.
+        let response = call(&router, "GET", "/things", Vec::new()).await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }

@@ -3,6 +3,7 @@
 //! graceful shutdown. Nothing here knows a domain.
 
 pub mod auth;
+pub mod balancer;
 pub mod breaker;
 pub mod client_credentials;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod detach;
 pub mod http;
 pub mod liveness;
 pub mod observability;
+pub mod openapi;
 pub mod problem;
 pub mod service;
 pub mod shutdown;

@@ -26,8 +26,10 @@ where
     R: FnOnce(C, CancellationToken) -> F,
     F: Future<Output = anyhow::Result<()>>,
 {
-    let config = match load(&Env::from_process()) {
-        Ok(config) => config,
+    let env = Env::from_process();
+    let loaded = drain_from(&env).and_then(|drain| Ok((drain, load(&env)?)));
+    let (drain, config) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{service}: configuration error: {e}");
             return ExitCode::from(CONFIG_ERROR);
@@ -45,7 +47,7 @@ where
     };
     let code = runtime.block_on(async move {
         observability::init_tracing(service);
-        let token = shutdown::on_signal();
+        let token = shutdown::on_signal_after_drain(drain);
         let result = run(config, token).await;
         let code = match result {
             Ok(()) => {
@@ -62,4 +64,35 @@ where
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// `SHUTDOWN_DRAIN_MS` (default 0, at most 60000): how long after SIGTERM the process reports
+/// not ready while still serving, before it closes its listener (see
+/// [`shutdown::on_signal_after_drain`]). `studycafe up` sets it above its balancers' check
+/// period; Kubernetes drains with a `preStop` hook instead.
+pub fn drain_from(env: &Env) -> Result<Duration, ConfigError> {
+    env.millis(
+        "SHUTDOWN_DRAIN_MS",
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drain_defaults_to_none_and_names_its_variable_when_wrong() {
+        assert_eq!(drain_from(&Env::from_pairs([])).unwrap(), Duration::ZERO);
+        assert_eq!(
+            drain_from(&Env::from_pairs([("SHUTDOWN_DRAIN_MS", "2500")])).unwrap(),
+            Duration::from_millis(2500)
+        );
+        for bad in ["soon", "60001", "-1"] {
+            let error = drain_from(&Env::from_pairs([("SHUTDOWN_DRAIN_MS", bad)])).unwrap_err();
+            assert!(error.to_string().contains("SHUTDOWN_DRAIN_MS"), "{error}");
+        }
+    }
 }

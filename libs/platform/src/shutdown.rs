@@ -5,17 +5,49 @@
 //! unit of work before returning; `main` waits for all of them. Tests cancel the token instead
 //! of sending signals.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Set once a signal started the drain: readiness then fails while requests are still served.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is draining before it stops: `/health/ready` answers 503 so that load
+/// balancers take it out of rotation while it still serves what they already sent.
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::SeqCst)
+}
+
 /// A token cancelled when the process receives SIGINT or SIGTERM.
 pub fn on_signal() -> CancellationToken {
+    on_signal_after_drain(Duration::ZERO)
+}
+
+/// A token cancelled on SIGINT or SIGTERM, `drain` after the signal: meanwhile the process
+/// reports not ready and keeps serving, so a client-side balancer checking readiness stops
+/// sending before the listener closes (a request on a pooled connection the server is closing
+/// fails, and a POST is not sent again). Under Kubernetes the `preStop` hook does this before
+/// the signal, and the drain stays 0. A second signal ends the drain at once.
+pub fn on_signal_after_drain(drain: Duration) -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
+        if !drain.is_zero() {
+            DRAINING.store(true, Ordering::SeqCst);
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "shutdown requested; not ready, draining before the listener closes"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = wait_for_signal() => tracing::info!("second signal; ending the drain"),
+            }
+        }
         tracing::info!("shutdown requested");
         cancel.cancel();
     });

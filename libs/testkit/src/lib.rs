@@ -11,6 +11,7 @@ pub mod engines;
 pub mod kafka;
 pub mod keys;
 pub mod process;
+pub mod properties;
 pub mod sse;
 
 use std::{future::Future, net::TcpListener, time::Duration};

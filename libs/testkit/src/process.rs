@@ -130,6 +130,16 @@ impl ServiceProcess {
         self.spawn();
     }
 
+    /// Stops it gracefully (SIGTERM), then starts it again with `variable` set to `value`
+    /// (a changed setting, as an operator's restart would bring). Returns whether the old
+    /// process exited successfully.
+    pub fn restart_with(&mut self, variable: &str, value: &str) -> bool {
+        let clean = self.stop();
+        self.env.insert(variable.to_owned(), value.to_owned());
+        self.spawn();
+        clean
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
@@ -141,6 +151,17 @@ impl ServiceProcess {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Every line of its log (this and earlier runs of the process) that contains `needle`:
+    /// one reservation's story, for a failure message.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn name(&self) -> &str {
@@ -187,6 +208,11 @@ impl BrokerProcess {
 
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's process id while it runs (for SIGSTOP and SIGCONT).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
 
     pub async fn wait_ready(&self) {

@@ -147,6 +147,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"notification-{self.port}.log"
         self.process: subprocess.Popen | None = None
+        self.extra_env: dict[str, str] = {}
         self.http = httpx.Client(timeout=10, trust_env=False)
         self.producer = Producer({"bootstrap.servers": broker.brokers, "linger.ms": 1})
 
@@ -161,6 +162,7 @@ class Service:
             AUTH_JWKS_FILE=str(self.keys.jwks),
             NOTIFICATION_MAX_ATTEMPTS="3",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:

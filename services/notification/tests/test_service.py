@@ -5,7 +5,9 @@ partition moves on, that the stream pushes, that bad requests change nothing."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 
 import httpx
 
@@ -103,6 +105,27 @@ def test_a_redelivered_event_and_a_restart_notify_once(service):
     assert sorted(n["seq"] for n in body["notifications"]) == [1, 2, 3]
     metrics = service.http.get(f"{service.url}/metrics").text
     assert 'consumer_events_total{outcome="duplicate"} 1.0' in metrics, metrics
+
+
+def test_on_sigterm_with_a_drain_it_reports_not_ready_and_serves_until_the_drain_ends(service):
+    service.stop()
+    service.extra_env["SHUTDOWN_DRAIN_MS"] = "3000"
+    service.start()
+    r = Reservation("dora")
+    service.publish(r.reserved())
+    service.wait_for("dora", 1)
+
+    service.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    ready = service.http.get(f"{service.url}/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["detail"] == "shutting down"
+    for _ in range(5):  # still serving, from the same pooled connection
+        assert len(service.notifications("dora")["notifications"]) == 1
+        time.sleep(0.2)
+    assert service.process.poll() is None, "still running 1.5 s into a 3 s drain"
+    assert service.process.wait(30) == 0
+    service.process = None
 
 
 def test_events_that_do_not_match_their_schema_are_dead_lettered_and_the_partition_moves_on(service):

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use studycafe_messaging::KafkaConfig;
 use studycafe_platform::{
     auth::AuthConfig,
+    balancer::{CheckSettings, Replicas},
     breaker::BreakerSettings,
     client_credentials::ClientCredentials,
     config::{ConfigError, Env},
@@ -28,6 +29,11 @@ pub struct SeatConfig {
     pub database_max_connections: u32,
     /// `SEAT_CATALOGUE_FILE` (default: the built-in 40-seat cafe).
     pub catalogue_file: Option<PathBuf>,
+    /// `SEAT_CATALOGUE_REANNOUNCE_SECS` (default 86400, at most 7 days): seats are announced
+    /// again (`SeatDefined`) when their last announcement is this old, so the catalogue stays
+    /// on the seat topic whatever its retention (keep this well below it; Kafka's default is
+    /// 7 days, the suite's topics keep 35).
+    pub catalogue_reannounce: Duration,
     /// `SEAT_HOLD_SECS` (default 600), `SEAT_MAX_HOURS` (default 12),
     /// `SEAT_BOOKING_HORIZON_DAYS` (default 30).
     pub policy: ReservationPolicy,
@@ -71,8 +77,12 @@ impl Backend {
 /// How seat calls payment.
 #[derive(Debug, Clone)]
 pub struct PaymentClientConfig {
-    /// `SEAT_PAYMENT_URL`: payment's base URL, e.g. `http://127.0.0.1:8083`.
-    pub base_url: String,
+    /// `SEAT_PAYMENT_URL`: payment's base URL, e.g. `http://127.0.0.1:8083`, or the base URLs
+    /// of its replicas separated by commas (balanced as the gateway does).
+    pub urls: Replicas,
+    /// `SEAT_PAYMENT_CHECK_PERIOD_MS` (default 1000) and `SEAT_PAYMENT_CHECK_TIMEOUT_MS`
+    /// (default 500): the readiness checks of payment's replicas (only with more than one).
+    pub check: CheckSettings,
     /// `SEAT_TOKEN_URL`, `SEAT_CLIENT_ID`, `SEAT_CLIENT_SECRET`: seat's machine credentials at
     /// the identity service (required with `SEAT_PAYMENT_URL`).
     pub credentials: ClientCredentials,
@@ -87,10 +97,10 @@ pub struct PaymentClientConfig {
 
 impl PaymentClientConfig {
     fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let Some(base_url) = env.optional::<String>("SEAT_PAYMENT_URL")? else {
+        let Some(urls) = env.optional::<String>("SEAT_PAYMENT_URL")? else {
             return Ok(None);
         };
-        let base_url = http_url("SEAT_PAYMENT_URL", base_url)?;
+        let urls = Replicas::parse("SEAT_PAYMENT_URL", &urls)?;
         let token_url: String = env.required("SEAT_TOKEN_URL")?;
         let token_url = http_url("SEAT_TOKEN_URL", token_url)?;
         let failure_threshold: u32 = env.or("SEAT_PAYMENT_BREAKER_FAILURES", 5)?;
@@ -108,7 +118,8 @@ impl PaymentClientConfig {
             ));
         }
         Ok(Some(Self {
-            base_url,
+            urls,
+            check: CheckSettings::from_env(env, "SEAT_PAYMENT")?,
             credentials: ClientCredentials {
                 token_url,
                 client_id: env.required("SEAT_CLIENT_ID")?,
@@ -187,6 +198,11 @@ impl SeatConfig {
             database,
             database_max_connections,
             catalogue_file: env.optional("SEAT_CATALOGUE_FILE")?,
+            catalogue_reannounce: Duration::from_secs(env.within(
+                "SEAT_CATALOGUE_REANNOUNCE_SECS",
+                86_400,
+                1..=7 * 86_400,
+            )?),
             policy: ReservationPolicy {
                 hold: chrono::Duration::seconds(hold_secs),
                 max_hours,
@@ -242,10 +258,64 @@ mod tests {
             ("SEAT_PAYMENT_BREAKER_OPEN_MS", "1500"),
         ];
         let payment = load(&full).unwrap().payment.unwrap();
-        assert_eq!(payment.base_url, "http://127.0.0.1:8083");
+        assert_eq!(payment.urls, "http://127.0.0.1:8083");
+        assert_eq!(payment.check, CheckSettings::default());
         assert_eq!(payment.breaker.failure_threshold, 3);
         assert_eq!(payment.breaker.open_for, Duration::from_millis(1500));
         assert_eq!(payment.attempt_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_catalogue_is_reannounced_daily_unless_told_and_never_past_a_week() {
+        assert_eq!(
+            load(&[]).unwrap().catalogue_reannounce,
+            Duration::from_secs(86_400)
+        );
+        let config = load(&[("SEAT_CATALOGUE_REANNOUNCE_SECS", "5")]).unwrap();
+        assert_eq!(config.catalogue_reannounce, Duration::from_secs(5));
+        // A week is Kafka's default retention: any longer and the catalogue could vanish.
+        for value in ["0", "604801", "daily"] {
+            let err = load(&[("SEAT_CATALOGUE_REANNOUNCE_SECS", value)]).unwrap_err();
+            assert_eq!(
+                err.variable, "SEAT_CATALOGUE_REANNOUNCE_SECS",
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn payment_takes_several_replicas_and_bad_ones_are_named() {
+        let credentials = [
+            ("SEAT_TOKEN_URL", "http://127.0.0.1:8085/auth/token"),
+            ("SEAT_CLIENT_ID", "seat-service"),
+            ("SEAT_CLIENT_SECRET", "s3cret"),
+        ];
+        let mut vars = credentials.to_vec();
+        vars.push((
+            "SEAT_PAYMENT_URL",
+            "http://127.0.0.1:8083, http://127.0.0.1:18083/",
+        ));
+        vars.push(("SEAT_PAYMENT_CHECK_PERIOD_MS", "250"));
+        let payment = load(&vars).unwrap().payment.unwrap();
+        assert_eq!(
+            payment.urls.urls(),
+            ["http://127.0.0.1:8083", "http://127.0.0.1:18083"]
+        );
+        assert_eq!(payment.check.period, Duration::from_millis(250));
+        for (name, value) in [
+            ("SEAT_PAYMENT_URL", "http://127.0.0.1:8083,payment:18083"),
+            ("SEAT_PAYMENT_URL", "http://127.0.0.1:8083,"),
+            ("SEAT_PAYMENT_CHECK_PERIOD_MS", "0"),
+            ("SEAT_PAYMENT_CHECK_TIMEOUT_MS", "soon"),
+        ] {
+            let mut vars = credentials.to_vec();
+            if name != "SEAT_PAYMENT_URL" {
+                vars.push(("SEAT_PAYMENT_URL", "http://127.0.0.1:8083"));
+            }
+            vars.push((name, value));
+            let err = load(&vars).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}: {err}");
+        }
     }
 
     #[test]

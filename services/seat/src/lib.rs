@@ -175,8 +175,9 @@ impl App {
                     .connect_timeout(payment.attempt_timeout.min(Duration::from_secs(1)))
                     .build()
                     .context("building the payment HTTP client")?;
-                Some(HttpPayments::new(
-                    &payment.base_url,
+                Some(HttpPayments::over(
+                    &payment.urls,
+                    payment.check,
                     ServiceToken::new(payment.credentials.clone(), http.clone()),
                     CircuitBreaker::new("payment", payment.breaker),
                     http,
@@ -185,6 +186,8 @@ impl App {
             }
             None => None,
         };
+        // Payment's replicas' readiness, followed while seat runs (nothing to do with one).
+        let payment_replicas = payments.as_ref().map(|p| p.balancer().clone());
         let max_backoff = config
             .payment
             .as_ref()
@@ -197,6 +200,8 @@ impl App {
             heartbeat: heartbeats.register("timers"),
             max_payment_backoff: chrono::Duration::from_std(max_backoff)
                 .context("SEAT_PAYMENT_MAX_BACKOFF_MS")?,
+            catalogue_reannounce: chrono::Duration::from_std(config.catalogue_reannounce)
+                .context("SEAT_CATALOGUE_REANNOUNCE_SECS")?,
         };
 
         let grace = config.shutdown_grace;
@@ -224,6 +229,13 @@ impl App {
                 grpc_health(health, ready_check, tick, token).await;
                 Ok(())
             });
+            if let Some(balancer) = payment_replicas {
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    balancer.check_until(token).await;
+                    Ok(())
+                });
+            }
             let token = shutdown.clone();
             tasks.spawn(async move { relay.run(token).await.context("outbox relay") });
             let token = shutdown.clone();

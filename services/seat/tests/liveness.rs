@@ -98,6 +98,7 @@ async fn timers_stuck_in_a_payment_call_are_not_live_until_it_returns() {
         tick: Duration::from_millis(50),
         heartbeat: beats.register("timers"),
         max_payment_backoff: chrono::Duration::seconds(30),
+        catalogue_reannounce: chrono::Duration::days(1),
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(timers.run(stop.clone()));

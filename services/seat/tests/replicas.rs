@@ -210,3 +210,32 @@ async fn replicas_starting_together_migrate_and_announce_the_catalogue_once() {
     assert_eq!(changed.iter().sum::<usize>(), 40, "{changed:?}");
     assert_eq!(stores[0].outbox().backlog().await.unwrap(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_reannouncing_together_announce_each_seat_once() {
+    use seat_service::{
+        domain::ports::ReservationStore as _,
+        outbound::{catalogue, postgres::PgStore},
+    };
+    use studycafe_messaging::{OutboxSignal, OutboxStore as _};
+
+    let (url, _) = support::fresh_database(Db::Postgres).await;
+    let open = || PgStore::open(&url, 2, OutboxSignal::new());
+    let (one, two) = tokio::join!(open(), open());
+    let stores = [one.unwrap(), two.unwrap()];
+    let seats = catalogue::parse(catalogue::DEFAULT).unwrap();
+    assert_eq!(stores[0].sync_catalogue(&seats).await.unwrap(), seats.len());
+
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    let due_before = later - chrono::Duration::days(1);
+    let (a, b) = tokio::join!(
+        stores[0].reannounce_seats(due_before, later, 100),
+        stores[1].reannounce_seats(due_before, later, 100)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a + b, seats.len(), "{a} + {b}");
+    assert_eq!(
+        stores[1].outbox().backlog().await.unwrap(),
+        2 * seats.len() as i64
+    );
+}

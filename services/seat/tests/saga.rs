@@ -27,6 +27,16 @@ async fn publish<T: shared_events::Event>(
     envelope
 }
 
+/// The types of the events about reservation `id` among `records`, in order.
+fn types_of(records: &[kafka::Record], id: &str) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.json())
+        .filter(|e| e["correlationId"] == id)
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn confirmed_paid_registered_each_exactly_once(db: Db) {
     let mut app = spawn_app(db).await;
     let alice = app.keys.customer("alice");
@@ -86,14 +96,8 @@ async fn confirmed_paid_registered_each_exactly_once(db: Db) {
 
     let records = kafka::read_topic(&brokers, topics::SEAT, 44, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let types: Vec<String> = records
-        .iter()
-        .map(|r| r.json())
-        .filter(|e| e["correlationId"] == id.as_str())
-        .map(|e| e["type"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        types,
+        types_of(&records, &id),
         [
             "SeatReserved",
             "ReservationConfirmed",
@@ -108,6 +112,90 @@ async fn confirmed_paid_registered_each_exactly_once(db: Db) {
         .find(|e| e["type"] == "ReservationConfirmed")
         .unwrap();
     assert_eq!(confirmed_event["causationId"], confirmed.id.to_string());
+    app.stop().await;
+}
+
+/// Registration registers only after the payment completed, but `SeatRegistered` and
+/// `PaymentCompleted` travel on different topics: the registration can arrive first (the
+/// synchronous payment answer lost, the payment topic behind). It is kept, and the payment
+/// then moves the reservation through PAID to REGISTERED. (Dropped, it left the reservation
+/// PAID for good: found by the chaos run.)
+async fn a_registration_that_overtakes_its_payment_is_applied_once_the_payment_arrives(db: Db) {
+    let mut app = spawn_app(db).await;
+    let alice = app.keys.customer("alice");
+    let starts = in_hours(2);
+    let id = app
+        .reserve_id(&alice, &reservation_body("G-02", &starts, 1))
+        .await;
+    let brokers = app.broker.brokers();
+    publish(
+        &brokers,
+        &id,
+        BookingConfirmed {
+            reservation_id: id.clone(),
+            confirmed_by: "admin".into(),
+        },
+    )
+    .await;
+    app.wait_for_status(&id, "CONFIRMED").await;
+    let confirmed: Value = app.get(&alice, &id).await.json().await.unwrap();
+    // Times are kept to the second: the registration's update must show as a later one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    publish(
+        &brokers,
+        &id,
+        SeatRegistered {
+            reservation_id: id.clone(),
+            registration_id: "reg-early".into(),
+            seat_id: "G-02".into(),
+            entry_pass_code: "654321".into(),
+            starts_at: chrono::Utc::now(),
+            ends_at: chrono::Utc::now(),
+        },
+    )
+    .await;
+    let kept = studycafe_testkit::eventually(WAIT, "the registration kept", || async {
+        let view: Value = app.get(&alice, &id).await.json().await.ok()?;
+        (view["updatedAt"] != confirmed["updatedAt"]).then_some(view)
+    })
+    .await;
+    assert_eq!(kept["status"], "CONFIRMED", "{kept}");
+    assert_eq!(
+        kept["registrationId"],
+        Value::Null,
+        "not registered yet: {kept}"
+    );
+
+    publish(
+        &brokers,
+        &id,
+        PaymentCompleted {
+            reservation_id: id.clone(),
+            payment_id: "pay-late".into(),
+            amount: Money {
+                amount: 12000,
+                currency: Currency::Krw,
+            },
+        },
+    )
+    .await;
+    app.wait_for_status(&id, "REGISTERED").await;
+    let view: Value = app.get(&alice, &id).await.json().await.unwrap();
+    assert_eq!(view["paymentId"], "pay-late");
+    assert_eq!(view["registrationId"], "reg-early");
+
+    let records = kafka::read_topic(&brokers, topics::SEAT, 44, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        types_of(&records, &id),
+        [
+            "SeatReserved",
+            "ReservationConfirmed",
+            "ReservationPaid",
+            "ReservationRegistered"
+        ]
+    );
     app.stop().await;
 }
 
@@ -193,6 +281,7 @@ async fn an_unpaid_hold_expires_and_frees_the_seat(db: Db) {
 
 on_both_backends!(
     confirmed_paid_registered_each_exactly_once,
+    a_registration_that_overtakes_its_payment_is_applied_once_the_payment_arrives,
     a_rejected_booking_releases_the_seat_and_late_news_is_ignored,
     an_unpaid_hold_expires_and_frees_the_seat,
 );

@@ -15,14 +15,15 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use studycafe_platform::{
     Problem,
     detach::{Detached, detach},
+    openapi::{DocumentedRouter, Security},
     problem::Json,
 };
+use utoipa::ToSchema;
 
 use crate::{
     domain::{
@@ -42,14 +43,27 @@ pub fn routes<S: UserStore, H: PasswordHasher, K: KeyRing>(
     detached: &Detached,
 ) -> Router {
     let detached = || middleware::from_fn_with_state(detached.clone(), detach);
-    Router::new()
-        .route("/api/users", post(sign_up::<S, H, K>.layer(detached())))
-        .route(
-            "/auth/token",
-            post(oauth::token::<S, H, K>.layer(detached())),
-        )
-        .route("/.well-known/jwks.json", get(oauth::jwks::<S, H, K>))
-        .with_state(Arc::new(service))
+    let (router, _) = DocumentedRouter::new(
+        "identity",
+        "Accounts, the OAuth2 token endpoint and the keys that verify its tokens.",
+    )
+    .route(
+        __path_sign_up,
+        sign_up::<S, H, K>.layer(detached()),
+        Security::Anonymous,
+    )
+    .route(
+        oauth::__path_token,
+        oauth::token::<S, H, K>.layer(detached()),
+        Security::Anonymous,
+    )
+    .route(
+        oauth::__path_jwks,
+        oauth::jwks::<S, H, K>,
+        Security::Anonymous,
+    )
+    .finish();
+    router.with_state(Arc::new(service))
 }
 
 /// Every way an account request can fail, mapped to `problem+json` in one place.
@@ -100,11 +114,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A new customer account.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = SignUp)]
 struct SignUpBody {
+    #[schema(example = "carol")]
     username: String,
+    #[schema(format = Password, example = "carol-studies")]
     password: String,
+    #[schema(example = "Carol")]
     display_name: String,
 }
 
@@ -118,8 +137,10 @@ impl std::fmt::Debug for SignUpBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An account, without its secrets.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 struct UserView {
     id: String,
     username: String,
@@ -138,6 +159,19 @@ impl From<&User> for UserView {
     }
 }
 
+/// Signs up a customer.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "accounts",
+    request_body = SignUpBody,
+    responses(
+        (status = 201, description = "Created; `Location` names the account", body = UserView,
+            headers(("Location" = String, description = "The account's URL"))),
+        (status = 409, description = "The username is taken"),
+        (status = 422, description = "A field is invalid (`field` names it)"),
+    ),
+)]
 async fn sign_up<S: UserStore, H: PasswordHasher, K: KeyRing>(
     State(service): State<ApiState<S, H, K>>,
     Json(body): Json<SignUpBody>,

@@ -16,6 +16,7 @@ use axum::{
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     domain::{
@@ -153,7 +154,19 @@ impl From<ClientGrantError> for OAuthError {
     }
 }
 
-#[derive(Serialize)]
+/// An RFC 6749 §5.2 error, as documented ([`ErrorBody`] is the borrowed form written).
+#[derive(ToSchema)]
+#[schema(as = OAuthError)]
+#[allow(dead_code)]
+struct ErrorDoc {
+    #[schema(example = "invalid_grant")]
+    error: String,
+    error_description: String,
+}
+
+/// An access token (RFC 6749 §5.1).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
 struct TokenBody {
     access_token: String,
     token_type: &'static str,
@@ -286,7 +299,43 @@ fn client_auth(
     }
 }
 
-/// `POST /auth/token`.
+/// The token request's form, as documented (the handler reads the form itself, so that a
+/// repeated parameter and an empty one follow RFC 6749 §3.2).
+#[derive(ToSchema)]
+#[schema(as = TokenRequest)]
+#[allow(dead_code)]
+struct TokenForm {
+    /// `password` or `client_credentials`.
+    #[schema(example = "password")]
+    grant_type: String,
+    /// For the `password` grant.
+    #[schema(example = "alice")]
+    username: Option<String>,
+    /// For the `password` grant.
+    #[schema(format = Password, example = "alice-studies")]
+    password: Option<String>,
+    /// For `client_credentials` (or HTTP Basic).
+    client_id: Option<String>,
+    /// For `client_credentials` (or HTTP Basic).
+    #[schema(format = Password)]
+    client_secret: Option<String>,
+}
+
+/// `POST /auth/token`: the OAuth2 token endpoint (`password` and `client_credentials` grants).
+/// Its errors are RFC 6749 §5.2 JSON, not problem+json, as OAuth2 clients expect.
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "accounts",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An access token", body = TokenBody),
+        (status = 400, description = "A malformed request, a wrong password or an unsupported grant", body = ErrorDoc, content_type = "application/json"),
+        (status = 401, description = "Client authentication failed", body = ErrorDoc, content_type = "application/json"),
+        (status = 429, description = "Too many failed sign-ins for this account", body = ErrorDoc, content_type = "application/json"),
+        (status = 503, description = "Tokens cannot be issued right now", body = ErrorDoc, content_type = "application/json"),
+    ),
+)]
 pub async fn token<S: UserStore, H: PasswordHasher, K: KeyRing>(
     State(service): State<ApiState<S, H, K>>,
     headers: HeaderMap,
@@ -352,8 +401,24 @@ pub async fn token<S: UserStore, H: PasswordHasher, K: KeyRing>(
     }
 }
 
+/// A JSON Web Key Set (RFC 7517).
+#[derive(ToSchema)]
+#[schema(as = Jwks)]
+#[allow(dead_code)]
+struct JwksDoc {
+    /// Ed25519 public keys (`kty: OKP`, `crv: Ed25519`), each with its `kid`.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<()>,
+}
+
 /// `GET /.well-known/jwks.json`: every public signing key. Caches may keep it a minute: a
 /// verifier that meets an unknown `kid` refetches anyway.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "accounts",
+    responses((status = 200, description = "The public signing keys", body = JwksDoc)),
+)]
 pub async fn jwks<S: UserStore, H: PasswordHasher, K: KeyRing>(
     State(service): State<ApiState<S, H, K>>,
 ) -> Response {

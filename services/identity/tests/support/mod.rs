@@ -37,6 +37,7 @@ use identity_service::{App, IdentityConfig};
 use serde_json::{Value, json};
 use studycafe_platform::{
     auth::{AuthConfig, JwtVerifier, KeySource},
+    balancer::Replicas,
     config::Env,
 };
 use tokio_util::sync::CancellationToken;
@@ -258,7 +259,10 @@ impl TestApp {
     /// A verifier as every other service builds one: against this instance's JWKS URL.
     pub fn verifier(&self) -> Arc<JwtVerifier> {
         JwtVerifier::new(AuthConfig {
-            keys: KeySource::JwksUrl(format!("{}/.well-known/jwks.json", self.base)),
+            keys: KeySource::JwksUrl(Replicas::one(&format!(
+                "{}/.well-known/jwks.json",
+                self.base
+            ))),
             issuer: "studycafe-identity".into(),
             audience: "studycafe".into(),
             max_age: std::time::Duration::from_secs(60),

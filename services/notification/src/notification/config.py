@@ -66,6 +66,9 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     shutdown_grace_ms: int = 10_000
+    # After SIGTERM, report not ready and keep serving this long before closing, so the
+    # gateway's balancer stops sending first (`studycafe up` sets it; Kubernetes uses preStop).
+    shutdown_drain_ms: int = 0
     max_attempts: int = 10
     log_format: str = "text"
 
@@ -179,6 +182,7 @@ def load(environ: Mapping[str, str]) -> Config:
         kafka=kafka,
         auth=auth,
         shutdown_grace_ms=env.integer("NOTIFICATION_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+        shutdown_drain_ms=env.integer("SHUTDOWN_DRAIN_MS", 0, 0, 60_000),
         max_attempts=env.integer("NOTIFICATION_MAX_ATTEMPTS", 10, 1, 1000),
         log_format=log_format,
     )

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,10 +85,12 @@ class _Server(uvicorn.Server):
     """uvicorn, telling the live streams to end as soon as a stop signal arrives (they would
     otherwise keep the graceful shutdown waiting for its whole grace period)."""
 
-    def __init__(self, config: uvicorn.Config, state: ApiState, streams: Streams) -> None:
+    def __init__(self, config: uvicorn.Config, state: ApiState, streams: Streams, drain_s: float) -> None:
         super().__init__(config)
         self._state = state
         self._streams = streams
+        self._drain_s = drain_s
+        self._draining: threading.Timer | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -101,6 +104,19 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        if self._drain_s > 0 and self._draining is None:
+            # Not ready first, still serving: the balancers stop sending before the close.
+            log.info("stopping: not ready, draining", extra={"signal": sig, "drain_ms": int(self._drain_s * 1000)})
+            self._state.draining = True
+            self._draining = threading.Timer(self._drain_s, self._stop, args=(sig, frame))
+            self._draining.daemon = True
+            self._draining.start()
+            return
+        if self._draining is not None:
+            self._draining.cancel()  # a second signal ends the drain at once
+        self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: Any) -> None:
         log.info("stopping", extra={"signal": sig})
         self._state.stopping.set()
         self._streams.close_all()
@@ -165,6 +181,7 @@ def main() -> None:
         ),
         state,
         streams,
+        cfg.shutdown_drain_ms / 1000,
     )
 
     async def serve() -> None:

@@ -19,7 +19,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     middleware,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,8 +26,10 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    openapi::{DocumentedRouter, Security},
     problem::Json,
 };
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
     ChargeRequest, CustomerId, Money, Payment, PaymentToken, Refund, ReservationId,
@@ -63,10 +64,12 @@ pub fn routes<S: PaymentStore, P: CardProvider>(
     detached: &Detached,
 ) -> Router {
     let detached = middleware::from_fn_with_state(detached.clone(), detach);
-    Router::new()
-        .route("/internal/payments", post(pay::<S, P>.layer(detached)))
-        .route("/api/payments", get(payments_of::<S, P>))
-        .with_state(state)
+    // The internal route is documented too (seat's contract); the gateway never routes it.
+    let (router, _) = DocumentedRouter::new("payment", "Payments and refunds of reservations.")
+        .route(__path_pay, pay::<S, P>.layer(detached), Security::Service)
+        .route(__path_payments_of, payments_of::<S, P>, Security::Bearer)
+        .finish();
+    router.with_state(state)
 }
 
 /// Every way a request can fail, mapped to `problem+json` in one place.
@@ -147,10 +150,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An amount of money.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Money)]
 struct MoneyView {
+    /// In the currency's smallest unit (won have none smaller).
     amount: i64,
+    #[schema(example = "KRW")]
     currency: &'static str,
 }
 
@@ -175,7 +182,9 @@ fn causation_of(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-#[derive(Deserialize)]
+/// The amount to charge.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ChargeAmount)]
 struct AmountBody {
     amount: i64,
     currency: String,
@@ -183,8 +192,9 @@ struct AmountBody {
 
 /// Seat's request. Unknown fields are tolerated (a newer seat may send more). No `Debug`: it
 /// holds the payment token.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PayRequest)]
 struct PayBody {
     reservation_id: String,
     customer_id: String,
@@ -207,11 +217,14 @@ impl PayBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The outcome of a charge.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PayOutcome)]
 struct PayAnswer {
     payment_id: String,
     reservation_id: String,
+    #[schema(value_type = String, example = "COMPLETED")]
     status: &'static str,
     amount: MoneyView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,6 +243,18 @@ impl From<Payment> for PayAnswer {
     }
 }
 
+/// Seat's synchronous charge of a reservation (idempotent per reservation; role `service`).
+#[utoipa::path(
+    post,
+    path = "/internal/payments",
+    tag = "internal",
+    request_body = PayBody,
+    responses(
+        (status = 200, description = "Completed or declined (see `status`)", body = PayAnswer),
+        (status = 409, description = "The reservation was already paid differently"),
+        (status = 422, description = "A value breaks a rule (`field` names it)"),
+    ),
+)]
 async fn pay<S: PaymentStore, P: CardProvider>(
     State(state): State<ApiState<S, P>>,
     caller: Caller,
@@ -251,10 +276,13 @@ async fn pay<S: PaymentStore, P: CardProvider>(
     Ok(Json(payment.into()))
 }
 
-#[derive(Debug, Serialize)]
+/// A refund of a payment.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Refund)]
 struct RefundView {
     refund_id: String,
+    #[schema(value_type = String, example = "COMPLETED")]
     status: &'static str,
     amount: MoneyView,
     created_at: String,
@@ -273,10 +301,13 @@ impl From<Refund> for RefundView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A payment and its refunds.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Payment)]
 struct PaymentView {
     payment_id: String,
+    #[schema(value_type = String, example = "COMPLETED")]
     status: &'static str,
     amount: MoneyView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,13 +332,42 @@ impl From<PaymentRecord> for PaymentView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A reservation's payments.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Payments)]
 struct PaymentsView {
     reservation_id: String,
     payments: Vec<PaymentView>,
 }
 
+/// The query of [`payments_of`] (as documented: the handler reads the raw map, so that a
+/// missing id is a `field` problem, not a generic one).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PaymentsQuery {
+    /// The reservation whose payments to list.
+    #[param(
+        rename = "reservationId",
+        example = "0198c6d2-4f3a-7b21-9e55-1a2b3c4d5e6f"
+    )]
+    reservation_id: String,
+}
+
+/// A reservation's payments and refunds (its owner's, or any for an admin).
+#[utoipa::path(
+    get,
+    path = "/api/payments",
+    tag = "payments",
+    params(PaymentsQuery),
+    responses(
+        (status = 200, description = "The payments, oldest first", body = PaymentsView),
+        (status = 400, description = "`reservationId` is missing or not a reservation id"),
+        (status = 403, description = "Someone else's reservation"),
+        (status = 404, description = "No payment for this reservation"),
+    ),
+)]
 async fn payments_of<S: PaymentStore, P: CardProvider>(
     State(state): State<ApiState<S, P>>,
     caller: Caller,

@@ -16,7 +16,6 @@ use axum::{
     http::{HeaderMap, StatusCode, request::Parts},
     middleware,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,8 +23,10 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    openapi::{DocumentedRouter, Security},
     problem::Json,
 };
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
     AdminId, AutoConfirmPolicy, Booking, BookingStatus, RejectionReason, ReservationId,
@@ -62,22 +63,30 @@ impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
 /// The admin API; the write routes run on `detached`.
 pub fn routes<S: BookingStore>(state: ApiState<S>, detached: &Detached) -> Router {
     let detached = || middleware::from_fn_with_state(detached.clone(), detach);
-    Router::new()
-        .route("/api/admin/bookings", get(list_bookings::<S>))
-        .route("/api/admin/bookings/{id}", get(get_booking::<S>))
-        .route(
-            "/api/admin/bookings/{id}/confirm",
-            post(confirm::<S>.layer(detached())),
-        )
-        .route(
-            "/api/admin/bookings/{id}/reject",
-            post(reject::<S>.layer(detached())),
-        )
-        .route(
-            "/api/admin/policy",
-            get(get_policy::<S>).put(put_policy::<S>.layer(detached())),
-        )
-        .with_state(state)
+    let (router, _) = DocumentedRouter::new(
+        "registration",
+        "The administrators' decisions on bookings, and the cafe's auto-confirm policy.",
+    )
+    .route(__path_list_bookings, list_bookings::<S>, Security::Admin)
+    .route(__path_get_booking, get_booking::<S>, Security::Admin)
+    .route(
+        __path_confirm,
+        confirm::<S>.layer(detached()),
+        Security::Admin,
+    )
+    .route(
+        __path_reject,
+        reject::<S>.layer(detached()),
+        Security::Admin,
+    )
+    .route(__path_get_policy, get_policy::<S>, Security::Admin)
+    .route(
+        __path_put_policy,
+        put_policy::<S>.layer(detached()),
+        Security::Admin,
+    )
+    .finish();
+    router.with_state(state)
 }
 
 /// An authenticated caller with the admin role. Runs before any other extractor, so a
@@ -161,15 +170,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An amount of money.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Money)]
 struct MoneyView {
+    /// In the currency's smallest unit (won have none smaller).
     amount: i64,
+    #[schema(example = "KRW")]
     currency: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// A booking: a reservation as the registration desk sees it.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Booking)]
 struct BookingView {
     reservation_id: String,
     seat_id: String,
@@ -177,6 +192,7 @@ struct BookingView {
     starts_at: String,
     ends_at: String,
     price: MoneyView,
+    #[schema(value_type = String, example = "PENDING")]
     status: &'static str,
     hold_expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,13 +241,17 @@ impl From<Booking> for BookingView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of bookings.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Bookings)]
 struct BookingsView {
     bookings: Vec<BookingView>,
 }
 
-#[derive(Debug, Serialize)]
+/// The cafe's auto-confirm policy.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Policy)]
 struct PolicyView {
     cafe_id: String,
     auto_confirm: bool,
@@ -264,12 +284,28 @@ fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {
     ReservationId::parse(raw).map_err(|e| Problem::validation("reservationId", e.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only bookings in this state.
+    #[param(value_type = Option<String>, pattern = "^(pending|confirmed|rejected|registered|cancelled)$", example = "pending")]
     status: Option<String>,
+    /// At most this many (1 to 500; a larger number, up to 2³²−1, is capped at 500).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64, example = 100)]
     limit: Option<String>,
 }
 
+/// Bookings, newest first, optionally of one state.
+#[utoipa::path(
+    get,
+    path = "/api/admin/bookings",
+    tag = "admin",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of bookings", body = BookingsView),
+        (status = 400, description = "`status` or `limit` is invalid (`field` names it)"),
+    ),
+)]
 async fn list_bookings<S: BookingStore>(
     AdminCaller(_admin): AdminCaller,
     State(state): State<ApiState<S>>,
@@ -309,6 +345,18 @@ async fn list_bookings<S: BookingStore>(
     }))
 }
 
+/// One booking.
+#[utoipa::path(
+    get,
+    path = "/api/admin/bookings/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "The booking", body = BookingView),
+        (status = 404, description = "No such booking"),
+        (status = 400, description = "The id is not a reservation id (`field` names it)"),
+    ),
+)]
 async fn get_booking<S: BookingStore>(
     AdminCaller(_admin): AdminCaller,
     State(state): State<ApiState<S>>,
@@ -318,6 +366,19 @@ async fn get_booking<S: BookingStore>(
     Ok(Json(state.service.booking(id).await?.into()))
 }
 
+/// Confirms a pending booking (registration follows once it is paid).
+#[utoipa::path(
+    post,
+    path = "/api/admin/bookings/{id}/confirm",
+    tag = "admin",
+    params(("id" = String, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "The confirmed booking", body = BookingView),
+        (status = 404, description = "No such booking"),
+        (status = 409, description = "Not pending, or changed concurrently"),
+        (status = 400, description = "The id is not a reservation id (`field` names it)"),
+    ),
+)]
 async fn confirm<S: BookingStore>(
     AdminCaller(admin): AdminCaller,
     State(state): State<ApiState<S>>,
@@ -332,7 +393,9 @@ async fn confirm<S: BookingStore>(
     Ok(Json(booking.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// Why a booking is rejected.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Rejection)]
 struct RejectBody {
     /// Optional here so that a missing reason is the same rule violation (422) as an empty
     /// one, not a malformed body.
@@ -340,6 +403,21 @@ struct RejectBody {
     reason: Option<String>,
 }
 
+/// Rejects a pending booking, with a reason the customer is told.
+#[utoipa::path(
+    post,
+    path = "/api/admin/bookings/{id}/reject",
+    tag = "admin",
+    params(("id" = String, Path, description = "The reservation's id")),
+    request_body(content = Option<RejectBody>, description = "The reason (an empty body is a missing reason: 422)"),
+    responses(
+        (status = 200, description = "The rejected booking", body = BookingView),
+        (status = 404, description = "No such booking"),
+        (status = 409, description = "Not pending, or changed concurrently"),
+        (status = 400, description = "The body is not JSON, or the id is not a reservation id"),
+        (status = 422, description = "No reason given"),
+    ),
+)]
 async fn reject<S: BookingStore>(
     AdminCaller(admin): AdminCaller,
     State(state): State<ApiState<S>>,
@@ -376,6 +454,13 @@ async fn reject<S: BookingStore>(
     Ok(Json(booking.into()))
 }
 
+/// The cafe's auto-confirm policy.
+#[utoipa::path(
+    get,
+    path = "/api/admin/policy",
+    tag = "admin",
+    responses((status = 200, description = "The policy", body = PolicyView)),
+)]
 async fn get_policy<S: BookingStore>(
     AdminCaller(_admin): AdminCaller,
     State(state): State<ApiState<S>>,
@@ -383,12 +468,22 @@ async fn get_policy<S: BookingStore>(
     Ok(Json(state.service.policy().await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// The new auto-confirm policy.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PolicyChange)]
 struct PolicyBody {
     auto_confirm: bool,
 }
 
+/// Turns auto-confirmation on or off.
+#[utoipa::path(
+    put,
+    path = "/api/admin/policy",
+    tag = "admin",
+    request_body = PolicyBody,
+    responses((status = 200, description = "The policy now", body = PolicyView)),
+)]
 async fn put_policy<S: BookingStore>(
     AdminCaller(admin): AdminCaller,
     State(state): State<ApiState<S>>,

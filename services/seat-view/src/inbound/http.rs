@@ -10,16 +10,17 @@ use axum::{
     Router,
     extract::{FromRef, Query, State, rejection::QueryRejection},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier},
+    openapi::{DocumentedRouter, Security},
     problem::Json,
 };
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     domain::{
@@ -57,11 +58,19 @@ impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
 }
 
 pub fn routes<S: ViewStore>(state: ApiState<S>) -> Router {
-    Router::new()
-        .route("/api/board", get(board::<S>))
-        .route("/api/board/stream", get(board_stream::<S>))
-        .route("/api/my/reservations", get(my_reservations::<S>))
-        .with_state(state)
+    let (router, _) = DocumentedRouter::new(
+        "seat-view",
+        "The seat board, its live stream, and each customer's own reservations.",
+    )
+    .route(__path_board, board::<S>, Security::Anonymous)
+    .route(__path_board_stream, board_stream::<S>, Security::Anonymous)
+    .route(
+        __path_my_reservations,
+        my_reservations::<S>,
+        Security::Bearer,
+    )
+    .finish();
+    router.with_state(state)
 }
 
 /// Every way a request can fail, mapped to `problem+json` in one place.
@@ -108,10 +117,14 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-#[derive(Debug, Serialize)]
+/// An amount of money.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Money)]
 struct MoneyView {
+    /// In the currency's smallest unit (won have none smaller).
     amount: i64,
+    #[schema(example = "KRW")]
     currency: &'static str,
 }
 
@@ -124,27 +137,37 @@ impl From<Money> for MoneyView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BoardQuery {
+    /// The instant to show (RFC 3339 with an offset); now if absent.
+    #[param(example = "2030-01-01T09:00:00Z")]
     at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// Every seat's state at one instant.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Board)]
 struct BoardView {
     at: String,
     seats: Vec<BoardSeatView>,
 }
 
 /// One seat on the board. Deliberately nothing about who holds it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BoardSeat)]
 struct BoardSeatView {
+    #[schema(example = "A-01")]
     seat_id: String,
     zone: String,
+    #[schema(example = "open-desk")]
     kind: String,
     hourly_price: MoneyView,
+    #[schema(value_type = String, example = "FREE")]
     status: &'static str,
+    /// When the current state ends, if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     until: Option<String>,
 }
@@ -162,6 +185,17 @@ impl From<BoardSeat> for BoardSeatView {
     }
 }
 
+/// The seat board: every seat and whether it is free at an instant.
+#[utoipa::path(
+    get,
+    path = "/api/board",
+    tag = "board",
+    params(BoardQuery),
+    responses(
+        (status = 200, description = "The board", body = BoardView),
+        (status = 400, description = "`at` is not an RFC 3339 instant (`field` names it)"),
+    ),
+)]
 async fn board<S: ViewStore>(
     State(state): State<ApiState<S>>,
     query: Result<Query<BoardQuery>, QueryRejection>,
@@ -202,23 +236,39 @@ fn parse_instant(raw: &str) -> Result<DateTime<chrono::FixedOffset>, chrono::Par
     })
 }
 
+/// The board's changes as server-sent events (one `seat` event per change).
+#[utoipa::path(
+    get,
+    path = "/api/board/stream",
+    tag = "board",
+    responses(
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
+    ),
+)]
 async fn board_stream<S: ViewStore>(State(state): State<ApiState<S>>) -> Response {
     super::stream::board_stream(&state.feed, state.shutdown.clone()).into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TimelineQuery {
+    /// At most this many (1 to 200; 50 if absent).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 200, example = 50)]
     limit: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The caller's reservations, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MyReservations)]
 struct TimelineView {
     reservations: Vec<ReservationView>,
 }
 
-#[derive(Debug, Serialize)]
+/// One reservation and what became of it.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MyReservation)]
 struct ReservationView {
     reservation_id: String,
     seat_id: String,
@@ -227,22 +277,27 @@ struct ReservationView {
     hours: u8,
     /// Null only if neither the reservation nor its payment was ever seen.
     price: Option<MoneyView>,
+    #[schema(value_type = String, example = "REGISTERED")]
     status: &'static str,
     /// Null only if the reservation's `SeatReserved` was never seen.
     hold_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     booking_decision: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     payment_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     refund_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refund_amount: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     registration_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_id: Option<String>,
@@ -291,6 +346,17 @@ impl From<TimelineEntry> for ReservationView {
     }
 }
 
+/// The caller's own reservations.
+#[utoipa::path(
+    get,
+    path = "/api/my/reservations",
+    tag = "reservations",
+    params(TimelineQuery),
+    responses(
+        (status = 200, description = "The caller's reservations", body = TimelineView),
+        (status = 400, description = "`limit` is invalid (`field` names it)"),
+    ),
+)]
 async fn my_reservations<S: ViewStore>(
     State(state): State<ApiState<S>>,
     caller: Caller,

@@ -100,13 +100,13 @@ pub trait ReservationStore: Clone + Send + Sync + 'static {
         id: ReservationId,
     ) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
 
-    /// Stores `reservation` if it is still at `expected_version`, with its event (if any) and
-    /// the consumed event's inbox record (if any), in one transaction.
+    /// Stores `reservation` if it is still at `expected_version`, with its events (in order)
+    /// and the consumed event's inbox record (if any), in one transaction.
     fn save(
         &self,
         reservation: &Reservation,
         expected_version: i64,
-        event: Option<&ReservationEvent>,
+        events: &[ReservationEvent],
         causation: &str,
         consumed: Option<Consumed>,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
@@ -116,6 +116,17 @@ pub trait ReservationStore: Clone + Send + Sync + 'static {
         &self,
         consumed: Consumed,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Announces again (`SeatDefined`, through the outbox) up to `limit` seats last announced
+    /// before `announced_before`, marking them announced at `now`; returns how many. Keeps the
+    /// catalogue on the seat topic however short its retention, so a consumer replaying the
+    /// topic (a rebuild, a new group) finds every seat, not only recently changed ones.
+    fn reannounce_seats(
+        &self,
+        announced_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     fn due(
         &self,

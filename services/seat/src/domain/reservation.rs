@@ -215,19 +215,30 @@ impl Reservation {
     }
 
     /// Payment approved (the synchronous answer, or `PaymentCompleted` when that answer was
-    /// lost).
+    /// lost). A registration that arrived first (see [`Self::register`]) follows at once.
     pub fn mark_paid(
         &mut self,
         payment_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<ReservationEvent, TransitionError> {
+    ) -> Result<Vec<ReservationEvent>, TransitionError> {
         use ReservationStatus::*;
         self.transition(&[Confirmed], Paid, "paid", now)?;
         self.payment.payment_id = Some(payment_id.to_owned());
         self.payment.next_attempt_at = None;
-        Ok(ReservationEvent::Paid {
+        let mut events = vec![ReservationEvent::Paid {
             payment_id: payment_id.to_owned(),
-        })
+        }];
+        if let Some(registration_id) = self.registration_id.clone() {
+            self.transition(&[Paid], Registered, "registered", now)?;
+            events.push(ReservationEvent::Registered { registration_id });
+        }
+        Ok(events)
+    }
+
+    /// Whether registration already registered this CONFIRMED reservation: its payment has
+    /// completed, seat has not heard yet.
+    pub fn registered_before_paid(&self) -> bool {
+        self.status == ReservationStatus::Confirmed && self.registration_id.is_some()
     }
 
     pub fn mark_payment_failed(
@@ -263,17 +274,28 @@ impl Reservation {
         Ok(())
     }
 
+    /// Registration registered the booking. It does so only once the payment completed, but
+    /// its `SeatRegistered` and payment's `PaymentCompleted` travel on different topics, in no
+    /// order between them: on a reservation still CONFIRMED (the synchronous answer lost, the
+    /// payment topic behind) the registration is kept, with no event yet, and the payment,
+    /// however it comes, moves the reservation through PAID to REGISTERED (see
+    /// [`Self::mark_paid`]). Dropping it instead left the reservation PAID for good.
     pub fn register(
         &mut self,
         registration_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<ReservationEvent, TransitionError> {
+    ) -> Result<Vec<ReservationEvent>, TransitionError> {
         use ReservationStatus::*;
+        if self.status == Confirmed && self.registration_id.is_none() {
+            self.registration_id = Some(registration_id.to_owned());
+            self.updated_at = now;
+            return Ok(Vec::new());
+        }
         self.transition(&[Paid], Registered, "registered", now)?;
         self.registration_id = Some(registration_id.to_owned());
-        Ok(ReservationEvent::Registered {
+        Ok(vec![ReservationEvent::Registered {
             registration_id: registration_id.to_owned(),
-        })
+        }])
     }
 
     /// Cancels a live reservation whose window has not ended.
@@ -307,6 +329,13 @@ impl Reservation {
             return Err(TransitionError {
                 from: self.status.as_str(),
                 action: "expired before its hold ends",
+            });
+        }
+        if self.registered_before_paid() {
+            // Paid (registration says so): the payment's answer is due, not the hold's end.
+            return Err(TransitionError {
+                from: "registered before its payment was seen",
+                action: "expired",
             });
         }
         let expired_in = self.status;
@@ -417,6 +446,34 @@ mod tests {
         paid.confirm(now()).unwrap();
         paid.mark_paid("p", now()).unwrap();
         assert!(paid.expire(later).is_err());
+    }
+
+    #[test]
+    fn a_registration_before_the_payment_is_kept_and_follows_the_payment() {
+        let mut r = requested();
+        r.confirm(now()).unwrap();
+        assert_eq!(r.register("reg-1", now()).unwrap(), []);
+        assert_eq!(r.status, ReservationStatus::Confirmed);
+        assert!(r.registered_before_paid());
+        assert!(
+            r.expire(now() + Duration::minutes(11)).is_err(),
+            "paid, by registration's word: no expiry"
+        );
+        assert!(r.register("reg-2", now()).is_err(), "one registration");
+        assert_eq!(
+            r.mark_paid("pay-1", now()).unwrap(),
+            [
+                ReservationEvent::Paid {
+                    payment_id: "pay-1".into()
+                },
+                ReservationEvent::Registered {
+                    registration_id: "reg-1".into()
+                }
+            ]
+        );
+        assert_eq!(r.status, ReservationStatus::Registered);
+        assert!(!r.registered_before_paid());
+        assert!(r.mark_paid("pay-1", now()).is_err(), "paid once");
     }
 
     #[test]

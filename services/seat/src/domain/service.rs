@@ -160,6 +160,17 @@ impl<S: ReservationStore> ReservationService<S> {
         self.store.seats().await
     }
 
+    /// Announces again every seat whose last announcement is older than `every` (at most
+    /// `limit` per call); returns how many.
+    pub async fn reannounce_catalogue(
+        &self,
+        every: chrono::Duration,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        self.store.reannounce_seats(now - every, now, limit).await
+    }
+
     pub async fn reserve(&self, command: ReserveSeat) -> Result<Reserved, ReserveError> {
         let now = self.clock.now();
         let seat = self
@@ -252,7 +263,7 @@ impl<S: ReservationStore> ReservationService<S> {
             let event = reservation.cancel(by, self.clock.now())?;
             match self
                 .store
-                .save(&reservation, version, Some(&event), causation, None)
+                .save(&reservation, version, &[event], causation, None)
                 .await?
             {
                 SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
@@ -282,18 +293,20 @@ impl<S: ReservationStore> ReservationService<S> {
             let version = reservation.version;
             let now = self.clock.now();
             let transition = match reaction {
-                Reaction::BookingConfirmed => reservation.confirm(now),
-                Reaction::BookingRejected { reason } => reservation.reject(reason, now),
-                Reaction::PaymentCompleted { payment_id } => reservation.mark_paid(payment_id, now),
-                Reaction::PaymentDeclined { reason } => {
-                    reservation.mark_payment_failed(reason, now)
+                Reaction::BookingConfirmed => reservation.confirm(now).map(|e| vec![e]),
+                Reaction::BookingRejected { reason } => {
+                    reservation.reject(reason, now).map(|e| vec![e])
                 }
+                Reaction::PaymentCompleted { payment_id } => reservation.mark_paid(payment_id, now),
+                Reaction::PaymentDeclined { reason } => reservation
+                    .mark_payment_failed(reason, now)
+                    .map(|e| vec![e]),
                 Reaction::SeatRegistered { registration_id } => {
                     reservation.register(registration_id, now)
                 }
             };
-            let event = match transition {
-                Ok(event) => event,
+            let events = match transition {
+                Ok(events) => events,
                 Err(not_applicable) => {
                     self.store.mark_consumed(consumed).await?;
                     return Ok(Applied::Ignored(not_applicable.to_string()));
@@ -301,13 +314,7 @@ impl<S: ReservationStore> ReservationService<S> {
             };
             match self
                 .store
-                .save(
-                    &reservation,
-                    version,
-                    Some(&event),
-                    &causation,
-                    Some(consumed),
-                )
+                .save(&reservation, version, &events, &causation, Some(consumed))
                 .await?
             {
                 SaveOutcome::Saved => return Ok(Applied::Changed(reservation.status)),
@@ -352,7 +359,7 @@ impl<S: ReservationStore> ReservationService<S> {
             // Stale: someone moved it meanwhile; the next sweep looks again.
             if self
                 .store
-                .save(&reservation, version, Some(&event), causation, None)
+                .save(&reservation, version, &[event], causation, None)
                 .await?
                 == SaveOutcome::Saved
             {
@@ -414,31 +421,31 @@ impl<S: ReservationStore> ReservationService<S> {
         for _ in 0..MAX_RETRIES {
             let version = reservation.version;
             let now = self.clock.now();
-            let event = match &answer {
+            let events = match &answer {
                 Ok(PaymentOutcome::Approved { payment_id }) => {
-                    reservation.mark_paid(payment_id, now).map(Some)
+                    reservation.mark_paid(payment_id, now)
                 }
-                Ok(PaymentOutcome::Declined { reason }) => {
-                    reservation.mark_payment_failed(reason, now).map(Some)
-                }
+                Ok(PaymentOutcome::Declined { reason }) => reservation
+                    .mark_payment_failed(reason, now)
+                    .map(|e| vec![e]),
                 Err(unavailable) => {
                     let backoff = Duration::seconds(1 << reservation.payment.attempts.min(6))
                         .min(max_backoff);
                     tracing::warn!(reservation_id = %reservation.id, error = %unavailable, retry_in_s = backoff.num_seconds(), "payment pending");
-                    reservation.postpone_payment(backoff, now).map(|()| None)
+                    reservation.postpone_payment(backoff, now).map(|()| vec![])
                 }
             };
-            let Ok(event) = event else {
+            let Ok(events) = events else {
                 // No longer CONFIRMED (cancelled, expired, or PaymentCompleted got here
                 // first). A charge for a reservation no longer live is refunded by payment.
                 return Ok(false);
             };
             match self
                 .store
-                .save(&reservation, version, event.as_ref(), "payment", None)
+                .save(&reservation, version, &events, "payment", None)
                 .await?
             {
-                SaveOutcome::Saved | SaveOutcome::AlreadyApplied => return Ok(event.is_some()),
+                SaveOutcome::Saved | SaveOutcome::AlreadyApplied => return Ok(!events.is_empty()),
                 SaveOutcome::Stale => match self.store.get(reservation.id).await? {
                     Some(latest) => reservation = latest,
                     None => return Ok(false),

@@ -201,7 +201,10 @@ fn reservation_message(r: Reservation) -> pb::Reservation {
         payment_pending: r.status == ReservationStatus::Confirmed,
         payment_attempts: r.payment.attempts,
         payment_id: r.payment.payment_id,
-        registration_id: r.registration_id,
+        // Kept while CONFIRMED until the payment is seen (`Reservation::register`).
+        registration_id: r
+            .registration_id
+            .filter(|_| r.status != ReservationStatus::Confirmed),
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     }

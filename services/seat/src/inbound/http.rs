@@ -14,7 +14,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,8 +21,10 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    openapi::{DocumentedRouter, Security},
     problem::Json,
 };
+use utoipa::ToSchema;
 
 use crate::{
     domain::WindowError,
@@ -59,14 +60,28 @@ impl<S> FromRef<ApiState<S>> for Arc<JwtVerifier> {
 /// The API; the write routes run on `detached`.
 pub fn routes<S: ReservationStore>(state: ApiState<S>, detached: &Detached) -> Router {
     let detached = || middleware::from_fn_with_state(detached.clone(), detach);
-    Router::new()
-        .route("/api/seats", get(list_seats::<S>))
-        .route("/api/reservations", post(reserve::<S>.layer(detached())))
-        .route(
-            "/api/reservations/{id}",
-            get(get_reservation::<S>).delete(cancel_reservation::<S>.layer(detached())),
-        )
-        .with_state(state)
+    let (router, _) = DocumentedRouter::new(
+        "seat",
+        "The catalogue of seats and the customers' reservations.",
+    )
+    .route(__path_list_seats, list_seats::<S>, Security::Anonymous)
+    .route(
+        __path_reserve,
+        reserve::<S>.layer(detached()),
+        Security::Bearer,
+    )
+    .route(
+        __path_get_reservation,
+        get_reservation::<S>,
+        Security::Bearer,
+    )
+    .route(
+        __path_cancel_reservation,
+        cancel_reservation::<S>.layer(detached()),
+        Security::Bearer,
+    )
+    .finish();
+    router.with_state(state)
 }
 
 /// Every way a request can fail, mapped to `problem+json` in one place.
@@ -178,10 +193,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An amount of money.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Money)]
 struct MoneyView {
+    /// In the currency's smallest unit (won have none smaller).
     amount: i64,
+    #[schema(example = "KRW")]
     currency: &'static str,
 }
 
@@ -194,11 +213,15 @@ impl MoneyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A seat of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Seat)]
 struct SeatView {
+    #[schema(example = "A-01")]
     id: String,
     zone: String,
+    #[schema(value_type = String, example = "open-desk")]
     kind: &'static str,
     hourly_price: MoneyView,
     enabled: bool,
@@ -216,6 +239,13 @@ impl From<Seat> for SeatView {
     }
 }
 
+/// The catalogue: every seat, with its zone, kind and hourly price.
+#[utoipa::path(
+    get,
+    path = "/api/seats",
+    tag = "seats",
+    responses((status = 200, description = "Every seat", body = Vec<SeatView>)),
+)]
 async fn list_seats<S: ReservationStore>(
     State(state): State<ApiState<S>>,
 ) -> Result<Json<Vec<SeatView>>, ApiError> {
@@ -223,19 +253,30 @@ async fn list_seats<S: ReservationStore>(
     Ok(Json(seats.into_iter().map(SeatView::from).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+/// What a customer asks for.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReserveRequest)]
 struct ReserveBody {
+    #[schema(example = "A-01")]
     seat_id: String,
+    /// RFC 3339, on the hour, in the future.
+    #[schema(example = "2026-12-24T09:00:00Z")]
     starts_at: String,
+    #[schema(example = 2)]
     hours: i64,
+    /// The card simulator's token: `tok_approve`, `tok_decline`, `tok_slow_<ms>`, `tok_error`.
+    #[schema(example = "tok_approve")]
     payment_token: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A reservation accepted for the saga.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Reserved)]
 struct ReservedView {
     reservation_id: String,
+    #[schema(value_type = String, example = "REQUESTED")]
     status: &'static str,
 }
 
@@ -257,6 +298,25 @@ fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {
     commands::reservation_id(raw).map_err(Problem::not_found)
 }
 
+/// Reserves a seat for a window; the saga (confirmation, payment, registration) follows.
+#[utoipa::path(
+    post,
+    path = "/api/reservations",
+    tag = "reservations",
+    request_body = ReserveBody,
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "Makes a retry book once: the same key and body answer the first answer again."
+    )),
+    responses(
+        (status = 202, description = "Accepted; `Location` names the reservation", body = ReservedView,
+            headers(("Location" = String, description = "The reservation's URL"))),
+        (status = 404, description = "Unknown seat"),
+        (status = 409, description = "The seat is taken for an overlapping window, or out of service"),
+        (status = 422, description = "A reservation rule is violated, or the idempotency key was used for another request"),
+    ),
+)]
 async fn reserve<S: ReservationStore>(
     State(state): State<ApiState<S>>,
     caller: Caller,
@@ -301,8 +361,10 @@ async fn reserve<S: ReservationStore>(
     Ok(response)
 }
 
-#[derive(Debug, Serialize)]
+/// A reservation and where it is in the saga.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Reservation)]
 struct ReservationView {
     reservation_id: String,
     seat_id: String,
@@ -311,6 +373,7 @@ struct ReservationView {
     ends_at: String,
     hours: u8,
     price: MoneyView,
+    #[schema(value_type = String, example = "REGISTERED")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_reason: Option<String>,
@@ -346,13 +409,28 @@ impl From<Reservation> for ReservationView {
             payment_pending: r.status == crate::domain::ReservationStatus::Confirmed,
             payment_attempts: r.payment.attempts,
             payment_id: r.payment.payment_id,
-            registration_id: r.registration_id,
+            // Kept while CONFIRMED until the payment is seen (`Reservation::register`).
+            registration_id: r
+                .registration_id
+                .filter(|_| r.status != crate::domain::ReservationStatus::Confirmed),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
         }
     }
 }
 
+/// One of the caller's reservations (an admin may read any).
+#[utoipa::path(
+    get,
+    path = "/api/reservations/{id}",
+    tag = "reservations",
+    params(("id" = String, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView),
+        (status = 403, description = "Someone else's reservation"),
+        (status = 404, description = "No such reservation"),
+    ),
+)]
 async fn get_reservation<S: ReservationStore>(
     State(state): State<ApiState<S>>,
     caller: Caller,
@@ -363,6 +441,19 @@ async fn get_reservation<S: ReservationStore>(
     Ok(Json(reservation.into()))
 }
 
+/// Cancels a reservation; a payment taken is refunded.
+#[utoipa::path(
+    delete,
+    path = "/api/reservations/{id}",
+    tag = "reservations",
+    params(("id" = String, Path, description = "The reservation's id")),
+    responses(
+        (status = 202, description = "Cancelled (the refund follows)", body = ReservationView),
+        (status = 403, description = "Someone else's reservation"),
+        (status = 404, description = "No such reservation"),
+        (status = 409, description = "Not possible in this state, or changed concurrently"),
+    ),
+)]
 async fn cancel_reservation<S: ReservationStore>(
     State(state): State<ApiState<S>>,
     caller: Caller,

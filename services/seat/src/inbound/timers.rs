@@ -1,4 +1,5 @@
-//! Time-driven work: holds that run out, windows that end, payments that are due.
+//! Time-driven work: holds that run out, windows that end, payments that are due, seats whose
+//! announcement is getting old.
 //!
 //! One task, one tick: each step is a short database sweep, so a slow step only delays the
 //! next tick. Payments also run as soon as a confirmation arrives (the `payment_due` signal).
@@ -25,6 +26,8 @@ pub struct Timers<S, P> {
     /// Busy during a step (each sweep is short); waiting between ticks.
     pub heartbeat: Heartbeat,
     pub max_payment_backoff: chrono::Duration,
+    /// `SEAT_CATALOGUE_REANNOUNCE_SECS`: how old a seat's last `SeatDefined` may get.
+    pub catalogue_reannounce: chrono::Duration,
 }
 
 impl<S: ReservationStore, P: Payments> Timers<S, P> {
@@ -56,6 +59,16 @@ impl<S: ReservationStore, P: Payments> Timers<S, P> {
         self.heartbeat.beat();
         if let Err(e) = self.service.complete_ended(SWEEP_LIMIT).await {
             tracing::warn!(error = %e, "completion sweep failed");
+        }
+        self.heartbeat.beat();
+        match self
+            .service
+            .reannounce_catalogue(self.catalogue_reannounce, SWEEP_LIMIT)
+            .await
+        {
+            Ok(0) => {}
+            Ok(seats) => tracing::info!(seats, "seat catalogue re-announced"),
+            Err(e) => tracing::warn!(error = %e, "catalogue re-announcement sweep failed"),
         }
         self.heartbeat.beat();
         if let Some(payments) = &self.payments

@@ -10,11 +10,22 @@
 //! What counts against the breaker is payment's health only: connection errors, timeouts and
 //! 5xx. A missing service token (identity down) or a 401 is reported unavailable but does not
 //! open the breaker, since payment itself may be fine.
+//!
+//! Payment may run several replicas (`SEAT_PAYMENT_URL` with several base URLs): a
+//! [`Balancer`] spreads the calls over those in rotation, with the gateway's rule: a call that
+//! could not connect goes once to another replica; one that may have arrived is not sent again
+//! here (the POST is not idempotent as HTTP goes), the timers' next attempt covers it, and the
+//! reservation id as idempotency key makes that one safe. The breaker sees the outcome of the
+//! call as a whole, so a replica that refuses connections among live ones does not open it.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use studycafe_platform::{breaker::CircuitBreaker, client_credentials::ServiceToken};
+use studycafe_platform::{
+    balancer::{Balancer, CheckSettings, Replicas},
+    breaker::CircuitBreaker,
+    client_credentials::ServiceToken,
+};
 
 use crate::{
     domain::ports::{PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments},
@@ -24,7 +35,7 @@ use crate::{
 #[derive(Debug)]
 pub struct HttpPayments {
     http: reqwest::Client,
-    pay_url: String,
+    payment: Balancer,
     token: ServiceToken,
     breaker: CircuitBreaker,
     attempt_timeout: Duration,
@@ -49,7 +60,7 @@ struct PayAnswer {
 }
 
 impl HttpPayments {
-    /// `base_url` is payment's root (`http://host:port`); the call goes to
+    /// One payment replica at `base_url` (`http://host:port`); the call goes to
     /// `/internal/payments`.
     pub fn new(
         base_url: &str,
@@ -58,13 +69,38 @@ impl HttpPayments {
         http: reqwest::Client,
         attempt_timeout: Duration,
     ) -> Self {
-        Self {
+        Self::over(
+            &Replicas::one(base_url),
+            CheckSettings::default(),
+            token,
+            breaker,
             http,
-            pay_url: format!("{}/internal/payments", base_url.trim_end_matches('/')),
+            attempt_timeout,
+        )
+    }
+
+    /// Payment's replicas at `urls`, balanced; with more than one, [`Self::balancer`]'s
+    /// `check_until` must run for their readiness to be followed.
+    pub fn over(
+        urls: &Replicas,
+        check: CheckSettings,
+        token: ServiceToken,
+        breaker: CircuitBreaker,
+        http: reqwest::Client,
+        attempt_timeout: Duration,
+    ) -> Self {
+        Self {
+            payment: Balancer::new("payment", urls, check, http.clone()),
+            http,
             token,
             breaker,
             attempt_timeout,
         }
+    }
+
+    /// The balancer over payment's replicas (to run its readiness checks).
+    pub fn balancer(&self) -> &Balancer {
+        &self.payment
     }
 
     pub fn breaker(&self) -> &CircuitBreaker {
@@ -93,12 +129,15 @@ impl Payments for HttpPayments {
             payment_token: request.token.expose(),
         };
         let sent = self
-            .http
-            .post(&self.pay_url)
-            .bearer_auth(bearer)
-            .json(&body)
-            .timeout(self.attempt_timeout)
-            .send()
+            .payment
+            .call(&reqwest::Method::POST, |base| {
+                self.http
+                    .post(format!("{base}/internal/payments"))
+                    .bearer_auth(&bearer)
+                    .json(&body)
+                    .timeout(self.attempt_timeout)
+                    .send()
+            })
             .await;
         let response = match sent {
             Ok(response) => response,

@@ -147,11 +147,11 @@ impl PgStore {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position, announced_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (seat_id) DO UPDATE SET zone = excluded.zone, kind = excluded.kind,
                    hourly_price = excluded.hourly_price, enabled = excluded.enabled,
-                   position = excluded.position",
+                   position = excluded.position, announced_at = excluded.announced_at",
             )
             .bind(seat.id.as_str())
             .bind(&seat.zone)
@@ -159,6 +159,7 @@ impl PgStore {
             .bind(seat.hourly_price.won())
             .bind(seat.enabled)
             .bind(i32::try_from(position)?)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
             outbox::enqueue(
@@ -363,7 +364,7 @@ impl ReservationStore for PgStore {
         &self,
         reservation: &Reservation,
         expected_version: i64,
-        event: Option<&ReservationEvent>,
+        events: &[ReservationEvent],
         causation: &str,
         consumed: Option<Consumed>,
     ) -> Result<SaveOutcome, StoreError> {
@@ -398,13 +399,13 @@ impl ReservationStore for PgStore {
         if updated.rows_affected() == 0 {
             return Ok(SaveOutcome::Stale);
         }
-        if let Some(event) = event {
+        for event in events {
             enqueue_event(&mut tx, reservation, event, causation)
                 .await
                 .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)?;
-        if event.is_some() {
+        if !events.is_empty() {
             self.signal.notify();
         }
         Ok(SaveOutcome::Saved)
@@ -416,6 +417,49 @@ impl ReservationStore for PgStore {
             .await
             .map_err(store_error)?;
         tx.commit().await.map_err(store_error)
+    }
+
+    async fn reannounce_seats(
+        &self,
+        announced_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_error)?;
+        // Replicas sweeping together skip each other's rows: each seat is announced once.
+        let seats = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats
+             WHERE announced_at IS NULL OR announced_at < $1 ORDER BY position LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(announced_before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(seat_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+        for seat in &seats {
+            sqlx::query("UPDATE seats SET announced_at = $1 WHERE seat_id = $2")
+                .bind(now)
+                .bind(seat.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            outbox::enqueue(
+                &mut tx,
+                &published_language::seat_message(seat, "catalogue-reannouncement", now),
+            )
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        if !seats.is_empty() {
+            self.signal.notify();
+        }
+        Ok(seats.len())
     }
 
     async fn due(

@@ -98,11 +98,11 @@ impl SqliteStore {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position)
-                 VALUES (?, ?, ?, ?, ?, ?)
+                "INSERT INTO seats (seat_id, zone, kind, hourly_price, enabled, position, announced_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (seat_id) DO UPDATE SET zone = excluded.zone, kind = excluded.kind,
                    hourly_price = excluded.hourly_price, enabled = excluded.enabled,
-                   position = excluded.position",
+                   position = excluded.position, announced_at = excluded.announced_at",
             )
             .bind(seat.id.as_str())
             .bind(&seat.zone)
@@ -110,6 +110,7 @@ impl SqliteStore {
             .bind(seat.hourly_price.won())
             .bind(seat.enabled)
             .bind(position as i64)
+            .bind(ts(now))
             .execute(&mut *tx)
             .await?;
             outbox::enqueue(
@@ -316,7 +317,7 @@ impl ReservationStore for SqliteStore {
         &self,
         reservation: &Reservation,
         expected_version: i64,
-        event: Option<&ReservationEvent>,
+        events: &[ReservationEvent],
         causation: &str,
         consumed: Option<Consumed>,
     ) -> Result<SaveOutcome, StoreError> {
@@ -350,13 +351,13 @@ impl ReservationStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Ok(SaveOutcome::Stale);
         }
-        if let Some(event) = event {
+        for event in events {
             enqueue_event(&mut tx, reservation, event, causation)
                 .await
                 .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)?;
-        if event.is_some() {
+        if !events.is_empty() {
             self.signal.notify();
         }
         Ok(SaveOutcome::Saved)
@@ -368,6 +369,47 @@ impl ReservationStore for SqliteStore {
             .await
             .map_err(store_error)?;
         tx.commit().await.map_err(store_error)
+    }
+
+    async fn reannounce_seats(
+        &self,
+        announced_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.write().await.map_err(store_error)?;
+        let seats = sqlx::query(
+            "SELECT seat_id, zone, kind, hourly_price, enabled FROM seats
+             WHERE announced_at IS NULL OR announced_at < ? ORDER BY position LIMIT ?",
+        )
+        .bind(ts(announced_before))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(seat_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+        for seat in &seats {
+            sqlx::query("UPDATE seats SET announced_at = ? WHERE seat_id = ?")
+                .bind(ts(now))
+                .bind(seat.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            outbox::enqueue(
+                &mut tx,
+                &published_language::seat_message(seat, "catalogue-reannouncement", now),
+            )
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        if !seats.is_empty() {
+            self.signal.notify();
+        }
+        Ok(seats.len())
     }
 
     async fn due(
