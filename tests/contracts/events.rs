@@ -333,7 +333,8 @@ async fn consumer_seat_view_states_the_events_it_projects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_registration_states_the_events_it_reacts_to() {
     use registration_service::{
-        domain::{CafeId, ports::SystemClock, service::BookingService},
+        application::BookingService,
+        domain::{CafeId, ports::SystemClock},
         inbound::events::BookingReactions,
         outbound::sqlite::SqliteStore,
     };

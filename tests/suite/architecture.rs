@@ -18,19 +18,6 @@ const FRAMEWORKS: [&str; 11] = [
     "tower",
 ];
 
-/// Uses that predate this check, in the application services that still live in `domain/`
-/// (a counter, a lock, a timer). Not an allowance for anything new: the test also fails when
-/// an entry is no longer true, so this list can only shrink. None of them is a transport,
-/// storage or messaging crate.
-const KNOWN: [(&str, &str); 6] = [
-    ("services/identity/src/domain/service.rs", "metrics"),
-    ("services/payment/src/domain/locks.rs", "tokio"),
-    ("services/payment/src/domain/service.rs", "metrics"),
-    ("services/payment/src/domain/service.rs", "tokio"),
-    ("services/registration/src/domain/service.rs", "metrics"),
-    ("services/seat/src/domain/service.rs", "metrics"),
-];
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -148,30 +135,10 @@ fn no_domain_names_a_framework_crate() {
         "every service has a domain/: found {sources:?}"
     );
     let found = violations(&sources);
-    let known: BTreeSet<(String, &str)> = KNOWN
-        .iter()
-        .map(|(path, krate)| ((*path).to_owned(), *krate))
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
     assert!(
-        new.is_empty(),
-        "domain code names a framework crate (move it to an adapter): {new:?}"
+        found.is_empty(),
+        "domain code names a framework crate (move it to an adapter or the application layer): {found:?}"
     );
-    let stale: Vec<_> = known.difference(&found).collect();
-    assert!(
-        stale.is_empty(),
-        "no longer true, remove from KNOWN: {stale:?}"
-    );
-}
-
-#[test]
-fn the_known_uses_are_no_adapter_crates() {
-    for (path, krate) in KNOWN {
-        assert!(
-            ["tokio", "metrics"].contains(&krate),
-            "{path}: {krate} is an adapter's crate and cannot be excused"
-        );
-    }
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! The identity service: accounts, credentials, signing keys, the OAuth2 token endpoint and
 //! the JWKS every other service verifies tokens against.
 //!
-//! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
+//! Layout (hexagonal): [`domain`] is the model and its ports; [`application`] the use cases; [`inbound`] holds the
 //! HTTP adapters that drive it; [`outbound`] the adapters it drives (SQLite or PostgreSQL
 //! user store, argon2id hashing, the key directory). [`App`] wires them, generic over the
 //! store: `IDENTITY_DATABASE_URL`'s scheme picks one, nothing else differs. It needs no broker: identity
 //! publishes no events.
 
+pub mod application;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -22,11 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub use config::{DatabaseKind, IdentityConfig};
 
 use crate::{
-    domain::{
-        DisplayName, Password, Role, Username,
-        ports::UserStore,
-        service::{EnsureError, Ensured, IdentityService, NewAccount},
-    },
+    application::{EnsureError, Ensured, IdentityService, NewAccount},
+    domain::{DisplayName, Password, Role, Username, ports::UserStore},
     outbound::{
         argon::Argon2Hasher, keys::DirKeyRing, postgres::PgUserStore, sqlite::SqliteUserStore,
     },

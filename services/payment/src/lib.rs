@@ -6,7 +6,7 @@
 //! expired, payment failed), a completed payment is refunded exactly once (`PaymentRefunded`),
 //! including a payment that completes only after the closure.
 //!
-//! Layout (hexagonal): [`domain`] is the model, its use cases and ports; [`inbound`] holds the
+//! Layout (hexagonal): [`domain`] is the model and its ports; [`application`] the use cases; [`inbound`] holds the
 //! adapters that drive it (HTTP, Kafka consumer, settlement worker); [`outbound`] the adapters it
 //! drives (SQLite or MySQL/MariaDB store with outbox, published-language mapping, the card
 //! simulator). [`App`] wires them, generic over the store; `PAYMENT_DATABASE_URL`'s scheme
@@ -20,6 +20,7 @@
 //! same idempotency key, on the next start). Everything durable is committed before it is
 //! acknowledged, so a SIGKILL loses nothing either.
 
+pub mod application;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -40,10 +41,8 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Backend, PaymentConfig};
 
 use crate::{
-    domain::{
-        ports::{CardProvider, SystemClock},
-        service::PaymentService,
-    },
+    application::PaymentService,
+    domain::ports::{CardProvider, SystemClock},
     inbound::{events::ClosureReactions, http::ApiState, settlement::SettlementWorker},
     outbound::{StoreAdapter, mysql::MySqlStore, simulator::CardSimulator, sqlite::SqliteStore},
 };

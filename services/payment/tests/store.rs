@@ -10,13 +10,13 @@ mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use payment_service::{
+    application::MAX_REFUND_BACKOFF,
     domain::{
         ChargeRequest, ClosureReason, CustomerId, Money, Payment, PaymentToken, Refund,
         ReservationClosure, ReservationId,
         ports::{
             Claim, ClaimOutcome, CloseOutcome, Consumed, InsertOutcome, PaymentStore, SaveOutcome,
         },
-        service::MAX_REFUND_BACKOFF,
     },
     outbound::{mysql::MySqlStore, sqlite::SqliteStore},
 };

@@ -5,7 +5,7 @@
 //! with an entry pass, and closes bookings whose reservation ended. Everything it decides is
 //! published on `studycafe.registration.v1` through the transactional outbox.
 //!
-//! Layout (hexagonal): [`domain`] is the model and its ports; [`inbound`] holds the adapters
+//! Layout (hexagonal): [`domain`] is the model and its ports; [`application`] the use cases; [`inbound`] holds the adapters
 //! that drive it (admin HTTP API, Kafka consumer); [`outbound`] the adapters it drives (SQLite
 //! or PostgreSQL store with outbox and inbox, published-language mapping). [`App`] wires
 //! them, generic over the store: `REGISTRATION_DATABASE_URL`'s scheme picks one.
@@ -15,6 +15,7 @@
 //! `outbound::sqlite` and `outbound::postgres`); each replica also runs an outbox relay, and
 //! the relay's lease lets only one of them publish.
 
+pub mod application;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -35,10 +36,8 @@ use tokio_util::sync::CancellationToken;
 pub use config::{DatabaseKind, RegistrationConfig};
 
 use crate::{
-    domain::{
-        ports::{BookingStore, SystemClock},
-        service::BookingService,
-    },
+    application::BookingService,
+    domain::ports::{BookingStore, SystemClock},
     inbound::{events::BookingReactions, http::ApiState},
     outbound::{postgres::PgStore, sqlite::SqliteStore},
 };

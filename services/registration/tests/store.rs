@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use registration_service::{
+    application::{Applied, BookingService, Opened, Reaction},
     domain::{
         Booking, BookingStatus, CafeId, CustomerId, Decider, Money, NewBooking, Registration,
         RegistrationId, ReservationId, SeatId, Window,
         ports::{BookingStore, Consumed, InsertOutcome, SaveOutcome, SystemClock},
-        service::{Applied, BookingService, Opened, Reaction},
     },
     outbound::{postgres::PgStore, sqlite::SqliteStore},
 };

@@ -6,7 +6,7 @@
 //! claimed in the same transaction as the view change it makes. Committed board changes are
 //! pushed to live watchers over server-sent events.
 //!
-//! Layout (hexagonal): [`domain`] is the model, its rules and its ports; [`inbound`] holds the
+//! Layout (hexagonal): [`domain`] is the model, its rules and its ports; [`application`] the use cases; [`inbound`] holds the
 //! adapters that drive it (Kafka consumer, HTTP, SSE); [`outbound`] the adapters it drives
 //! (SQLite views, the broadcast feed). [`App`] wires them.
 //!
@@ -21,6 +21,7 @@
 //! `seat-view.g<generation>` from the earliest offsets, so the views are replayed from the
 //! topics, and then the service simply keeps running. A plain restart keeps the generation.
 
+pub mod application;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -37,11 +38,11 @@ use tokio_util::sync::CancellationToken;
 pub use config::SeatViewConfig;
 
 use crate::{
+    application::ViewService,
     config::Backend,
     domain::{
         Generation,
         ports::{BoardFeed, ViewStore},
-        service::ViewService,
     },
     inbound::{
         events::{Progress, Projection},

@@ -4,11 +4,12 @@
 //! the state of the rest of the suite, and drives each reservation through the saga as news
 //! arrives from registration and payment.
 //!
-//! Layout (hexagonal): [`domain`] is the model and its ports; [`inbound`] holds the adapters
+//! Layout (hexagonal): [`domain`] is the model and its ports; [`application`] the use cases; [`inbound`] holds the adapters
 //! that drive it (HTTP, Kafka consumer, timers); [`outbound`] the adapters it drives (SQLite or
 //! PostgreSQL store with outbox, published-language mapping, catalogue file). [`App`] wires
 //! them, once, generic over the store `SEAT_DATABASE_URL` selects.
 
+pub mod application;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -31,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Backend, SeatConfig};
 
 use crate::{
-    domain::{ports::SystemClock, service::ReservationService},
+    application::ReservationService,
+    domain::ports::SystemClock,
     inbound::{events::SagaReactions, http::ApiState, timers::Timers},
     outbound::{
         StoreAdapter, catalogue, payments::HttpPayments, postgres::PgStore, sqlite::SqliteStore,

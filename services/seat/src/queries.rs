@@ -5,7 +5,10 @@
 
 use std::future::Future;
 
-use crate::domain::{CustomerId, Reservation, ports::StoreError, service::Actor};
+use crate::{
+    application::Actor,
+    domain::{CustomerId, Reservation, ports::StoreError},
+};
 
 /// The most reservations one listing returns.
 pub const MAX_PAGE: u32 = 200;

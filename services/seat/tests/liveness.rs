@@ -12,13 +12,13 @@ use std::{
 
 use chrono::Utc;
 use seat_service::{
+    application::{Reaction, ReservationService, ReserveSeat},
     domain::{
         CustomerId, PaymentToken, ReservationStatus, SeatId,
         ports::{
             Clock, Consumed, PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments,
             ReservationStore as _,
         },
-        service::{Reaction, ReservationService, ReserveSeat},
     },
     inbound::timers::Timers,
     outbound::{catalogue, sqlite::SqliteStore},

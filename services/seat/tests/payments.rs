@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use seat_service::{
+    application::{Reaction, ReservationService, ReserveSeat},
     domain::{
         CustomerId, PaymentToken, ReservationId, ReservationStatus, SeatId,
         ports::{Clock, Consumed, PaymentOutcome, PaymentRequest, PaymentUnavailable, Payments},
-        service::{Reaction, ReservationService, ReserveSeat},
     },
     outbound::{StoreAdapter, catalogue, postgres::PgStore, sqlite::SqliteStore},
 };
@@ -123,7 +123,7 @@ async fn reserve<S: StoreAdapter>(
     f: &Fixture<S>,
     customer: &str,
     seat: &str,
-) -> Result<seat_service::domain::service::Reserved, seat_service::domain::service::ReserveError> {
+) -> Result<seat_service::application::Reserved, seat_service::application::ReserveError> {
     f.service
         .reserve(ReserveSeat {
             customer: CustomerId::parse(customer).unwrap(),

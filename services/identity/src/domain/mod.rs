@@ -6,7 +6,6 @@
 
 pub mod client;
 pub mod ports;
-pub mod service;
 pub mod throttle;
 pub mod token;
 pub mod user;

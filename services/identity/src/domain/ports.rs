@@ -4,7 +4,7 @@
 //! in production); [`PasswordHasher`] turns passwords into slow salted hashes and
 //! checks them (argon2id); [`KeyRing`] holds the signing keys, signs with the newest and
 //! publishes them all. Driving adapters (HTTP in `inbound`) call
-//! [`crate::domain::service::IdentityService`].
+//! [`crate::application::IdentityService`].
 
 use std::future::Future;
 

@@ -26,10 +26,10 @@ use studycafe_platform::{
 use utoipa::ToSchema;
 
 use crate::{
+    application::{IdentityService, NewAccount, SignUpError},
     domain::{
         DisplayName, Field, FieldError, Password, User, Username,
         ports::{KeyRing, PasswordHasher, StoreError, UserStore},
-        service::{IdentityService, NewAccount, SignUpError},
     },
     inbound::oauth,
 };

@@ -19,10 +19,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
+    application::{ClientGrantError, PasswordGrantError},
     domain::{
         ClientSecret, IssuedToken,
         ports::{KeyRing, PasswordHasher, UserStore},
-        service::{ClientGrantError, PasswordGrantError},
     },
     inbound::http::ApiState,
 };

@@ -4,11 +4,9 @@
 //! domain through the ports in [`ports`], implemented by adapters in `inbound` and `outbound`.
 
 pub mod ids;
-pub mod locks;
 pub mod money;
 pub mod payment;
 pub mod ports;
-pub mod service;
 
 pub use ids::{CustomerId, IdError, PaymentId, PaymentToken, RefundId, ReservationId};
 pub use money::{Currency, Money, MoneyError};

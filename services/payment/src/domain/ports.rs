@@ -10,7 +10,7 @@
 //! - [`Clock`] tells the time.
 //!
 //! Driving adapters (HTTP, Kafka consumer, settlement worker in `inbound`) call
-//! [`crate::domain::service::PaymentService`].
+//! [`crate::application::PaymentService`].
 
 use std::future::Future;
 
@@ -155,7 +155,7 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
     /// PENDING payments of reservations seat has closed, unchanged since `untouched_since`
     /// and with no live charge claim at `now`, oldest first: payments nobody will ask about
     /// any more (seat stops retrying once a reservation is closed), left to
-    /// [`crate::domain::service::PaymentService::reconcile_stranded`].
+    /// [`crate::application::PaymentService::reconcile_stranded`].
     fn stranded_payments(
         &self,
         now: DateTime<Utc>,

@@ -8,10 +8,10 @@
 use shared_events::IntegrationEvent;
 use studycafe_messaging::{EventHandler, HandleError, ReceivedEvent};
 
+use crate::application::PaymentService;
 use crate::domain::{
     ClosureReason, ReservationClosure, ReservationId,
     ports::{CardProvider, Consumed, PaymentStore},
-    service::PaymentService,
 };
 
 /// The consumer group (and inbox name) of the payment service.

@@ -31,10 +31,10 @@ use studycafe_platform::{
 };
 use utoipa::{IntoParams, ToSchema};
 
+use crate::application::{Actor, Pay, PayError, PaymentRecord, PaymentService, ViewError};
 use crate::domain::{
     ChargeRequest, CustomerId, Money, Payment, PaymentToken, Refund, ReservationId,
     ports::{CardProvider, PaymentStore, StoreError},
-    service::{Actor, Pay, PayError, PaymentRecord, PaymentService, ViewError},
 };
 
 #[derive(Debug)]

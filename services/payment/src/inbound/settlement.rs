@@ -4,7 +4,7 @@
 //! owed. Each round
 //! - settles stranded payments: PENDING, their reservation closed, untouched for
 //!   `PAYMENT_RECONCILE_AFTER_SECS` (see
-//!   [`crate::domain::service::PaymentService::reconcile_stranded`]). A completed one is
+//!   [`crate::application::PaymentService::reconcile_stranded`]). A completed one is
 //!   owed its refund at once, which the same round then pays;
 //! - asks the provider for every due PENDING refund; an unanswered one is postponed with
 //!   capped exponential backoff (see [`crate::domain::payment::refund_backoff`]).
@@ -19,10 +19,8 @@ use std::time::Duration;
 use studycafe_platform::liveness::Heartbeat;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{
-    ports::{CardProvider, PaymentStore},
-    service::PaymentService,
-};
+use crate::application::PaymentService;
+use crate::domain::ports::{CardProvider, PaymentStore};
 
 /// Refunds (and stranded payments) looked at per round.
 const ROUND_LIMIT: u32 = 200;

@@ -8,7 +8,6 @@ pub mod booking;
 pub mod ids;
 pub mod policy;
 pub mod ports;
-pub mod service;
 pub mod values;
 
 pub use booking::{

@@ -5,7 +5,7 @@
 //! causes and the consumed event that caused it must commit together. [`Clock`] tells the time.
 //!
 //! Driving adapters (the admin REST API and the Kafka consumer in `inbound`) call
-//! [`crate::domain::service::BookingService`].
+//! [`crate::application::BookingService`].
 
 use std::future::Future;
 

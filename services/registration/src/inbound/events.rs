@@ -11,10 +11,10 @@
 use shared_events::{self as pl, IntegrationEvent};
 use studycafe_messaging::{EventHandler, HandleError, ReceivedEvent};
 
+use crate::application::{Applied, BookingService, Opened, Reaction};
 use crate::domain::{
     CustomerId, Money, NewBooking, ReservationEnded, ReservationId, SeatId, Window,
     ports::{BookingStore, Consumed},
-    service::{Applied, BookingService, Opened, Reaction},
 };
 
 /// The consumer group (and inbox name) of the registration service.

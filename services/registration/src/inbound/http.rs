@@ -28,10 +28,10 @@ use studycafe_platform::{
 };
 use utoipa::{IntoParams, ToSchema};
 
+use crate::application::{BookingService, DecideError, ViewError};
 use crate::domain::{
     AdminId, AutoConfirmPolicy, Booking, BookingStatus, RejectionReason, ReservationId,
     ports::{BookingStore, StoreError},
-    service::{BookingService, DecideError, ViewError},
 };
 
 /// Bookings per page unless `limit` says otherwise.

@@ -12,7 +12,6 @@ pub mod money;
 pub mod ports;
 pub mod reservation;
 pub mod seat;
-pub mod service;
 pub mod view;
 
 pub use board::{Board, BoardFacts, BoardSeat, Occupancy, SeatStatus};

@@ -8,7 +8,7 @@
 //! committed board changes.
 //!
 //! Driving adapters (the Kafka consumer and the HTTP API in `inbound`) call
-//! [`crate::domain::service::ViewService`].
+//! [`crate::application::ViewService`].
 
 use std::future::Future;
 

@@ -22,12 +22,12 @@ use studycafe_messaging::{EventHandler, HandleError, ReceivedEvent};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::application::ViewService;
 use crate::domain::{
     Canceller, ConsumedChange, CustomerId, DetailChange, DetailUpdate, ExternalRef, Money,
     ReservationChange, ReservationId, ReservationRef, SeatDefinition, SeatId, SeatKind, Transition,
     ViewChange, Window,
     ports::{Applied, ViewStore},
-    service::ViewService,
 };
 
 /// Every topic: the read side follows the whole saga.

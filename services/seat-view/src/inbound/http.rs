@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
+    application::{BoardError, TimelineError, ViewService},
     domain::{
         BoardSeat, CustomerId, ExternalRef, Money, PageLimit, TimelineEntry,
         ports::{StoreError, ViewStore},
-        service::{BoardError, TimelineError, ViewService},
     },
     outbound::feed::BroadcastFeed,
 };

@@ -8,7 +8,6 @@ pub mod money;
 pub mod ports;
 pub mod reservation;
 pub mod seat;
-pub mod service;
 pub mod window;
 
 pub use ids::{CustomerId, PaymentToken, ReservationId, SeatId};

@@ -6,7 +6,7 @@
 //! a payment (the one synchronous call of the saga). [`Clock`] tells the time.
 //!
 //! Driving adapters (HTTP, Kafka consumer, timers in `inbound`) call
-//! [`crate::domain::service::ReservationService`].
+//! [`crate::application::ReservationService`].
 
 use std::future::Future;
 

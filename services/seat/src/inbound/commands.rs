@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use studycafe_platform::auth::Caller;
 
-use crate::domain::{
-    CustomerId, PaymentToken, ReservationId, SeatId, ports::IdempotencyClaim, service::Actor,
-    service::ReserveSeat,
-};
+use crate::application::{Actor, ReserveSeat};
+use crate::domain::{CustomerId, PaymentToken, ReservationId, SeatId, ports::IdempotencyClaim};
 
 /// A reservation request as it arrived, before parsing.
 #[derive(Debug, Clone, Copy)]

@@ -12,10 +12,10 @@ use shared_events::IntegrationEvent;
 use studycafe_messaging::{EventHandler, HandleError, ReceivedEvent};
 use tokio::sync::Notify;
 
+use crate::application::{Applied, Reaction, ReservationService};
 use crate::domain::{
     ReservationId,
     ports::{Consumed, ReservationStore},
-    service::{Applied, Reaction, ReservationService},
 };
 
 /// The consumer group (and inbox name) of the seat service.

@@ -17,10 +17,10 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::{
+    application::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     domain::{
         Reservation, ReservationStatus, WindowError,
         ports::{ReservationStore, StoreError},
-        service::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     },
     inbound::commands::{self, FieldViolation, KeyInput, RawReservation},
     queries::{self, ReservationQueries},

@@ -27,11 +27,11 @@ use studycafe_platform::{
 use utoipa::ToSchema;
 
 use crate::{
+    application::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     domain::WindowError,
     domain::{
         Reservation, ReservationId, Seat,
         ports::{ReservationStore, StoreError},
-        service::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     },
     inbound::commands::{self, KeyInput, RawReservation},
 };

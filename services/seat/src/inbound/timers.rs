@@ -10,10 +10,8 @@ use studycafe_platform::liveness::Heartbeat;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{
-    ports::{Payments, ReservationStore},
-    service::ReservationService,
-};
+use crate::application::ReservationService;
+use crate::domain::ports::{Payments, ReservationStore};
 
 const SWEEP_LIMIT: u32 = 200;
 

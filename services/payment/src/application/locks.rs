@@ -89,10 +89,12 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
     }
 
     /// Keys currently held or waited for.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

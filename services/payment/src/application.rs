@@ -13,9 +13,12 @@ use futures::StreamExt as _;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod locks;
+
+use locks::KeyedLocks;
+
 use crate::domain::{
     ChargeRequest, Mismatch, Payment, PaymentEvent, Refund, ReservationClosure, ReservationId,
-    locks::KeyedLocks,
     ports::{
         CardProvider, Charge, Claim, ClaimOutcome, Clock, CloseOutcome, Consumed, InsertOutcome,
         PaymentStore, ProviderUnavailable, SaveOutcome, StoreError,
