@@ -482,9 +482,16 @@ impl Stack {
 
     /// Every process's last log lines, for failure messages.
     pub fn logs(&self) -> String {
-        self.processes()
+        let broker = self
+            .broker
             .iter()
-            .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(25)))
+            .map(|b| format!("--- broker ---\n{}", b.log_tail(25)));
+        broker
+            .chain(
+                self.processes()
+                    .iter()
+                    .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(25))),
+            )
             .collect::<Vec<_>>()
             .join("\n")
     }

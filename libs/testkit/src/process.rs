@@ -194,6 +194,12 @@ impl BrokerProcess {
                 "BROKER_DATA_DIR".to_owned(),
                 dir.path().join("data").display().to_string(),
             ),
+            // Tansu traces every decoded field at info: the broker's own default filter, not
+            // the services' `info`, or logging alone keeps it busy.
+            (
+                "RUST_LOG".to_owned(),
+                "warn,studycafe_broker=info".to_owned(),
+            ),
         ]);
         let process =
             ServiceProcess::start("broker", executable("studycafe-broker"), env, dir.path());
@@ -236,6 +242,11 @@ impl BrokerProcess {
     /// SIGTERM the broker (data stays).
     pub fn stop(&mut self) -> bool {
         self.process.stop()
+    }
+
+    /// False once it exited.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
     }
 
     /// Starts it again on the same port and data, and waits until it serves.
