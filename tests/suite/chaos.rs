@@ -883,8 +883,7 @@ fn report(verdicts: &[Verdict]) -> String {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "run by scripts/test on the production stack and by scripts/chaos; on the embedded \
-            stack Tansu's group coordinator can wedge a group (see the module doc)"]
+#[ignore = "scripts/test runs it on the production stack: Tansu can wedge a group (module doc)"]
 async fn random_faults_under_a_random_load_break_no_invariant() {
     let settings = Settings::from_env();
     let production = engines::production_stack_requested();
