@@ -1,7 +1,16 @@
 //! Property-test support for the parsers of outside input (request fields, ids, newtypes):
 //! each crate's `tests/properties.rs` drives [`check_parser`] with proptest's arbitrary text.
 
-use proptest::{prop_assert, test_runner::TestCaseError};
+use proptest::{
+    prelude::{Strategy, any},
+    prop_assert,
+    test_runner::TestCaseError,
+};
+
+/// Any UUID's canonical text: the valid input of every id parser that takes one.
+pub fn uuid_text() -> impl Strategy<Value = String> {
+    any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string())
+}
 
 /// The properties every parser of outside input keeps, whatever text it meets: it never
 /// panics; what it accepts is canonical (the accepted value's own text parses back to it);

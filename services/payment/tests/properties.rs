@@ -7,11 +7,7 @@ use payment_service::domain::{
     ReservationId,
 };
 use proptest::prelude::*;
-use studycafe_testkit::properties::check_parser;
-
-fn uuid_text() -> impl Strategy<Value = String> {
-    any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string())
-}
+use studycafe_testkit::properties::{check_parser, uuid_text};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

@@ -7,11 +7,7 @@ use registration_service::domain::{
     AdminId, BookingStatus, CafeId, CustomerId, EntryPassCode, RegistrationId, RejectionReason,
     ReservationId, SeatId,
 };
-use studycafe_testkit::properties::check_parser;
-
-fn uuid_text() -> impl Strategy<Value = String> {
-    any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string())
-}
+use studycafe_testkit::properties::{check_parser, uuid_text};
 
 /// 1 to `max` printable characters, no surrounding whitespace.
 fn printable(max: usize) -> impl Strategy<Value = String> {

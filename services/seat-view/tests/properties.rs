@@ -7,11 +7,7 @@ use seat_view_service::domain::{
     BookingDecision, CustomerId, ExternalRef, PageLimit, PaymentStatus, RegistrationStatus,
     ReservationId, ReservationStatus, SeatId, SeatKind,
 };
-use studycafe_testkit::properties::check_parser;
-
-fn uuid_text() -> impl Strategy<Value = String> {
-    any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string())
-}
+use studycafe_testkit::properties::{check_parser, uuid_text};
 
 /// 1 to `max` printable ASCII characters, no surrounding space.
 fn printable(max: usize) -> impl Strategy<Value = String> {

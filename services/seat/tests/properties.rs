@@ -8,11 +8,7 @@ use seat_service::{
     domain::{CustomerId, PaymentToken, ReservationId, ReservationStatus, SeatId, SeatKind},
     inbound::commands::{self, KeyInput, RawReservation},
 };
-use studycafe_testkit::properties::check_parser;
-
-fn uuid_text() -> impl Strategy<Value = String> {
-    any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string())
-}
+use studycafe_testkit::properties::{check_parser, uuid_text};
 
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     (0i64..253_402_300_799).prop_map(|secs| Utc.timestamp_opt(secs, 0).unwrap())

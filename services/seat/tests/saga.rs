@@ -95,7 +95,6 @@ async fn confirmed_paid_registered_each_exactly_once(db: Db) {
     assert_eq!(view["paymentPending"], false);
 
     let records = kafka::read_topic(&brokers, topics::SEAT, 44, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         types_of(&records, &id),
         [
@@ -186,7 +185,6 @@ async fn a_registration_that_overtakes_its_payment_is_applied_once_the_payment_a
     assert_eq!(view["registrationId"], "reg-early");
 
     let records = kafka::read_topic(&brokers, topics::SEAT, 44, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         types_of(&records, &id),
         [
