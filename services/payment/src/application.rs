@@ -149,12 +149,6 @@ impl<S: Clone, P> Clone for PaymentService<S, P> {
     }
 }
 
-impl std::fmt::Debug for dyn Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
 impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
     pub fn new(store: S, provider: Arc<P>, clock: Arc<dyn Clock>) -> Self {
         Self {

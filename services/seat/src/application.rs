@@ -137,12 +137,6 @@ impl<S: Clone> Clone for ReservationService<S> {
     }
 }
 
-impl std::fmt::Debug for dyn Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
 impl<S: ReservationStore> ReservationService<S> {
     pub fn new(store: S, policy: ReservationPolicy, clock: Arc<dyn Clock>) -> Self {
         Self {

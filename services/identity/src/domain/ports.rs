@@ -16,18 +16,14 @@ use crate::domain::{
 };
 
 /// The store failed (unreachable, I/O). Not a business outcome.
-#[derive(Debug, thiserror::Error)]
-#[error("user store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
+pub type StoreError = studycafe_kernel::StoreError<Users>;
 
-impl StoreError {
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
-    }
+/// The user store, as its failures name it.
+#[derive(Debug)]
+pub enum Users {}
+
+impl studycafe_kernel::StoreName for Users {
+    const NAME: &'static str = "user store";
 }
 
 /// What storing a new account came to.

@@ -23,18 +23,14 @@ use crate::domain::{
 };
 
 /// The store failed (unreachable, I/O, corrupt row). Not a business outcome.
-#[derive(Debug, thiserror::Error)]
-#[error("payment store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
+pub type StoreError = studycafe_kernel::StoreError<Payments>;
 
-impl StoreError {
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
-    }
+/// The payment store, as its failures name it.
+#[derive(Debug)]
+pub enum Payments {}
+
+impl studycafe_kernel::StoreName for Payments {
+    const NAME: &'static str = "payment store";
 }
 
 /// An event consumed from Kafka, recorded with the change it causes.
@@ -232,15 +228,4 @@ pub trait CardProvider: Send + Sync + 'static {
     ) -> impl Future<Output = Result<String, ProviderUnavailable>> + Send;
 }
 
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use studycafe_kernel::{Clock, SystemClock};

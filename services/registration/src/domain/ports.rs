@@ -9,7 +9,6 @@
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
@@ -17,18 +16,14 @@ use crate::domain::{
 };
 
 /// The store failed (unreachable, busy, I/O). Not a business outcome.
-#[derive(Debug, thiserror::Error)]
-#[error("booking store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
+pub type StoreError = studycafe_kernel::StoreError<Bookings>;
 
-impl StoreError {
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
-    }
+/// The booking store, as its failures name it.
+#[derive(Debug)]
+pub enum Bookings {}
+
+impl studycafe_kernel::StoreName for Bookings {
+    const NAME: &'static str = "booking store";
 }
 
 /// An event consumed from Kafka, recorded (claimed) with the change it causes.
@@ -122,15 +117,4 @@ pub trait BookingStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use studycafe_kernel::{Clock, SystemClock};

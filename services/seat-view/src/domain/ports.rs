@@ -19,18 +19,14 @@ use crate::domain::{
 };
 
 /// The store failed (unreachable, I/O, corrupt row). Not a business outcome.
-#[derive(Debug, thiserror::Error)]
-#[error("view store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
+pub type StoreError = studycafe_kernel::StoreError<Views>;
 
-impl StoreError {
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
-    }
+/// The view store, as its failures name it.
+#[derive(Debug)]
+pub enum Views {}
+
+impl studycafe_kernel::StoreName for Views {
+    const NAME: &'static str = "view store";
 }
 
 /// What applying a consumed change came to.

@@ -18,18 +18,14 @@ use crate::domain::{
 };
 
 /// The store failed (unreachable, I/O). Not a business outcome.
-#[derive(Debug, thiserror::Error)]
-#[error("reservation store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
+pub type StoreError = studycafe_kernel::StoreError<Reservations>;
 
-impl StoreError {
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
-    }
+/// The reservation store, as its failures name it.
+#[derive(Debug)]
+pub enum Reservations {}
+
+impl studycafe_kernel::StoreName for Reservations {
+    const NAME: &'static str = "reservation store";
 }
 
 /// An `Idempotency-Key` claimed by a reservation request, scoped to the customer.
@@ -165,15 +161,4 @@ pub trait Payments: Send + Sync + 'static {
     ) -> impl Future<Output = Result<PaymentOutcome, PaymentUnavailable>> + Send;
 }
 
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use studycafe_kernel::{Clock, SystemClock};
