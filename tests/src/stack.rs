@@ -496,6 +496,17 @@ impl Stack {
             .join("\n")
     }
 
+    /// Copies every process's whole log (the broker's too) into `to`, which outlives the
+    /// stack's temporary directory: a long run's failure is read after the run.
+    pub fn keep_logs(&self, to: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        let broker = self.broker.iter().map(|b| ("broker", b.log_path()));
+        for (name, log) in broker.chain(self.processes().iter().map(|p| (p.name(), p.log_path()))) {
+            let _ = std::fs::copy(log, to.join(format!("{name}.log")))?;
+        }
+        Ok(())
+    }
+
     /// Every log line of every process that mentions `needle` (a reservation id), for a
     /// failure message: where its saga stopped.
     pub fn log_lines_with(&self, needle: &str) -> String {

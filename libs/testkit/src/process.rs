@@ -146,6 +146,11 @@ impl ServiceProcess {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Where its log is (every run of the process appends to it).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -195,10 +200,12 @@ impl BrokerProcess {
                 dir.path().join("data").display().to_string(),
             ),
             // Tansu traces every decoded field at info: the broker's own default filter, not
-            // the services' `info`, or logging alone keeps it busy.
+            // the services' `info`, or logging alone keeps it busy. `TEST_BROKER_LOG` overrides
+            // it (`warn,tansu_broker::coordinator=debug` shows the group coordinator's work).
             (
                 "RUST_LOG".to_owned(),
-                "warn,studycafe_broker=info".to_owned(),
+                std::env::var("TEST_BROKER_LOG")
+                    .unwrap_or_else(|_| "warn,studycafe_broker=info".to_owned()),
             ),
         ]);
         let process =
@@ -257,5 +264,9 @@ impl BrokerProcess {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
     }
 }
