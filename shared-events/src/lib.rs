@@ -1,7 +1,8 @@
 //! The published language of studycafe.
 //!
 //! Every integration event that crosses a bounded context is defined here, once, as a typed
-//! struct; every event travels in the same [`Envelope`]. Services never share anything else:
+//! struct; every event travels in the same [`Envelope`]. Besides the events, services share
+//! only the identifiers that are a contract between them ([`CustomerId`], [`PaymentToken`]):
 //! not tables, not domain types. A service in another language consumes the JSON Schemas under
 //! `shared-events/schemas/`, generated from these types (`cargo run -p shared-events --bin
 //! generate-event-schemas`) and checked by a test so they never go stale.
@@ -16,10 +17,12 @@
 
 mod envelope;
 mod events;
+mod ids;
 pub mod topics;
 
 pub use envelope::{DecodeError, Envelope, EventMeta, RawEnvelope};
 pub use events::*;
+pub use ids::{CustomerId, IdError, PaymentToken};
 
 /// The checked-in file name of an event's schema.
 pub fn schema_file_name(event_type: &str, version: u16) -> String {
