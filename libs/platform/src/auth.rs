@@ -255,6 +255,13 @@ impl JwtVerifier {
         })
     }
 
+    /// The caller an `Authorization` header's (or metadata entry's) text names: what every
+    /// inbound adapter asks before a use case runs.
+    pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        self.verify(crate::inbound::bearer_token(authorization)?)
+            .await
+    }
+
     /// Whether the cached key set is older than the configured maximum age (never loaded
     /// counts as fresh: the unknown-`kid` path loads it).
     fn keys_stale(&self) -> bool {
@@ -358,18 +365,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<JwtVerifier>::from_ref(state);
-        let token = parts
+        let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
-        verifier.verify(token).await
+            .and_then(|v| v.to_str().ok());
+        verifier.caller(authorization).await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod config;
 pub mod detach;
 pub mod http;
+pub mod inbound;
 pub mod liveness;
 pub mod observability;
 pub mod openapi;

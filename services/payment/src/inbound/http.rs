@@ -26,6 +26,7 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    inbound::causation_of,
     openapi::{DocumentedRouter, Security},
     problem::Json,
 };
@@ -172,14 +173,6 @@ impl From<Money> for MoneyView {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn causation_of(headers: &HeaderMap) -> String {
-    headers
-        .get(studycafe_platform::http::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// The amount to charge.

@@ -23,6 +23,7 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    inbound::causation_of,
     openapi::{DocumentedRouter, Security},
     problem::Json,
 };
@@ -270,14 +271,6 @@ impl From<AutoConfirmPolicy> for PolicyView {
             updated_at: p.updated_at.map(rfc3339),
         }
     }
-}
-
-fn causation_of(headers: &HeaderMap) -> String {
-    headers
-        .get(studycafe_platform::http::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 fn parse_reservation_id(raw: &str) -> Result<ReservationId, Problem> {

@@ -146,8 +146,3 @@ pub fn actor_of(caller: &Caller) -> Result<Actor, String> {
 pub fn reservation_id(raw: &str) -> Result<ReservationId, String> {
     ReservationId::parse(raw).map_err(|_| format!("reservation {raw:?} does not exist"))
 }
-
-/// The command's id when the caller sent none.
-pub fn new_causation() -> String {
-    uuid::Uuid::now_v7().to_string()
-}

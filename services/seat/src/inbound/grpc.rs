@@ -12,6 +12,7 @@ use studycafe_platform::{
     Problem,
     auth::{AuthError, Caller, JwtVerifier, Role},
     detach::Detached,
+    inbound::{self, REQUEST_ID_KEY},
 };
 use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -41,7 +42,6 @@ use pb::seat_reservations_server::{SeatReservations, SeatReservationsServer};
 pub const ERROR_DOMAIN: &str = "seat.studycafe";
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-const REQUEST_ID: &str = "x-request-id";
 
 #[derive(Debug)]
 pub struct GrpcApi<S> {
@@ -61,18 +61,11 @@ where
     }
 
     async fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
-        let token = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)
-            .map_err(auth_status)?;
-        self.verifier.verify(token).await.map_err(auth_status)
+        let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        self.verifier
+            .caller(authorization)
+            .await
+            .map_err(auth_status)
     }
 
     async fn actor(&self, metadata: &MetadataMap) -> Result<Actor, Status> {
@@ -82,11 +75,7 @@ where
 }
 
 fn causation_of(metadata: &MetadataMap) -> String {
-    metadata
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(commands::new_causation)
+    inbound::causation(metadata.get(REQUEST_ID_KEY).and_then(|v| v.to_str().ok()))
 }
 
 #[tonic::async_trait]

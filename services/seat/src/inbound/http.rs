@@ -21,6 +21,7 @@ use studycafe_platform::{
     Problem,
     auth::{Caller, JwtVerifier, Role},
     detach::{Detached, detach},
+    inbound::causation_of,
     openapi::{DocumentedRouter, Security},
     problem::Json,
 };
@@ -281,14 +282,6 @@ struct ReservedView {
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-fn causation_of(headers: &HeaderMap) -> String {
-    headers
-        .get(studycafe_platform::http::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(commands::new_causation)
-}
 
 fn actor_of(caller: &Caller) -> Result<Actor, Problem> {
     commands::actor_of(caller).map_err(Problem::unauthorized)
