@@ -33,12 +33,7 @@ impl studycafe_kernel::StoreName for Payments {
     const NAME: &'static str = "payment store";
 }
 
-/// An event consumed from Kafka, recorded with the change it causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Consumed {
-    pub consumer: &'static str,
-    pub event_id: Uuid,
-}
+pub use studycafe_kernel::Consumed;
 
 /// What recording a new payment came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

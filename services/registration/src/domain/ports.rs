@@ -9,8 +9,6 @@
 
 use std::future::Future;
 
-use uuid::Uuid;
-
 use crate::domain::{
     AutoConfirmPolicy, Booking, BookingEvent, BookingStatus, CafeId, ReservationId,
 };
@@ -26,12 +24,7 @@ impl studycafe_kernel::StoreName for Bookings {
     const NAME: &'static str = "booking store";
 }
 
-/// An event consumed from Kafka, recorded (claimed) with the change it causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Consumed {
-    pub consumer: &'static str,
-    pub event_id: Uuid,
-}
+pub use studycafe_kernel::Consumed;
 
 /// What storing a new booking came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,6 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::domain::{
     CustomerId, Money, PaymentToken, Reservation, ReservationEvent, ReservationId, Seat, SeatId,
@@ -36,12 +35,7 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
 }
 
-/// An event consumed from Kafka, recorded with the change it causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Consumed {
-    pub consumer: &'static str,
-    pub event_id: Uuid,
-}
+pub use studycafe_kernel::Consumed;
 
 /// What storing a new reservation came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
