@@ -29,13 +29,13 @@ use std::{
     collections::{HashMap, HashSet},
     future::Future,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
     Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer},
-    error::{KafkaError, KafkaResult},
+    error::{KafkaError, KafkaResult, RDKafkaErrorCode},
     message::{BorrowedMessage, Header, Headers as _, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
@@ -218,11 +218,12 @@ impl<H: EventHandler> EventConsumer<H> {
                 Ended::Fatal(error) => {
                     // librdkafka gives up on a fatal error for good (typically fenced: after a
                     // broker outage its own retried JoinGroup, or another process with this
-                    // KAFKA_GROUP_INSTANCE_ID, took the static membership). A client that only
-                    // logs it again and again consumes nothing while it looks alive; a new one
-                    // resumes from the committed offsets, and the inbox absorbs what it sees
-                    // twice.
-                    tracing::error!(group = %self.settings.group_id, %error, "the Kafka consumer failed fatally; starting a new one");
+                    // KAFKA_GROUP_INSTANCE_ID, took the static membership), and a client can
+                    // stay unreachable long after its broker is back (UNREACHABLE_FOR). A client
+                    // that only logs it again and again consumes nothing while it looks alive;
+                    // a new one resumes from the committed offsets, and the inbox absorbs what
+                    // it sees twice.
+                    tracing::error!(group = %self.settings.group_id, %error, "the Kafka consumer cannot go on; starting a new one");
                     metrics::counter!("consumer_restarts_total", "group" => self.settings.group_id.clone())
                         .increment(1);
                     leave(consumer, false).await;
@@ -246,6 +247,7 @@ impl<H: EventHandler> EventConsumer<H> {
         dead_letter: &str,
         shutdown: &CancellationToken,
     ) -> Ended {
+        let mut unreachable = Outage::default();
         loop {
             self.heartbeat.waiting();
             let message = tokio::select! {
@@ -253,10 +255,18 @@ impl<H: EventHandler> EventConsumer<H> {
                 received = consumer.recv() => received,
             };
             let message = match message {
-                Ok(m) => m,
+                Ok(m) => {
+                    unreachable.reset();
+                    m
+                }
                 Err(e) => {
                     if let Some(fatal) = fatal(consumer, &e) {
                         return Ended::Fatal(fatal);
+                    }
+                    if is_transport(&e) && unreachable.goes_on(Instant::now()) {
+                        return Ended::Fatal(format!(
+                            "only transport errors for {UNREACHABLE_FOR:?} ({e})"
+                        ));
                     }
                     // Broker gone, rebalancing: the client reconnects by itself.
                     tracing::warn!(error = %e, "consumer error");
@@ -472,8 +482,48 @@ impl<H: EventHandler> EventConsumer<H> {
 /// How a consuming loop ended.
 enum Ended {
     Shutdown,
-    /// The client failed for good (its error): only a new one consumes again.
+    /// The client failed for good, or has been unreachable too long (why): only a new one
+    /// consumes again.
     Fatal(String),
+}
+
+/// A client whose every answer is a transport error for this long is replaced. Seen on the
+/// embedded broker: a consumer that had just joined when the broker was killed reported "all
+/// brokers down" every half second for minutes after the broker was back, while the other
+/// clients of the suite had long reconnected; a new client joins at once.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
+/// Transport errors further apart than this are separate outages: in between the client was
+/// connected (it retries every second at most, `reconnect.backoff.max.ms`).
+const OUTAGE_GAP: Duration = Duration::from_secs(5);
+
+/// An unbroken run of transport errors.
+#[derive(Debug, Default)]
+struct Outage {
+    /// When the run began, and its latest error.
+    run: Option<(Instant, Instant)>,
+}
+
+impl Outage {
+    fn reset(&mut self) {
+        self.run = None;
+    }
+
+    /// Records a transport error at `now`; true once the run has lasted [`UNREACHABLE_FOR`].
+    fn goes_on(&mut self, now: Instant) -> bool {
+        let began = match self.run {
+            Some((began, latest)) if now.duration_since(latest) <= OUTAGE_GAP => began,
+            _ => now,
+        };
+        self.run = Some((began, now));
+        now.duration_since(began) >= UNREACHABLE_FOR
+    }
+}
+
+fn is_transport(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
 }
 
 /// Waited for after a fatal error before a new client joins the group.
@@ -659,4 +709,43 @@ fn headers_of(message: &BorrowedMessage<'_>) -> HashMap<String, String> {
         }
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn an_unbroken_run_of_transport_errors_replaces_the_client_after_its_limit() {
+        let start = Instant::now();
+        let mut outage = Outage::default();
+        for second in 0..UNREACHABLE_FOR.as_secs() {
+            assert!(!outage.goes_on(start + secs(second)), "at {second} s");
+        }
+        assert!(outage.goes_on(start + UNREACHABLE_FOR));
+    }
+
+    #[test]
+    fn errors_far_apart_or_a_message_between_them_start_a_new_run() {
+        let start = Instant::now();
+        let mut outage = Outage::default();
+        // Brief outages, hours of health between them: never one long run.
+        for hour in 0..10 {
+            let at = start + secs(hour * 3600);
+            assert!(!outage.goes_on(at));
+            assert!(!outage.goes_on(at + secs(1)));
+        }
+        // A message received resets the run, however close the next error comes.
+        let at = start + secs(100_000);
+        assert!(!outage.goes_on(at));
+        for second in 1..UNREACHABLE_FOR.as_secs() {
+            assert!(!outage.goes_on(at + secs(second)));
+        }
+        outage.reset();
+        assert!(!outage.goes_on(at + UNREACHABLE_FOR));
+    }
 }
