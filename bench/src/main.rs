@@ -1,0 +1,302 @@
+//! `studycafe-bench`: the load driver of the benchmarks (issue 11) and the bare-transaction
+//! references they are compared with. `bench/run` drives it scenario by scenario; see the
+//! README's "Benchmarks" section.
+
+mod bare;
+mod http;
+mod load;
+mod report;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    load::{Mode, Plan},
+    report::Report,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "studycafe-bench",
+    about = "Load driver for studycafe's benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// POST /api/reservations through the gateway as freshly signed-up customers, each request
+    /// on a seat and hour no other request of the run (nor, with --cursor, of earlier runs)
+    /// asks for.
+    Reserve {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// Customers to sign up; requests go round-robin over them (the gateway rate-limits
+        /// per customer: GATEWAY_RATE_LIMIT_PER_SEC).
+        #[arg(long, default_value_t = 8)]
+        customers: usize,
+        /// Aim every request at the same seat and window (one 202, then 409s, counted as
+        /// expected).
+        #[arg(long)]
+        conflicts: bool,
+        /// A file remembering the first free hour after this run's windows, so the next run
+        /// on the same data starts after them.
+        #[arg(long)]
+        cursor: Option<PathBuf>,
+        /// seat's SEAT_BOOKING_HORIZON_DAYS: windows stay inside it.
+        #[arg(long, default_value_t = 30)]
+        horizon_days: i64,
+        /// The card simulator's token (tok_approve, tok_decline, tok_slow_<ms>).
+        #[arg(long, default_value = "tok_approve")]
+        payment_token: String,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// GET one URL (e.g. /api/seats through the gateway, or straight from seat's port).
+    Read {
+        #[arg(long, default_value = "http://127.0.0.1:8080/api/seats")]
+        url: String,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// The reference for the embedded stack: seat's insert transaction on a fresh SQLite file
+    /// opened as seat opens its own (WAL, synchronous=FULL, one writer).
+    BareSqlite {
+        /// The scratch file (deleted first, with its -wal and -shm).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// The reference for the production stack: pgbench running seat's insert transaction in a
+    /// scratch database of the same PostgreSQL (dropped and created afresh).
+    BarePostgres {
+        /// The server, without a database.
+        #[arg(
+            long,
+            env = "STUDYCAFE_POSTGRES_URL",
+            default_value = "postgres://studycafe:studycafe@127.0.0.1:15432"
+        )]
+        url: String,
+        #[arg(long, default_value = "studycafe_bench")]
+        database: String,
+        /// The pgbench executable [default: PATH, then /usr/lib/postgresql/*/bin].
+        #[arg(long)]
+        pgbench: Option<PathBuf>,
+        /// pgbench's threads (--jobs), at most --clients.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, value_parser = seconds, default_value = "10")]
+        duration: Duration,
+        #[arg(long, value_parser = seconds, default_value = "2")]
+        warmup: Duration,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Several runs' percentile curves in one SVG, from their --json reports.
+    Plot {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "latency by percentile")]
+        title: String,
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Closed loop: this many clients, each sending its next request when the previous one
+    /// answered (maximum throughput).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Open loop instead: this many requests per second at fixed intended times, latency
+    /// counted from the intended time (no coordinated omission).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop: at most this many requests in flight; later ones wait (and their wait
+    /// counts in their latency).
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, value_parser = seconds, default_value = "10")]
+    duration: Duration,
+    #[arg(long, value_parser = seconds, default_value = "2")]
+    warmup: Duration,
+    /// Per-request timeout, seconds.
+    #[arg(long, value_parser = seconds, default_value = "30")]
+    timeout: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Names the run in the report and the plot.
+    #[arg(long)]
+    label: Option<String>,
+    /// Writes the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Writes the percentile curve as SVG.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{text:?}: between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl LoadArgs {
+    fn plan(&self, default_label: &str) -> anyhow::Result<Plan> {
+        let mode = match self.rate {
+            Some(rate) if rate > 0.0 => Mode::Open {
+                rate,
+                max_in_flight: self.max_in_flight,
+            },
+            Some(_) => bail!("--rate must be positive"),
+            None if self.clients == 0 => bail!("--clients must be at least 1"),
+            None => Mode::Closed {
+                clients: self.clients,
+            },
+        };
+        let load = match mode {
+            Mode::Closed { clients } => format!("{clients} clients"),
+            Mode::Open { rate, .. } => format!("{rate:.0}/s open"),
+        };
+        Ok(Plan {
+            mode,
+            duration: self.duration,
+            warmup: self.warmup,
+            label: self
+                .output
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("{default_label} {load}")),
+        })
+    }
+
+    fn connections(&self) -> usize {
+        match self.rate {
+            Some(_) => self.max_in_flight,
+            None => self.clients,
+        }
+    }
+}
+
+fn finish(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
+    report.print();
+    if let Some(path) = &output.json {
+        report.write_json(path)?;
+    }
+    if let Some(path) = &output.svg {
+        std::fs::write(
+            path,
+            report::svg(&report.label, std::slice::from_ref(report)),
+        )?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Reserve {
+            gateway,
+            customers,
+            conflicts,
+            cursor,
+            horizon_days,
+            payment_token,
+            load,
+        } => {
+            let plan = load.plan(if conflicts {
+                "reserve (conflicts)"
+            } else {
+                "reserve"
+            })?;
+            let client = http::client(load.connections(), load.timeout)?;
+            let reserve = Arc::new(
+                http::Reserve::prepare(
+                    &client,
+                    http::ReserveSettings {
+                        gateway,
+                        customers: customers.max(1),
+                        conflicts,
+                        cursor,
+                        horizon_days,
+                        payment_token,
+                    },
+                )
+                .await?,
+            );
+            let report = load::run(&plan, reserve.clone().op(client)).await;
+            reserve.save_cursor()?;
+            finish(&report, &load.output)
+        }
+        Command::Read { url, load } => {
+            let plan = load.plan(&format!("GET {url}"))?;
+            let client = http::client(load.connections(), load.timeout)?;
+            let report = load::run(&plan, http::read_op(client, url)).await;
+            finish(&report, &load.output)
+        }
+        Command::BareSqlite { file, load } => {
+            let plan = load.plan("bare SQLite")?;
+            let op = bare::sqlite_op(&file).await?;
+            let report = load::run(&plan, op).await;
+            finish(&report, &load.output)
+        }
+        Command::BarePostgres {
+            url,
+            database,
+            pgbench,
+            threads,
+            clients,
+            duration,
+            warmup,
+            output,
+        } => {
+            let settings = bare::PgbenchSettings {
+                url,
+                database,
+                pgbench,
+                clients: clients.max(1),
+                threads,
+                duration,
+                warmup,
+                label: output
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| format!("pgbench {clients} clients")),
+            };
+            let report = bare::pgbench(&settings).await?;
+            finish(&report, &output)
+        }
+        Command::Plot {
+            out,
+            title,
+            reports,
+        } => {
+            let reports = reports
+                .iter()
+                .map(|p| Report::read_json(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            std::fs::write(&out, report::svg(&title, &reports))?;
+            Ok(())
+        }
+    }
+}
