@@ -10,9 +10,11 @@
 //! Outages: while the broker is unreachable sends fail (after `message.timeout.ms`), rows stay
 //! pending, and the relay retries with backoff. Nothing upstream waits on it.
 //!
-//! Metrics: `outbox_published_total`, `outbox_publish_failures_total`, and
-//! `outbox_pending_messages`, the rows waiting, sampled by every replica (the standbys too: it
-//! is one table) whether or not the broker answers, since an outage is when it grows.
+//! Metrics: `outbox_published_total`, `outbox_publish_failures_total` (rows Kafka did not
+//! acknowledge), `outbox_store_failures_total` (reading or marking the outbox table failed: the
+//! database, not Kafka), and `outbox_pending_messages`, the rows waiting, sampled by every
+//! replica (the standbys too: it is one table) whether or not the broker answers, since an
+//! outage is when it grows.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -146,50 +148,18 @@ impl<S: OutboxStore> OutboxRelay<S> {
         }
         tracing::info!(brokers = %self.kafka.brokers, "outbox relay started");
 
-        let mut failures = 0u32;
+        let mut backoff = Backoff::default();
         let mut last_prune = tokio::time::Instant::now();
         loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
             self.heartbeat.beat();
-            if !lease
-                .ensure(&self.store, holder, self.settings.lease_ttl)
-                .await
-            {
-                self.heartbeat.waiting();
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
-                }
-                continue;
-            }
-            let round = match self.store.pending(self.settings.batch_size).await {
-                Ok(batch) if batch.is_empty() => None,
-                // A round can wait for `message.timeout.ms` on a dead broker; shutdown does not.
-                // Abandoning it is safe: unmarked rows stay pending and go out next time.
-                Ok(mut batch) => tokio::select! {
-                    round = {
-                        for pending in &mut batch {
-                            pending.message.topic = self.kafka.topic(&pending.message.topic);
-                        }
-                        publish_round(producer, batch)
-                    } => Some(round),
-                    _ = shutdown.cancelled() => break,
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the outbox failed");
-                    Some(RoundResult {
-                        published: Vec::new(),
-                        failed: 1,
-                    })
-                }
-            };
-
-            match round {
-                None => {
-                    failures = 0;
-                    if last_prune.elapsed() > Duration::from_secs(60) {
+            let turn = self.turn(producer, holder, lease, shutdown).await;
+            // Each turn's outcome decides what is counted and how long to wait.
+            let wait = match turn {
+                Turn::Shutdown => break,
+                Turn::Standby => self.settings.poll_interval,
+                Turn::Idle => {
+                    backoff.recovered();
+                    if last_prune.elapsed() > PRUNE_EVERY {
                         last_prune = tokio::time::Instant::now();
                         match self.store.prune(self.settings.retention).await {
                             Ok(n) if n > 0 => tracing::debug!(pruned = n, "outbox pruned"),
@@ -203,40 +173,118 @@ impl<S: OutboxStore> OutboxRelay<S> {
                         _ = self.signal.notified() => {}
                         _ = tokio::time::sleep(self.settings.poll_interval) => {}
                     }
+                    continue;
                 }
-                Some(result) => {
+                Turn::StoreFailed(e) => {
+                    metrics::counter!("outbox_store_failures_total").increment(1);
+                    backoff.failed(|retry_in| {
+                        tracing::error!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "reading the outbox failed; retrying");
+                    })
+                }
+                Turn::Published(result) => {
                     metrics::counter!("outbox_published_total")
                         .increment(result.published.len() as u64);
                     if let Err(e) = self.store.mark_published(&result.published).await {
                         // Rows stay pending and are sent again: duplicates, never losses.
+                        metrics::counter!("outbox_store_failures_total").increment(1);
                         tracing::error!(error = %e, "marking outbox rows published failed");
                     }
-                    if result.failed > 0 {
-                        failures += 1;
-                        metrics::counter!("outbox_publish_failures_total").increment(result.failed);
-                        let backoff = Duration::from_millis(200 * 2u64.pow(failures.min(5)))
-                            .min(Duration::from_secs(5));
-                        if failures == 1 || failures.is_multiple_of(10) {
-                            tracing::warn!(
-                                failed = result.failed,
-                                retry_in_ms = backoff.as_millis() as u64,
-                                "publishing to Kafka failed; events stay in the outbox"
-                            );
-                        }
-                        self.heartbeat.waiting();
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                    } else {
-                        if failures > 0 {
-                            tracing::info!("publishing to Kafka recovered");
-                        }
-                        failures = 0;
+                    if result.failed == 0 {
+                        backoff.recovered();
+                        continue;
                     }
+                    metrics::counter!("outbox_publish_failures_total").increment(result.failed);
+                    backoff.failed(|retry_in| {
+                        tracing::warn!(
+                            failed = result.failed,
+                            retry_in_ms = retry_in.as_millis() as u64,
+                            "publishing to Kafka failed; events stay in the outbox"
+                        );
+                    })
                 }
+            };
+            self.heartbeat.waiting();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// One turn: the lease, then a batch of pending rows read and published.
+    async fn turn(
+        &self,
+        producer: &FutureProducer<KafkaLogs>,
+        holder: &str,
+        lease: &mut Lease,
+        shutdown: &CancellationToken,
+    ) -> Turn {
+        if shutdown.is_cancelled() {
+            return Turn::Shutdown;
+        }
+        if !lease
+            .ensure(&self.store, holder, self.settings.lease_ttl)
+            .await
+        {
+            return Turn::Standby;
+        }
+        let mut batch = match self.store.pending(self.settings.batch_size).await {
+            Ok(batch) if batch.is_empty() => return Turn::Idle,
+            Ok(batch) => batch,
+            Err(e) => return Turn::StoreFailed(e),
+        };
+        for pending in &mut batch {
+            pending.message.topic = self.kafka.topic(&pending.message.topic);
+        }
+        // A round can wait for `message.timeout.ms` on a dead broker; shutdown does not.
+        // Abandoning it is safe: unmarked rows stay pending and go out next time.
+        tokio::select! {
+            round = publish_round(producer, batch) => Turn::Published(round),
+            _ = shutdown.cancelled() => Turn::Shutdown,
+        }
+    }
+}
+
+/// What one turn of the relay found.
+enum Turn {
+    Shutdown,
+    /// Another replica holds the lease: stand by.
+    Standby,
+    /// Nothing pending.
+    Idle,
+    /// The outbox table could not be read (the database, not Kafka).
+    StoreFailed(anyhow::Error),
+    /// A batch went out; some keys' chains may have failed.
+    Published(RoundResult),
+}
+
+/// Published rows are pruned at most this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The wait after consecutive failed turns: 400 ms doubling up to 5 s, reset by a good turn.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// Counts a failure and answers how long to wait; `log` runs on the first failure of a run
+    /// and every tenth after it, so an outage does not flood the log.
+    fn failed(&mut self, log: impl FnOnce(Duration)) -> Duration {
+        self.failures += 1;
+        let wait =
+            Duration::from_millis(200 * 2u64.pow(self.failures.min(5))).min(Duration::from_secs(5));
+        if self.failures == 1 || self.failures.is_multiple_of(10) {
+            log(wait);
+        }
+        wait
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failed_turns = self.failures, "the outbox relay recovered");
+        }
+        self.failures = 0;
     }
 }
 
@@ -370,4 +418,30 @@ async fn send(
         .await
         .map(|_| ())
         .map_err(|(e, _)| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_turns_wait_longer_up_to_five_seconds_and_log_the_first_and_every_tenth() {
+        let mut backoff = Backoff::default();
+        let mut logged = Vec::new();
+        let waits: Vec<u64> = (1..=20)
+            .map(|turn| {
+                backoff
+                    .failed(|_| logged.push(turn))
+                    .as_millis()
+                    .try_into()
+                    .expect("ms")
+            })
+            .collect();
+        assert_eq!(&waits[..6], &[400, 800, 1600, 3200, 5000, 5000]);
+        assert!(waits[6..].iter().all(|&w| w == 5000));
+        assert_eq!(logged, vec![1, 10, 20]);
+
+        backoff.recovered();
+        assert_eq!(400, backoff.failed(|_| {}).as_millis());
+    }
 }
