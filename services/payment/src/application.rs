@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use futures::StreamExt as _;
+use studycafe_kernel::MAX_ATTEMPTS;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -104,9 +105,6 @@ pub struct ReconcileRound {
     /// Payments still without an answer (provider unavailable, or busy elsewhere).
     pub pending: usize,
 }
-
-/// How many stale-version retries before a change gives up.
-const MAX_RETRIES: usize = 8;
 
 /// Refund calls in flight at once per round: one slow provider answer must not hold up the
 /// rest.
@@ -219,7 +217,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         // or a crash never charges twice.
         let answer = self.charge_holding_claim(&payment).await;
 
-        for _ in 0..MAX_RETRIES {
+        for _ in 0..MAX_ATTEMPTS {
             if payment.is_settled() {
                 return Ok(payment);
             }

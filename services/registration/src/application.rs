@@ -6,14 +6,13 @@
 
 use std::sync::Arc;
 
+use studycafe_kernel::{Attempt, retry_on_stale};
+
 use crate::domain::{
     AdminId, AutoConfirmPolicy, Booking, BookingEvent, BookingStatus, CafeId, Decider, NewBooking,
     Registration, RejectionReason, ReservationEnded, ReservationId, TransitionError,
     ports::{BookingStore, Clock, Consumed, InsertOutcome, SaveOutcome, StoreError},
 };
-
-/// How often a change is retried when the booking keeps changing under it.
-const MAX_RETRIES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -159,24 +158,30 @@ impl<S: BookingStore> BookingService<S> {
             chrono::DateTime<chrono::Utc>,
         ) -> Result<BookingEvent, TransitionError>,
     ) -> Result<Booking, DecideError> {
-        for _ in 0..MAX_RETRIES {
-            let mut booking = self.store.get(id).await?.ok_or(DecideError::NotFound(id))?;
-            let version = booking.version;
-            let event = transition(&mut booking, self.clock.now())
-                .map_err(|illegal| DecideError::NotPending { id, illegal })?;
-            match self
-                .store
-                .save(&booking, version, &event, causation, None)
-                .await?
-            {
-                SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
-                    booking.version = version + 1;
-                    return Ok(booking);
-                }
-                SaveOutcome::Stale => continue,
-            }
-        }
-        Err(DecideError::Contended(id))
+        let transition = &transition;
+        retry_on_stale(
+            || async move {
+                let mut booking = self.store.get(id).await?.ok_or(DecideError::NotFound(id))?;
+                let version = booking.version;
+                let event = transition(&mut booking, self.clock.now())
+                    .map_err(|illegal| DecideError::NotPending { id, illegal })?;
+                Ok(
+                    match self
+                        .store
+                        .save(&booking, version, &event, causation, None)
+                        .await?
+                    {
+                        SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
+                            booking.version = version + 1;
+                            Attempt::Done(booking)
+                        }
+                        SaveOutcome::Stale => Attempt::Stale,
+                    },
+                )
+            },
+            || DecideError::Contended(id),
+        )
+        .await
     }
 
     /// The policy in force for this deployment's cafe.
@@ -248,57 +253,64 @@ impl<S: BookingStore> BookingService<S> {
         reaction: &Reaction,
         consumed: Consumed,
     ) -> Result<Applied, StoreError> {
-        let causation = consumed.event_id.to_string();
-        for _ in 0..MAX_RETRIES {
-            let Some(mut booking) = self.store.get(id).await? else {
-                // Never create a booking from anything but SeatReserved.
-                if !self.store.mark_consumed(consumed).await? {
-                    return Ok(Applied::AlreadyApplied);
-                }
-                return Ok(Applied::UnknownReservation);
-            };
-            let version = booking.version;
-            let now = self.clock.now();
-            let transition = match reaction {
-                Reaction::PaymentCompleted => booking.register(Registration::issue(now), now),
-                Reaction::ReservationEnded(ended) => booking.cancel(ended, now),
-            };
-            let event = match transition {
-                Ok(event) => event,
-                Err(not_applicable) => {
-                    // A closed booking's payment is refunded by payment; a duplicate changes
-                    // nothing. Recorded so a redelivery is not reconsidered. Already recorded:
-                    // this very event's effect (applied by another replica between our read
-                    // and now) may be why the transition does not apply — a duplicate, not news.
+        let causation = &consumed.event_id.to_string();
+        retry_on_stale(
+            || async move {
+                let Some(mut booking) = self.store.get(id).await? else {
+                    // Never create a booking from anything but SeatReserved.
                     if !self.store.mark_consumed(consumed).await? {
-                        return Ok(Applied::AlreadyApplied);
+                        return Ok(Attempt::Done(Applied::AlreadyApplied));
                     }
-                    return Ok(Applied::Ignored(not_applicable.to_string()));
-                }
-            };
-            match self
-                .store
-                .save(&booking, version, &event, &causation, Some(consumed))
-                .await?
-            {
-                SaveOutcome::Saved => {
-                    match &event {
-                        BookingEvent::Registered => {
-                            metrics::counter!("registrations_total").increment(1);
+                    return Ok(Attempt::Done(Applied::UnknownReservation));
+                };
+                let version = booking.version;
+                let now = self.clock.now();
+                let transition = match reaction {
+                    Reaction::PaymentCompleted => booking.register(Registration::issue(now), now),
+                    Reaction::ReservationEnded(ended) => booking.cancel(ended, now),
+                };
+                let event = match transition {
+                    Ok(event) => event,
+                    Err(not_applicable) => {
+                        // A closed booking's payment is refunded by payment; a duplicate changes
+                        // nothing. Recorded so a redelivery is not reconsidered. Already recorded:
+                        // this very event's effect (applied by another replica between our read
+                        // and now) may be why the transition does not apply — a duplicate, not news.
+                        if !self.store.mark_consumed(consumed).await? {
+                            return Ok(Attempt::Done(Applied::AlreadyApplied));
                         }
-                        BookingEvent::Cancelled { .. } => {
-                            metrics::counter!("bookings_cancelled_total").increment(1);
-                        }
-                        _ => {}
+                        return Ok(Attempt::Done(Applied::Ignored(not_applicable.to_string())));
                     }
-                    return Ok(Applied::Changed(booking.status));
-                }
-                SaveOutcome::AlreadyApplied => return Ok(Applied::AlreadyApplied),
-                SaveOutcome::Stale => continue,
-            }
-        }
-        Err(StoreError::new(format!(
-            "booking {id} kept changing while applying {reaction:?}"
-        )))
+                };
+                Ok(
+                    match self
+                        .store
+                        .save(&booking, version, &event, causation, Some(consumed))
+                        .await?
+                    {
+                        SaveOutcome::Saved => {
+                            match &event {
+                                BookingEvent::Registered => {
+                                    metrics::counter!("registrations_total").increment(1);
+                                }
+                                BookingEvent::Cancelled { .. } => {
+                                    metrics::counter!("bookings_cancelled_total").increment(1);
+                                }
+                                _ => {}
+                            }
+                            Attempt::Done(Applied::Changed(booking.status))
+                        }
+                        SaveOutcome::AlreadyApplied => Attempt::Done(Applied::AlreadyApplied),
+                        SaveOutcome::Stale => Attempt::Stale,
+                    },
+                )
+            },
+            || {
+                StoreError::new(format!(
+                    "booking {id} kept changing while applying {reaction:?}"
+                ))
+            },
+        )
+        .await
     }
 }

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use studycafe_kernel::{Attempt, MAX_ATTEMPTS, retry_on_stale};
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::{
@@ -116,8 +118,6 @@ pub enum Applied {
 
 /// Payment calls in flight at once per sweep.
 const PAYMENT_CONCURRENCY: usize = 16;
-
-const MAX_RETRIES: usize = 8;
 
 /// The seat service's application service. Cheap to clone.
 #[derive(Debug)]
@@ -243,31 +243,36 @@ impl<S: ReservationStore> ReservationService<S> {
         id: ReservationId,
         causation: &str,
     ) -> Result<Reservation, CancelError> {
-        for _ in 0..MAX_RETRIES {
-            let mut reservation = self.store.get(id).await?.ok_or(CancelError::NotFound(id))?;
-            if !actor.may_see(&reservation) {
-                return Err(CancelError::Forbidden(id));
-            }
-            let by = if reservation.customer_id == actor.user {
-                CancelledBy::Customer
-            } else {
-                CancelledBy::Admin
-            };
-            let version = reservation.version;
-            let event = reservation.cancel(by, self.clock.now())?;
-            match self
-                .store
-                .save(&reservation, version, &[event], causation, None)
-                .await?
-            {
-                SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
-                    tracing::info!(reservation_id = %id, ?by, "reservation cancelled");
-                    return Ok(reservation);
+        retry_on_stale(
+            || async move {
+                let mut reservation = self.store.get(id).await?.ok_or(CancelError::NotFound(id))?;
+                if !actor.may_see(&reservation) {
+                    return Err(CancelError::Forbidden(id));
                 }
-                SaveOutcome::Stale => continue,
-            }
-        }
-        Err(CancelError::Contended(id))
+                let by = if reservation.customer_id == actor.user {
+                    CancelledBy::Customer
+                } else {
+                    CancelledBy::Admin
+                };
+                let version = reservation.version;
+                let event = reservation.cancel(by, self.clock.now())?;
+                Ok(
+                    match self
+                        .store
+                        .save(&reservation, version, &[event], causation, None)
+                        .await?
+                    {
+                        SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
+                            tracing::info!(reservation_id = %id, ?by, "reservation cancelled");
+                            Attempt::Done(reservation)
+                        }
+                        SaveOutcome::Stale => Attempt::Stale,
+                    },
+                )
+            },
+            || CancelError::Contended(id),
+        )
+        .await
     }
 
     /// Applies news from registration or payment to one reservation, exactly once per
@@ -278,47 +283,56 @@ impl<S: ReservationStore> ReservationService<S> {
         reaction: &Reaction,
         consumed: Consumed,
     ) -> Result<Applied, StoreError> {
-        let causation = consumed.event_id.to_string();
-        for _ in 0..MAX_RETRIES {
-            let Some(mut reservation) = self.store.get(id).await? else {
-                self.store.mark_consumed(consumed).await?;
-                return Ok(Applied::UnknownReservation);
-            };
-            let version = reservation.version;
-            let now = self.clock.now();
-            let transition = match reaction {
-                Reaction::BookingConfirmed => reservation.confirm(now).map(|e| vec![e]),
-                Reaction::BookingRejected { reason } => {
-                    reservation.reject(reason, now).map(|e| vec![e])
-                }
-                Reaction::PaymentCompleted { payment_id } => reservation.mark_paid(payment_id, now),
-                Reaction::PaymentDeclined { reason } => reservation
-                    .mark_payment_failed(reason, now)
-                    .map(|e| vec![e]),
-                Reaction::SeatRegistered { registration_id } => {
-                    reservation.register(registration_id, now)
-                }
-            };
-            let events = match transition {
-                Ok(events) => events,
-                Err(not_applicable) => {
+        let causation = &consumed.event_id.to_string();
+        retry_on_stale(
+            || async move {
+                let Some(mut reservation) = self.store.get(id).await? else {
                     self.store.mark_consumed(consumed).await?;
-                    return Ok(Applied::Ignored(not_applicable.to_string()));
-                }
-            };
-            match self
-                .store
-                .save(&reservation, version, &events, &causation, Some(consumed))
-                .await?
-            {
-                SaveOutcome::Saved => return Ok(Applied::Changed(reservation.status)),
-                SaveOutcome::AlreadyApplied => return Ok(Applied::AlreadyApplied),
-                SaveOutcome::Stale => continue,
-            }
-        }
-        Err(StoreError::new(format!(
-            "reservation {id} kept changing while applying {reaction:?}"
-        )))
+                    return Ok(Attempt::Done(Applied::UnknownReservation));
+                };
+                let version = reservation.version;
+                let now = self.clock.now();
+                let transition = match reaction {
+                    Reaction::BookingConfirmed => reservation.confirm(now).map(|e| vec![e]),
+                    Reaction::BookingRejected { reason } => {
+                        reservation.reject(reason, now).map(|e| vec![e])
+                    }
+                    Reaction::PaymentCompleted { payment_id } => {
+                        reservation.mark_paid(payment_id, now)
+                    }
+                    Reaction::PaymentDeclined { reason } => reservation
+                        .mark_payment_failed(reason, now)
+                        .map(|e| vec![e]),
+                    Reaction::SeatRegistered { registration_id } => {
+                        reservation.register(registration_id, now)
+                    }
+                };
+                let events = match transition {
+                    Ok(events) => events,
+                    Err(not_applicable) => {
+                        self.store.mark_consumed(consumed).await?;
+                        return Ok(Attempt::Done(Applied::Ignored(not_applicable.to_string())));
+                    }
+                };
+                Ok(
+                    match self
+                        .store
+                        .save(&reservation, version, &events, causation, Some(consumed))
+                        .await?
+                    {
+                        SaveOutcome::Saved => Attempt::Done(Applied::Changed(reservation.status)),
+                        SaveOutcome::AlreadyApplied => Attempt::Done(Applied::AlreadyApplied),
+                        SaveOutcome::Stale => Attempt::Stale,
+                    },
+                )
+            },
+            || {
+                StoreError::new(format!(
+                    "reservation {id} kept changing while applying {reaction:?}"
+                ))
+            },
+        )
+        .await
     }
 
     /// Expires unpaid reservations whose hold ran out; returns how many.
@@ -412,7 +426,7 @@ impl<S: ReservationStore> ReservationService<S> {
         };
         let answer = payments.pay(request).await;
         // The call took time: decide on the latest state, not the one read before it.
-        for _ in 0..MAX_RETRIES {
+        for _ in 0..MAX_ATTEMPTS {
             let version = reservation.version;
             let now = self.clock.now();
             let events = match &answer {
