@@ -4,6 +4,7 @@
 use std::fmt;
 
 use rand::Rng as _;
+pub use shared_events::IdError;
 use uuid::Uuid;
 
 /// A reservation's id (made by the seat service): the key of a booking and the saga's
@@ -164,25 +165,6 @@ impl EntryPassCode {
 impl fmt::Display for EntryPassCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value:?} is invalid: expected {expected}")]
-pub struct IdError {
-    pub what: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-impl IdError {
-    fn new(what: &'static str, value: &str, expected: &'static str) -> Self {
-        Self {
-            what,
-            // Bounded: the value ends up in logs and problem details.
-            value: value.chars().take(64).collect(),
-            expected,
-        }
     }
 }
 
