@@ -168,11 +168,16 @@ impl Coordinated {
     async fn formed_by(&mut self, instance: &str) -> Joined {
         let joined = self.join(instance, "").await;
         assert_eq!(joined.leader, joined.member_id, "the first member leads");
+        self.takes_everything(&joined, instance).await;
+        joined
+    }
+
+    /// `leader` hands every partition to itself, and gets them.
+    async fn takes_everything(&mut self, leader: &Joined, instance: &str) {
         let (code, assignment) = self
-            .sync(&joined, instance, &[(&joined.member_id, b"all")])
+            .sync(leader, instance, &[(&leader.member_id, b"all")])
             .await;
         assert_eq!((ErrorCode::None, &b"all"[..]), (code, &assignment[..]));
-        joined
     }
 }
 
@@ -205,10 +210,7 @@ async fn a_leader_that_died_mid_rebalance_is_replaced_after_its_session() {
         "a's session lapsed: b must lead now, or the group waits for a dead leader for ever"
     );
     assert_eq!(vec![b.member_id.clone()], b.members);
-    let (code, assignment) = group
-        .sync(&b, "seat-view-b", &[(&b.member_id, b"all")])
-        .await;
-    assert_eq!((ErrorCode::None, &b"all"[..]), (code, &assignment[..]));
+    group.takes_everything(&b, "seat-view-b").await;
 }
 
 #[tokio::test]
@@ -252,10 +254,7 @@ async fn a_member_dying_in_a_formed_group_makes_the_others_rebalance() {
         b.members,
         "b leads alone and assigns a's partitions too"
     );
-    let (code, assignment) = group
-        .sync(&b, "seat-view-b", &[(&b.member_id, b"all")])
-        .await;
-    assert_eq!((ErrorCode::None, &b"all"[..]), (code, &assignment[..]));
+    group.takes_everything(&b, "seat-view-b").await;
 }
 
 #[tokio::test]
@@ -275,10 +274,7 @@ async fn a_follower_never_forms_a_group_without_its_leader() {
     assert_eq!(ErrorCode::RebalanceInProgress, code, "b got {assignment:?}");
     let b = group.join("seat-view-b", &b.member_id).await;
     assert_eq!(b.leader, b.member_id);
-    let (code, assignment) = group
-        .sync(&b, "seat-view-b", &[(&b.member_id, b"all")])
-        .await;
-    assert_eq!((ErrorCode::None, &b"all"[..]), (code, &assignment[..]));
+    group.takes_everything(&b, "seat-view-b").await;
 }
 
 #[tokio::test]
@@ -298,8 +294,5 @@ async fn a_static_member_back_under_a_new_member_id_replaces_its_earlier_self() 
         first.member_id
     );
     assert_eq!(again.leader, again.member_id);
-    let (code, assignment) = group
-        .sync(&again, "seat-view-a", &[(&again.member_id, b"all")])
-        .await;
-    assert_eq!((ErrorCode::None, &b"all"[..]), (code, &assignment[..]));
+    group.takes_everything(&again, "seat-view-a").await;
 }
