@@ -96,9 +96,14 @@ pub async fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Reco
         .set("log_level", "0")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .expect("topic metadata");
+    // The broker may have just come back (a chaos run resumes it right before the checks):
+    // leadership errors then last a moment, so metadata and watermarks are retried until the
+    // deadline rather than failing the first time.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let metadata = until(deadline, "topic metadata", || {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
+    })
+    .await;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -107,9 +112,10 @@ pub async fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Reco
     let mut remaining = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, timeout)
-            .expect("watermarks");
+        let (low, high) = until(deadline, "watermarks", || {
+            consumer.fetch_watermarks(topic, partition, Duration::from_secs(5))
+        })
+        .await;
         if high > low {
             remaining.insert(partition, high);
             assignment
@@ -122,11 +128,15 @@ pub async fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Reco
         return records;
     }
     consumer.assign(&assignment).expect("assign");
-    let deadline = tokio::time::Instant::now() + timeout;
     while !remaining.is_empty() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Ok(Ok(message)) = tokio::time::timeout(left, consumer.recv()).await else {
-            panic!("reading {topic} to its end took longer than {timeout:?}");
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(message)) => message,
+            Ok(Err(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => panic!("reading {topic} to its end took longer than {timeout:?}"),
         };
         if remaining
             .get(&message.partition())
@@ -137,6 +147,22 @@ pub async fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Reco
         records.push(record_of(&message));
     }
     records
+}
+
+/// `fetch` again every 200 ms while it fails and `deadline` has not passed; the last error
+/// fails the test.
+async fn until<T>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    fetch: impl Fn() -> rdkafka::error::KafkaResult<T>,
+) -> T {
+    loop {
+        match fetch() {
+            Ok(value) => return value,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{what}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 fn record_of(message: &rdkafka::message::BorrowedMessage<'_>) -> Record {
