@@ -162,19 +162,16 @@ impl<S: BookingStore> BookingService<S> {
         retry_on_stale(
             || async move {
                 let mut booking = self.store.get(id).await?.ok_or(DecideError::NotFound(id))?;
-                let version = booking.version;
+                let version = booking.version();
                 let event = transition(&mut booking, self.clock.now())
                     .map_err(|illegal| DecideError::NotPending { id, illegal })?;
                 Ok(
                     match self
                         .store
-                        .save(&booking, version, &event, causation, None)
+                        .save(&mut booking, version, &event, causation, None)
                         .await?
                     {
-                        SaveOutcome::Saved | SaveOutcome::AlreadyApplied => {
-                            booking.version = version + 1;
-                            Attempt::Done(booking)
-                        }
+                        SaveOutcome::Saved | SaveOutcome::AlreadyApplied => Attempt::Done(booking),
                         SaveOutcome::Stale => Attempt::Stale,
                     },
                 )
@@ -263,7 +260,7 @@ impl<S: BookingStore> BookingService<S> {
                     }
                     return Ok(Attempt::Done(Applied::UnknownReservation));
                 };
-                let version = booking.version;
+                let version = booking.version();
                 let now = self.clock.now();
                 let transition = match reaction {
                     Reaction::PaymentCompleted => booking.register(Registration::issue(now), now),
@@ -285,7 +282,7 @@ impl<S: BookingStore> BookingService<S> {
                 Ok(
                     match self
                         .store
-                        .save(&booking, version, &event, causation, Some(consumed))
+                        .save(&mut booking, version, &event, causation, Some(consumed))
                         .await?
                     {
                         SaveOutcome::Saved => {
@@ -298,7 +295,7 @@ impl<S: BookingStore> BookingService<S> {
                                 }
                                 _ => {}
                             }
-                            Attempt::Done(Applied::Changed(booking.status))
+                            Attempt::Done(Applied::Changed(booking.status()))
                         }
                         SaveOutcome::AlreadyApplied => Attempt::Done(Applied::AlreadyApplied),
                         SaveOutcome::Stale => Attempt::Stale,

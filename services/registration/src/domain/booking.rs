@@ -101,9 +101,9 @@ impl Decider {
 /// A paid booking's registration with the cafe: what lets the customer in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
-    pub id: RegistrationId,
-    pub entry_pass_code: EntryPassCode,
-    pub registered_at: DateTime<Utc>,
+    id: RegistrationId,
+    entry_pass_code: EntryPassCode,
+    registered_at: DateTime<Utc>,
 }
 
 impl Registration {
@@ -114,6 +114,32 @@ impl Registration {
             entry_pass_code: EntryPassCode::random(),
             registered_at: now,
         }
+    }
+
+    /// A registration as a store kept it (part of a [`BookingState`]). Anything but a store
+    /// makes one with [`Registration::issue`].
+    pub fn restore(
+        id: RegistrationId,
+        entry_pass_code: EntryPassCode,
+        registered_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            entry_pass_code,
+            registered_at,
+        }
+    }
+
+    pub fn id(&self) -> RegistrationId {
+        self.id
+    }
+
+    pub fn entry_pass_code(&self) -> &EntryPassCode {
+        &self.entry_pass_code
+    }
+
+    pub fn registered_at(&self) -> DateTime<Utc> {
+        self.registered_at
     }
 }
 
@@ -178,8 +204,14 @@ pub struct NewBooking {
     pub hold_expires_at: DateTime<Utc>,
 }
 
+/// Every field of a booking, as a store keeps it: the aggregate's one raw form.
+///
+/// Only persistence uses it: a store reads [`Booking::state`] to write a booking and
+/// [`Booking::restore`]s one from its row. Everything else reads a booking through its
+/// accessors and changes it through its transitions, which enforce the rules and return the
+/// events they cause; nothing outside the domain sets a status any other way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Booking {
+pub struct BookingState {
     pub reservation_id: ReservationId,
     pub seat_id: SeatId,
     pub customer_id: CustomerId,
@@ -195,28 +227,106 @@ pub struct Booking {
     pub registration: Option<Registration>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Optimistic concurrency: bumped on every stored change.
+    /// Optimistic concurrency: the version the store holds this booking at. The store is the
+    /// one place it goes up (by one per stored change, see `BookingStore::save`); no
+    /// transition touches it.
     pub version: i64,
+}
+
+/// A booking. Its fields are private: read them through the accessors, change them through
+/// the transitions; stores use [`BookingState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    state: BookingState,
 }
 
 impl Booking {
     /// A new PENDING booking for a reservation the seat service just took.
     pub fn open(new: NewBooking, now: DateTime<Utc>) -> Self {
         Self {
-            reservation_id: new.reservation_id,
-            seat_id: new.seat_id,
-            customer_id: new.customer_id,
-            window: new.window,
-            price: new.price,
-            hold_expires_at: new.hold_expires_at,
-            status: BookingStatus::Pending,
-            decided_by: None,
-            reason: None,
-            registration: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+            state: BookingState {
+                reservation_id: new.reservation_id,
+                seat_id: new.seat_id,
+                customer_id: new.customer_id,
+                window: new.window,
+                price: new.price,
+                hold_expires_at: new.hold_expires_at,
+                status: BookingStatus::Pending,
+                decided_by: None,
+                reason: None,
+                registration: None,
+                created_at: now,
+                updated_at: now,
+                version: 0,
+            },
         }
+    }
+
+    /// Rebuilds a booking from what a store kept. For stores only (see [`BookingState`]).
+    pub fn restore(state: BookingState) -> Self {
+        Self { state }
+    }
+
+    /// Every field, for a store to write. For stores only (see [`BookingState`]).
+    pub fn state(&self) -> &BookingState {
+        &self.state
+    }
+
+    pub fn reservation_id(&self) -> ReservationId {
+        self.state.reservation_id
+    }
+
+    pub fn seat_id(&self) -> &SeatId {
+        &self.state.seat_id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.state.customer_id
+    }
+
+    pub fn window(&self) -> Window {
+        self.state.window
+    }
+
+    pub fn price(&self) -> Money {
+        self.state.price
+    }
+
+    /// Unpaid at this instant, the seat service expires the reservation.
+    pub fn hold_expires_at(&self) -> DateTime<Utc> {
+        self.state.hold_expires_at
+    }
+
+    pub fn status(&self) -> BookingStatus {
+        self.state.status
+    }
+
+    /// Who confirmed or rejected it.
+    pub fn decided_by(&self) -> Option<&Decider> {
+        self.state.decided_by.as_ref()
+    }
+
+    /// Why it was rejected or cancelled.
+    pub fn reason(&self) -> Option<&str> {
+        self.state.reason.as_deref()
+    }
+
+    /// Its registration, once paid.
+    pub fn registration(&self) -> Option<&Registration> {
+        self.state.registration.as_ref()
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.state.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.state.updated_at
+    }
+
+    /// The version the store holds this booking at (what a save expects to find).
+    pub fn version(&self) -> i64 {
+        self.state.version
     }
 
     fn transition(
@@ -226,14 +336,14 @@ impl Booking {
         action: &'static str,
         now: DateTime<Utc>,
     ) -> Result<(), TransitionError> {
-        if !allowed_from.contains(&self.status) {
+        if !allowed_from.contains(&self.state.status) {
             return Err(TransitionError {
-                from: self.status,
+                from: self.state.status,
                 action,
             });
         }
-        self.status = to;
-        self.updated_at = now;
+        self.state.status = to;
+        self.state.updated_at = now;
         Ok(())
     }
 
@@ -244,7 +354,7 @@ impl Booking {
     ) -> Result<BookingEvent, TransitionError> {
         use BookingStatus::*;
         self.transition(&[Pending], Confirmed, "confirmed", now)?;
-        self.decided_by = Some(by.clone());
+        self.state.decided_by = Some(by.clone());
         Ok(BookingEvent::Confirmed { by })
     }
 
@@ -256,8 +366,8 @@ impl Booking {
     ) -> Result<BookingEvent, TransitionError> {
         use BookingStatus::*;
         self.transition(&[Pending], Rejected, "rejected", now)?;
-        self.decided_by = Some(Decider::Admin(by.clone()));
-        self.reason = Some(reason.to_string());
+        self.state.decided_by = Some(Decider::Admin(by.clone()));
+        self.state.reason = Some(reason.to_string());
         Ok(BookingEvent::Rejected { by, reason })
     }
 
@@ -269,7 +379,7 @@ impl Booking {
     ) -> Result<BookingEvent, TransitionError> {
         use BookingStatus::*;
         self.transition(&[Confirmed], Registered, "registered", now)?;
-        self.registration = Some(registration);
+        self.state.registration = Some(registration);
         Ok(BookingEvent::Registered)
     }
 
@@ -288,9 +398,9 @@ impl Booking {
             now,
         )?;
         let reason = ended.reason();
-        self.reason = Some(reason.clone());
+        self.state.reason = Some(reason.clone());
         Ok(BookingEvent::Cancelled {
-            registration_id: self.registration.as_ref().map(|r| r.id),
+            registration_id: self.state.registration.as_ref().map(|r| r.id),
             reason,
         })
     }
@@ -328,21 +438,21 @@ mod tests {
     #[test]
     fn happy_path() {
         let mut b = pending();
-        assert_eq!(b.status, BookingStatus::Pending);
+        assert_eq!(b.status(), BookingStatus::Pending);
         assert_eq!(
             b.confirm(Decider::AutoConfirm, now()).unwrap(),
             BookingEvent::Confirmed {
                 by: Decider::AutoConfirm
             }
         );
-        assert_eq!(b.decided_by, Some(Decider::AutoConfirm));
+        assert_eq!(b.decided_by(), Some(&Decider::AutoConfirm));
         let registration = Registration::issue(now());
         assert_eq!(
             b.register(registration.clone(), now()).unwrap(),
             BookingEvent::Registered
         );
-        assert_eq!(b.status, BookingStatus::Registered);
-        assert_eq!(b.registration, Some(registration.clone()));
+        assert_eq!(b.status(), BookingStatus::Registered);
+        assert_eq!(b.registration(), Some(&registration));
         assert_eq!(
             b.cancel(&ReservationEnded::CancelledByCustomer, now())
                 .unwrap(),
@@ -368,7 +478,7 @@ mod tests {
 
         b.reject(admin(), RejectionReason::parse("full").unwrap(), now())
             .unwrap();
-        assert_eq!(b.reason.as_deref(), Some("full"));
+        assert_eq!(b.reason(), Some("full"));
         let rejected = b.clone();
         assert!(b.confirm(Decider::Admin(admin()), now()).is_err());
         assert!(b.cancel(&ReservationEnded::Expired, now()).is_err());
@@ -404,8 +514,8 @@ mod tests {
                 reason: "payment failed: card declined".into()
             }
         );
-        assert_eq!(b.status, BookingStatus::Cancelled);
-        assert!(b.status.is_closed());
+        assert_eq!(b.status(), BookingStatus::Cancelled);
+        assert!(b.status().is_closed());
     }
 
     #[test]

@@ -11,8 +11,8 @@ pub mod ports;
 pub mod values;
 
 pub use booking::{
-    Booking, BookingEvent, BookingStatus, Decider, NewBooking, Registration, ReservationEnded,
-    TransitionError,
+    Booking, BookingEvent, BookingState, BookingStatus, Decider, NewBooking, Registration,
+    ReservationEnded, TransitionError,
 };
 pub use ids::{
     AdminId, CafeId, CustomerId, EntryPassCode, IdError, RegistrationId, ReservationId, SeatId,

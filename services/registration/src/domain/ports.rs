@@ -74,10 +74,12 @@ pub trait BookingStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 
     /// Stores `booking` if it is still at `expected_version`, with its event and the consumed
-    /// event's claim (if any), in one transaction.
+    /// event's claim (if any), in one transaction. The store is the one place a booking's
+    /// version goes up: on `Saved`, the row and `booking` are both at `expected_version + 1`;
+    /// otherwise `booking` is left as it was.
     fn save(
         &self,
-        booking: &Booking,
+        booking: &mut Booking,
         expected_version: i64,
         event: &BookingEvent,
         causation: &str,

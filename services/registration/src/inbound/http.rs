@@ -216,28 +216,26 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 impl From<Booking> for BookingView {
     fn from(b: Booking) -> Self {
+        let registration = b.registration();
         Self {
-            reservation_id: b.reservation_id.to_string(),
-            seat_id: b.seat_id.to_string(),
-            customer_id: b.customer_id.to_string(),
-            starts_at: rfc3339(b.window.starts_at()),
-            ends_at: rfc3339(b.window.ends_at()),
+            reservation_id: b.reservation_id().to_string(),
+            seat_id: b.seat_id().to_string(),
+            customer_id: b.customer_id().to_string(),
+            starts_at: rfc3339(b.window().starts_at()),
+            ends_at: rfc3339(b.window().ends_at()),
             price: MoneyView {
-                amount: b.price.won(),
+                amount: b.price().won(),
                 currency: "KRW",
             },
-            status: b.status.as_str(),
-            hold_expires_at: rfc3339(b.hold_expires_at),
-            decided_by: b.decided_by.map(|d| d.as_str().to_owned()),
-            reason: b.reason,
-            registration_id: b.registration.as_ref().map(|r| r.id.to_string()),
-            entry_pass_code: b
-                .registration
-                .as_ref()
-                .map(|r| r.entry_pass_code.to_string()),
-            registered_at: b.registration.as_ref().map(|r| rfc3339(r.registered_at)),
-            created_at: rfc3339(b.created_at),
-            updated_at: rfc3339(b.updated_at),
+            status: b.status().as_str(),
+            hold_expires_at: rfc3339(b.hold_expires_at()),
+            decided_by: b.decided_by().map(|d| d.as_str().to_owned()),
+            reason: b.reason().map(str::to_owned),
+            registration_id: registration.map(|r| r.id().to_string()),
+            entry_pass_code: registration.map(|r| r.entry_pass_code().to_string()),
+            registered_at: registration.map(|r| rfc3339(r.registered_at())),
+            created_at: rfc3339(b.created_at()),
+            updated_at: rfc3339(b.updated_at()),
         }
     }
 }

@@ -34,8 +34,9 @@ use studycafe_messaging::{
 
 use crate::{
     domain::{
-        AdminId, AutoConfirmPolicy, Booking, BookingEvent, BookingStatus, CafeId, CustomerId,
-        Decider, EntryPassCode, Money, Registration, RegistrationId, ReservationId, SeatId, Window,
+        AdminId, AutoConfirmPolicy, Booking, BookingEvent, BookingState, BookingStatus, CafeId,
+        CustomerId, Decider, EntryPassCode, Money, Registration, RegistrationId, ReservationId,
+        SeatId, Window,
         ports::{BookingStore, Consumed, InsertOutcome, SaveOutcome, StoreError},
     },
     outbound::published_language,
@@ -106,14 +107,14 @@ fn booking_from_row(row: &PgRow) -> Result<Booking, StoreError> {
     let entry_pass_code: Option<String> = row.try_get("entry_pass_code").map_err(store_error)?;
     let registered_at: Option<DateTime<Utc>> = row.try_get("registered_at").map_err(store_error)?;
     let registration = match (registration_id, entry_pass_code, registered_at) {
-        (Some(id), Some(code), Some(at)) => Some(Registration {
-            id: RegistrationId::parse(&id).map_err(store_error)?,
-            entry_pass_code: EntryPassCode::parse(&code).map_err(store_error)?,
-            registered_at: at,
-        }),
+        (Some(id), Some(code), Some(at)) => Some(Registration::restore(
+            RegistrationId::parse(&id).map_err(store_error)?,
+            EntryPassCode::parse(&code).map_err(store_error)?,
+            at,
+        )),
         _ => None,
     };
-    Ok(Booking {
+    Ok(Booking::restore(BookingState {
         reservation_id: ReservationId::parse(&text("reservation_id")?).map_err(store_error)?,
         seat_id: SeatId::parse(&text("seat_id")?).map_err(store_error)?,
         customer_id: CustomerId::parse(&text("customer_id")?).map_err(store_error)?,
@@ -128,7 +129,7 @@ fn booking_from_row(row: &PgRow) -> Result<Booking, StoreError> {
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
         version: int("version")?,
-    })
+    }))
 }
 
 fn policy_from_row(row: &PgRow) -> Result<AutoConfirmPolicy, StoreError> {
@@ -206,7 +207,8 @@ impl BookingStore for PgStore {
         {
             return Ok(InsertOutcome::AlreadyApplied);
         }
-        let registration = booking.registration.as_ref();
+        let state = booking.state();
+        let registration = state.registration.as_ref();
         let inserted = sqlx::query(
             "INSERT INTO bookings (reservation_id, seat_id, customer_id, starts_at, ends_at, price,
                hold_expires_at, status, decided_by, reason, registration_id, entry_pass_code,
@@ -214,21 +216,21 @@ impl BookingStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0)
              ON CONFLICT (reservation_id) DO NOTHING",
         )
-        .bind(booking.reservation_id.as_uuid())
-        .bind(booking.seat_id.as_str())
-        .bind(booking.customer_id.as_str())
-        .bind(booking.window.starts_at())
-        .bind(booking.window.ends_at())
-        .bind(booking.price.won())
-        .bind(booking.hold_expires_at)
-        .bind(booking.status.as_str())
-        .bind(booking.decided_by.as_ref().map(Decider::as_str))
-        .bind(&booking.reason)
-        .bind(registration.map(|r| r.id.to_string()))
-        .bind(registration.map(|r| r.entry_pass_code.to_string()))
-        .bind(registration.map(|r| r.registered_at))
-        .bind(booking.created_at)
-        .bind(booking.updated_at)
+        .bind(state.reservation_id.as_uuid())
+        .bind(state.seat_id.as_str())
+        .bind(state.customer_id.as_str())
+        .bind(state.window.starts_at())
+        .bind(state.window.ends_at())
+        .bind(state.price.won())
+        .bind(state.hold_expires_at)
+        .bind(state.status.as_str())
+        .bind(state.decided_by.as_ref().map(Decider::as_str))
+        .bind(&state.reason)
+        .bind(registration.map(|r| r.id().to_string()))
+        .bind(registration.map(|r| r.entry_pass_code().to_string()))
+        .bind(registration.map(|r| r.registered_at()))
+        .bind(state.created_at)
+        .bind(state.updated_at)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -249,7 +251,7 @@ impl BookingStore for PgStore {
 
     async fn save(
         &self,
-        booking: &Booking,
+        booking: &mut Booking,
         expected_version: i64,
         event: &BookingEvent,
         causation: &str,
@@ -263,20 +265,25 @@ impl BookingStore for PgStore {
         {
             return Ok(SaveOutcome::AlreadyApplied);
         }
-        let registration = booking.registration.as_ref();
+        // The one place a booking's version goes up: written here, and given to the caller's
+        // copy once committed.
+        let version = expected_version + 1;
+        let state = booking.state();
+        let registration = state.registration.as_ref();
         let updated = sqlx::query(
             "UPDATE bookings SET status = $1, decided_by = $2, reason = $3, registration_id = $4,
-               entry_pass_code = $5, registered_at = $6, updated_at = $7, version = version + 1
-             WHERE reservation_id = $8 AND version = $9",
+               entry_pass_code = $5, registered_at = $6, updated_at = $7, version = $9
+             WHERE reservation_id = $8 AND version = $10",
         )
-        .bind(booking.status.as_str())
-        .bind(booking.decided_by.as_ref().map(Decider::as_str))
-        .bind(&booking.reason)
-        .bind(registration.map(|r| r.id.to_string()))
-        .bind(registration.map(|r| r.entry_pass_code.to_string()))
-        .bind(registration.map(|r| r.registered_at))
-        .bind(booking.updated_at)
-        .bind(booking.reservation_id.as_uuid())
+        .bind(state.status.as_str())
+        .bind(state.decided_by.as_ref().map(Decider::as_str))
+        .bind(&state.reason)
+        .bind(registration.map(|r| r.id().to_string()))
+        .bind(registration.map(|r| r.entry_pass_code().to_string()))
+        .bind(registration.map(|r| r.registered_at()))
+        .bind(state.updated_at)
+        .bind(state.reservation_id.as_uuid())
+        .bind(version)
         .bind(expected_version)
         .execute(&mut *tx)
         .await
@@ -288,6 +295,10 @@ impl BookingStore for PgStore {
         enqueue_event(&mut tx, booking, event, causation).await?;
         tx.commit().await.map_err(store_error)?;
         self.signal.notify();
+        *booking = Booking::restore(BookingState {
+            version,
+            ..booking.state().clone()
+        });
         Ok(SaveOutcome::Saved)
     }
 

@@ -24,7 +24,7 @@ pub fn booking_message(
     causation: &str,
     now: DateTime<Utc>,
 ) -> Result<OutboxMessage, MappingError> {
-    let reservation_id = booking.reservation_id.to_string();
+    let reservation_id = booking.reservation_id().to_string();
     let meta = EventMeta::new(SOURCE, reservation_id.clone(), causation, now);
     Ok(match event {
         BookingEvent::Confirmed { by } => message(
@@ -44,18 +44,17 @@ pub fn booking_message(
         ),
         BookingEvent::Registered => {
             let registration = booking
-                .registration
-                .as_ref()
+                .registration()
                 .ok_or(MappingError::RegisteredWithoutRegistration)?;
             message(
                 meta,
                 pl::SeatRegistered {
                     reservation_id,
-                    registration_id: registration.id.to_string(),
-                    seat_id: booking.seat_id.to_string(),
-                    entry_pass_code: registration.entry_pass_code.to_string(),
-                    starts_at: booking.window.starts_at(),
-                    ends_at: booking.window.ends_at(),
+                    registration_id: registration.id().to_string(),
+                    seat_id: booking.seat_id().to_string(),
+                    entry_pass_code: registration.entry_pass_code().to_string(),
+                    starts_at: booking.window().starts_at(),
+                    ends_at: booking.window().ends_at(),
                 },
             )
         }

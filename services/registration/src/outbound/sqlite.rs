@@ -19,8 +19,9 @@ use studycafe_messaging::{
 
 use crate::{
     domain::{
-        AdminId, AutoConfirmPolicy, Booking, BookingEvent, BookingStatus, CafeId, CustomerId,
-        Decider, EntryPassCode, Money, Registration, RegistrationId, ReservationId, SeatId, Window,
+        AdminId, AutoConfirmPolicy, Booking, BookingEvent, BookingState, BookingStatus, CafeId,
+        CustomerId, Decider, EntryPassCode, Money, Registration, RegistrationId, ReservationId,
+        SeatId, Window,
         ports::{BookingStore, Consumed, InsertOutcome, SaveOutcome, StoreError},
     },
     outbound::published_language,
@@ -76,14 +77,14 @@ fn booking_from_row(row: &SqliteRow) -> Result<Booking, StoreError> {
     let entry_pass_code: Option<String> = row.try_get("entry_pass_code").map_err(store_error)?;
     let registered_at: Option<i64> = row.try_get("registered_at").map_err(store_error)?;
     let registration = match (registration_id, entry_pass_code, registered_at) {
-        (Some(id), Some(code), Some(at)) => Some(Registration {
-            id: RegistrationId::parse(&id).map_err(store_error)?,
-            entry_pass_code: EntryPassCode::parse(&code).map_err(store_error)?,
-            registered_at: from_ms(at),
-        }),
+        (Some(id), Some(code), Some(at)) => Some(Registration::restore(
+            RegistrationId::parse(&id).map_err(store_error)?,
+            EntryPassCode::parse(&code).map_err(store_error)?,
+            from_ms(at),
+        )),
         _ => None,
     };
-    Ok(Booking {
+    Ok(Booking::restore(BookingState {
         reservation_id: ReservationId::parse(&text("reservation_id")?).map_err(store_error)?,
         seat_id: SeatId::parse(&text("seat_id")?).map_err(store_error)?,
         customer_id: CustomerId::parse(&text("customer_id")?).map_err(store_error)?,
@@ -99,7 +100,7 @@ fn booking_from_row(row: &SqliteRow) -> Result<Booking, StoreError> {
         created_at: from_ms(int("created_at")?),
         updated_at: from_ms(int("updated_at")?),
         version: int("version")?,
-    })
+    }))
 }
 
 fn policy_from_row(row: &SqliteRow) -> Result<AutoConfirmPolicy, StoreError> {
@@ -184,7 +185,8 @@ impl BookingStore for SqliteStore {
         {
             return Ok(InsertOutcome::AlreadyApplied);
         }
-        let registration = booking.registration.as_ref();
+        let state = booking.state();
+        let registration = state.registration.as_ref();
         let inserted = sqlx::query(
             "INSERT INTO bookings (reservation_id, seat_id, customer_id, starts_at, ends_at, price,
                hold_expires_at, status, decided_by, reason, registration_id, entry_pass_code,
@@ -192,21 +194,21 @@ impl BookingStore for SqliteStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
              ON CONFLICT (reservation_id) DO NOTHING",
         )
-        .bind(booking.reservation_id.to_string())
-        .bind(booking.seat_id.as_str())
-        .bind(booking.customer_id.as_str())
-        .bind(ms(booking.window.starts_at()))
-        .bind(ms(booking.window.ends_at()))
-        .bind(booking.price.won())
-        .bind(ms(booking.hold_expires_at))
-        .bind(booking.status.as_str())
-        .bind(booking.decided_by.as_ref().map(Decider::as_str))
-        .bind(&booking.reason)
-        .bind(registration.map(|r| r.id.to_string()))
-        .bind(registration.map(|r| r.entry_pass_code.to_string()))
-        .bind(registration.map(|r| ms(r.registered_at)))
-        .bind(ms(booking.created_at))
-        .bind(ms(booking.updated_at))
+        .bind(state.reservation_id.to_string())
+        .bind(state.seat_id.as_str())
+        .bind(state.customer_id.as_str())
+        .bind(ms(state.window.starts_at()))
+        .bind(ms(state.window.ends_at()))
+        .bind(state.price.won())
+        .bind(ms(state.hold_expires_at))
+        .bind(state.status.as_str())
+        .bind(state.decided_by.as_ref().map(Decider::as_str))
+        .bind(&state.reason)
+        .bind(registration.map(|r| r.id().to_string()))
+        .bind(registration.map(|r| r.entry_pass_code().to_string()))
+        .bind(registration.map(|r| ms(r.registered_at())))
+        .bind(ms(state.created_at))
+        .bind(ms(state.updated_at))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -227,7 +229,7 @@ impl BookingStore for SqliteStore {
 
     async fn save(
         &self,
-        booking: &Booking,
+        booking: &mut Booking,
         expected_version: i64,
         event: &BookingEvent,
         causation: &str,
@@ -241,20 +243,25 @@ impl BookingStore for SqliteStore {
         {
             return Ok(SaveOutcome::AlreadyApplied);
         }
-        let registration = booking.registration.as_ref();
+        // The one place a booking's version goes up: written here, and given to the caller's
+        // copy once committed.
+        let version = expected_version + 1;
+        let state = booking.state();
+        let registration = state.registration.as_ref();
         let updated = sqlx::query(
             "UPDATE bookings SET status = ?, decided_by = ?, reason = ?, registration_id = ?,
-               entry_pass_code = ?, registered_at = ?, updated_at = ?, version = version + 1
+               entry_pass_code = ?, registered_at = ?, updated_at = ?, version = ?
              WHERE reservation_id = ? AND version = ?",
         )
-        .bind(booking.status.as_str())
-        .bind(booking.decided_by.as_ref().map(Decider::as_str))
-        .bind(&booking.reason)
-        .bind(registration.map(|r| r.id.to_string()))
-        .bind(registration.map(|r| r.entry_pass_code.to_string()))
-        .bind(registration.map(|r| ms(r.registered_at)))
-        .bind(ms(booking.updated_at))
-        .bind(booking.reservation_id.to_string())
+        .bind(state.status.as_str())
+        .bind(state.decided_by.as_ref().map(Decider::as_str))
+        .bind(&state.reason)
+        .bind(registration.map(|r| r.id().to_string()))
+        .bind(registration.map(|r| r.entry_pass_code().to_string()))
+        .bind(registration.map(|r| ms(r.registered_at())))
+        .bind(ms(state.updated_at))
+        .bind(version)
+        .bind(state.reservation_id.to_string())
         .bind(expected_version)
         .execute(&mut *tx)
         .await
@@ -266,6 +273,10 @@ impl BookingStore for SqliteStore {
         enqueue_event(&mut tx, booking, event, causation).await?;
         tx.commit().await.map_err(store_error)?;
         self.signal.notify();
+        *booking = Booking::restore(BookingState {
+            version,
+            ..booking.state().clone()
+        });
         Ok(SaveOutcome::Saved)
     }
 
