@@ -29,7 +29,7 @@ pub struct Actor {
 
 impl Actor {
     fn may_see(&self, reservation: &Reservation) -> bool {
-        self.admin || reservation.customer_id == self.user
+        self.admin || reservation.customer_id() == &self.user
     }
 }
 
@@ -199,15 +199,15 @@ impl<S: ReservationStore> ReservationService<S> {
             InsertOutcome::Inserted => {
                 metrics::counter!("reservations_requested_total").increment(1);
                 tracing::info!(
-                    reservation_id = %reservation.id,
-                    seat_id = %reservation.seat_id,
-                    starts_at = %reservation.window.starts_at(),
-                    hours = reservation.window.hours(),
+                    reservation_id = %reservation.id(),
+                    seat_id = %reservation.seat_id(),
+                    starts_at = %reservation.window().starts_at(),
+                    hours = reservation.window().hours(),
                     "seat reserved"
                 );
                 Ok(Reserved {
-                    reservation_id: reservation.id,
-                    status: reservation.status,
+                    reservation_id: reservation.id(),
+                    status: reservation.status(),
                     replayed: false,
                 })
             }
@@ -218,7 +218,7 @@ impl<S: ReservationStore> ReservationService<S> {
                     .store
                     .get(id)
                     .await?
-                    .map(|r| r.status)
+                    .map(|r| r.status())
                     .unwrap_or(ReservationStatus::Requested);
                 Ok(Reserved {
                     reservation_id: id,
@@ -249,12 +249,12 @@ impl<S: ReservationStore> ReservationService<S> {
                 if !actor.may_see(&reservation) {
                     return Err(CancelError::Forbidden(id));
                 }
-                let by = if reservation.customer_id == actor.user {
+                let by = if reservation.customer_id() == &actor.user {
                     CancelledBy::Customer
                 } else {
                     CancelledBy::Admin
                 };
-                let version = reservation.version;
+                let version = reservation.version();
                 let event = reservation.cancel(by, self.clock.now())?;
                 Ok(
                     match self
@@ -290,7 +290,7 @@ impl<S: ReservationStore> ReservationService<S> {
                     self.store.mark_consumed(consumed).await?;
                     return Ok(Attempt::Done(Applied::UnknownReservation));
                 };
-                let version = reservation.version;
+                let version = reservation.version();
                 let now = self.clock.now();
                 let transition = match reaction {
                     Reaction::BookingConfirmed => reservation.confirm(now).map(|e| vec![e]),
@@ -320,7 +320,7 @@ impl<S: ReservationStore> ReservationService<S> {
                         .save(&reservation, version, &events, causation, Some(consumed))
                         .await?
                     {
-                        SaveOutcome::Saved => Attempt::Done(Applied::Changed(reservation.status)),
+                        SaveOutcome::Saved => Attempt::Done(Applied::Changed(reservation.status())),
                         SaveOutcome::AlreadyApplied => Attempt::Done(Applied::AlreadyApplied),
                         SaveOutcome::Stale => Attempt::Stale,
                     },
@@ -360,7 +360,7 @@ impl<S: ReservationStore> ReservationService<S> {
         let now = self.clock.now();
         let mut changed = 0;
         for mut reservation in self.store.due(due, now, limit).await? {
-            let version = reservation.version;
+            let version = reservation.version();
             let Ok(event) = transition(&mut reservation, now) else {
                 continue;
             };
@@ -371,7 +371,7 @@ impl<S: ReservationStore> ReservationService<S> {
                 .await?
                 == SaveOutcome::Saved
             {
-                tracing::info!(reservation_id = %reservation.id, status = reservation.status.as_str(), "{causation}");
+                tracing::info!(reservation_id = %reservation.id(), status = reservation.status().as_str(), "{causation}");
                 changed += 1;
             }
         }
@@ -419,15 +419,15 @@ impl<S: ReservationStore> ReservationService<S> {
         max_backoff: Duration,
     ) -> Result<bool, StoreError> {
         let request = PaymentRequest {
-            reservation_id: reservation.id,
-            customer_id: reservation.customer_id.clone(),
-            amount: reservation.price,
-            token: reservation.payment_token.clone(),
+            reservation_id: reservation.id(),
+            customer_id: reservation.customer_id().clone(),
+            amount: reservation.price(),
+            token: reservation.payment_token().clone(),
         };
         let answer = payments.pay(request).await;
         // The call took time: decide on the latest state, not the one read before it.
         for _ in 0..MAX_ATTEMPTS {
-            let version = reservation.version;
+            let version = reservation.version();
             let now = self.clock.now();
             let events = match &answer {
                 Ok(PaymentOutcome::Approved { payment_id }) => {
@@ -437,9 +437,9 @@ impl<S: ReservationStore> ReservationService<S> {
                     .mark_payment_failed(reason, now)
                     .map(|e| vec![e]),
                 Err(unavailable) => {
-                    let backoff = Duration::seconds(1 << reservation.payment.attempts.min(6))
+                    let backoff = Duration::seconds(1 << reservation.payment().attempts().min(6))
                         .min(max_backoff);
-                    tracing::warn!(reservation_id = %reservation.id, error = %unavailable, retry_in_s = backoff.num_seconds(), "payment pending");
+                    tracing::warn!(reservation_id = %reservation.id(), error = %unavailable, retry_in_s = backoff.num_seconds(), "payment pending");
                     reservation.postpone_payment(backoff, now).map(|()| vec![])
                 }
             };
@@ -454,7 +454,7 @@ impl<S: ReservationStore> ReservationService<S> {
                 .await?
             {
                 SaveOutcome::Saved | SaveOutcome::AlreadyApplied => return Ok(!events.is_empty()),
-                SaveOutcome::Stale => match self.store.get(reservation.id).await? {
+                SaveOutcome::Stale => match self.store.get(reservation.id()).await? {
                     Some(latest) => reservation = latest,
                     None => return Ok(false),
                 },

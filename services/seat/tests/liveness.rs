@@ -133,7 +133,7 @@ async fn timers_stuck_in_a_payment_call_are_not_live_until_it_returns() {
             .get(reserved.reservation_id)
             .await
             .unwrap()
-            .is_some_and(|r| r.status == ReservationStatus::Paid);
+            .is_some_and(|r| r.status() == ReservationStatus::Paid);
         (paid && stalled(&beats).is_empty()).then_some(())
     })
     .await;

@@ -162,7 +162,7 @@ async fn settle<S: StoreAdapter>(f: &Fixture<S>, payments: &ScriptedPayments) ->
 }
 
 async fn status<S: StoreAdapter>(f: &Fixture<S>, id: ReservationId) -> ReservationStatus {
-    f.store.get(id).await.unwrap().unwrap().status
+    f.store.get(id).await.unwrap().unwrap().status()
 }
 
 async fn approved_is_paid_once_and_never_charged_again<S: StoreAdapter>(f: Fixture<S>) {
@@ -173,8 +173,8 @@ async fn approved_is_paid_once_and_never_charged_again<S: StoreAdapter>(f: Fixtu
     let settled = settle(&f, &payments).await;
     assert_eq!(settled, 1);
     let reservation = f.store.get(id).await.unwrap().unwrap();
-    assert_eq!(reservation.status, ReservationStatus::Paid);
-    assert_eq!(reservation.payment.payment_id.as_deref(), Some("pay-1"));
+    assert_eq!(reservation.status(), ReservationStatus::Paid);
+    assert_eq!(reservation.payment().payment_id(), Some("pay-1"));
     // Nothing more is due: a second sweep calls nobody.
     f.clock.advance(Duration::minutes(5));
     assert_eq!(settle(&f, &payments).await, 0);
@@ -212,11 +212,11 @@ async fn an_unreachable_payment_service_postpones_with_backoff_until_it_answers<
     assert_eq!(sweep().await.unwrap(), 0);
     let r = f.store.get(id).await.unwrap().unwrap();
     assert_eq!(
-        r.status,
+        r.status(),
         ReservationStatus::Confirmed,
         "stays confirmed, payment pending"
     );
-    assert_eq!(r.payment.attempts, 1);
+    assert_eq!(r.payment().attempts(), 1);
     // Not due again before the backoff (1 s after the first failure, 2 s after the second).
     assert_eq!(sweep().await.unwrap(), 0);
     assert_eq!(payments.calls(), 1);

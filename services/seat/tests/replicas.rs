@@ -177,7 +177,7 @@ async fn concurrent_sweeps_of_two_replicas_take_disjoint_reservations() {
         two.due(Due::HoldExpiry, later, 100)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    let mut swept: Vec<String> = a.iter().chain(&b).map(|r| r.id.to_string()).collect();
+    let mut swept: Vec<String> = a.iter().chain(&b).map(|r| r.id().to_string()).collect();
     swept.sort();
     ids.sort();
     assert_eq!(swept, ids, "each reservation swept by exactly one replica");

@@ -13,7 +13,8 @@ pub mod window;
 pub use ids::{CustomerId, PaymentToken, ReservationId, SeatId};
 pub use money::Money;
 pub use reservation::{
-    CancelledBy, Reservation, ReservationEvent, ReservationStatus, TransitionError,
+    CancelledBy, PaymentProgress, Reservation, ReservationEvent, ReservationState,
+    ReservationStatus, TransitionError,
 };
 pub use seat::{Seat, SeatKind};
 pub use window::{ReservationPolicy, TimeWindow, WindowError};

@@ -99,33 +99,82 @@ pub struct TransitionError {
     pub action: &'static str,
 }
 
-/// Where the payment of a confirmed reservation stands (seat's view of it).
+/// Where the payment of a confirmed reservation stands (seat's view of it). Read-only outside
+/// the aggregate: only [`Reservation`]'s transitions move it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PaymentProgress {
-    /// Calls to the payment service that did not get an answer (outage, open breaker).
-    pub attempts: u32,
-    /// When the next attempt is due; `None` when no payment is pending.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub payment_id: Option<String>,
+    attempts: u32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    payment_id: Option<String>,
 }
 
+impl PaymentProgress {
+    /// Calls to the payment service that did not get an answer (outage, open breaker).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// When the next attempt is due; `None` when no payment is pending.
+    pub fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.next_attempt_at
+    }
+
+    /// The payment service's id of the approved payment.
+    pub fn payment_id(&self) -> Option<&str> {
+        self.payment_id.as_deref()
+    }
+}
+
+/// One customer's hold on one seat for one window. Its fields are private: the state moves
+/// only through the transitions below, each of which checks the rules and returns the events
+/// it causes. Callers read it through the accessors; a store saves it from [`Self::state`]
+/// and rebuilds it with `Reservation::restore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
+    id: ReservationId,
+    seat_id: SeatId,
+    customer_id: CustomerId,
+    window: TimeWindow,
+    price: Money,
+    status: ReservationStatus,
+    /// Why it ended as it did (rejection reason, decline reason).
+    status_reason: Option<String>,
+    hold_expires_at: DateTime<Utc>,
+    payment_token: PaymentToken,
+    payment: PaymentProgress,
+    registration_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Optimistic concurrency: bumped on every stored change.
+    version: i64,
+}
+
+/// A [`Reservation`] as a store keeps it: every field, plain and public. The one raw form of
+/// the aggregate, for persistence only: a store writes what [`Reservation::state`] gives and
+/// hands what it read back to `Reservation::restore`, which is crate-private, so no other
+/// crate can make a reservation in a state of its choosing. Changing one of these fields
+/// changes no reservation: a change of state is a transition of the aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationState {
     pub id: ReservationId,
     pub seat_id: SeatId,
     pub customer_id: CustomerId,
     pub window: TimeWindow,
     pub price: Money,
     pub status: ReservationStatus,
-    /// Why it ended as it did (rejection reason, decline reason).
     pub status_reason: Option<String>,
     pub hold_expires_at: DateTime<Utc>,
     pub payment_token: PaymentToken,
-    pub payment: PaymentProgress,
+    /// [`PaymentProgress::attempts`].
+    pub payment_attempts: u32,
+    /// [`PaymentProgress::next_attempt_at`].
+    pub next_payment_at: Option<DateTime<Utc>>,
+    /// [`PaymentProgress::payment_id`].
+    pub payment_id: Option<String>,
     pub registration_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Optimistic concurrency: bumped on every stored change.
+    /// The version it was stored at (the store bumps it on every save).
     pub version: i64,
 }
 
@@ -173,6 +222,154 @@ impl Reservation {
             version: 0,
         };
         Ok((reservation, ReservationEvent::Reserved))
+    }
+
+    /// Rebuilds a stored reservation from what [`Self::state`] gave the store. For the stores
+    /// in `outbound` only (nothing else in the crate calls it): no rule is checked, the state
+    /// is taken as it was saved.
+    pub(crate) fn restore(state: ReservationState) -> Self {
+        let ReservationState {
+            id,
+            seat_id,
+            customer_id,
+            window,
+            price,
+            status,
+            status_reason,
+            hold_expires_at,
+            payment_token,
+            payment_attempts,
+            next_payment_at,
+            payment_id,
+            registration_id,
+            created_at,
+            updated_at,
+            version,
+        } = state;
+        Self {
+            id,
+            seat_id,
+            customer_id,
+            window,
+            price,
+            status,
+            status_reason,
+            hold_expires_at,
+            payment_token,
+            payment: PaymentProgress {
+                attempts: payment_attempts,
+                next_attempt_at: next_payment_at,
+                payment_id,
+            },
+            registration_id,
+            created_at,
+            updated_at,
+            version,
+        }
+    }
+
+    /// Every field, for a store to write (see [`ReservationState`]).
+    pub fn state(&self) -> ReservationState {
+        let Self {
+            id,
+            seat_id,
+            customer_id,
+            window,
+            price,
+            status,
+            status_reason,
+            hold_expires_at,
+            payment_token,
+            payment:
+                PaymentProgress {
+                    attempts,
+                    next_attempt_at,
+                    payment_id,
+                },
+            registration_id,
+            created_at,
+            updated_at,
+            version,
+        } = self;
+        ReservationState {
+            id: *id,
+            seat_id: seat_id.clone(),
+            customer_id: customer_id.clone(),
+            window: *window,
+            price: *price,
+            status: *status,
+            status_reason: status_reason.clone(),
+            hold_expires_at: *hold_expires_at,
+            payment_token: payment_token.clone(),
+            payment_attempts: *attempts,
+            next_payment_at: *next_attempt_at,
+            payment_id: payment_id.clone(),
+            registration_id: registration_id.clone(),
+            created_at: *created_at,
+            updated_at: *updated_at,
+            version: *version,
+        }
+    }
+
+    pub fn id(&self) -> ReservationId {
+        self.id
+    }
+
+    pub fn seat_id(&self) -> &SeatId {
+        &self.seat_id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.customer_id
+    }
+
+    pub fn window(&self) -> TimeWindow {
+        self.window
+    }
+
+    pub fn price(&self) -> Money {
+        self.price
+    }
+
+    pub fn status(&self) -> ReservationStatus {
+        self.status
+    }
+
+    /// Why it ended as it did (rejection reason, decline reason).
+    pub fn status_reason(&self) -> Option<&str> {
+        self.status_reason.as_deref()
+    }
+
+    /// When an unpaid reservation stops holding its seat.
+    pub fn hold_expires_at(&self) -> DateTime<Utc> {
+        self.hold_expires_at
+    }
+
+    pub fn payment_token(&self) -> &PaymentToken {
+        &self.payment_token
+    }
+
+    pub fn payment(&self) -> &PaymentProgress {
+        &self.payment
+    }
+
+    /// Registration's id of the booking. Also set on a reservation still CONFIRMED whose
+    /// registration arrived before its payment (see [`Self::register`]).
+    pub fn registration_id(&self) -> Option<&str> {
+        self.registration_id.as_deref()
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// The version it was read at: what a save expects to find stored.
+    pub fn version(&self) -> i64 {
+        self.version
     }
 
     fn transition(
@@ -505,6 +702,17 @@ mod tests {
         assert_eq!(r.payment.attempts, 1);
         assert!(!r.payment_due(now()));
         assert!(r.payment_due(now() + Duration::seconds(4)));
+    }
+
+    #[test]
+    fn a_restored_state_is_the_same_reservation() {
+        let mut r = requested();
+        r.confirm(now()).unwrap();
+        r.postpone_payment(Duration::seconds(4), now()).unwrap();
+        r.register("reg-1", now()).unwrap();
+        assert_eq!(Reservation::restore(r.state()), r);
+        r.mark_paid("pay-1", now()).unwrap();
+        assert_eq!(Reservation::restore(r.state()), r);
     }
 
     #[test]

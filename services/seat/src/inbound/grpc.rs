@@ -174,28 +174,29 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 
 fn reservation_message(r: Reservation) -> pb::Reservation {
     pb::Reservation {
-        reservation_id: r.id.to_string(),
-        seat_id: r.seat_id.to_string(),
-        customer_id: r.customer_id.to_string(),
-        starts_at: rfc3339(r.window.starts_at()),
-        ends_at: rfc3339(r.window.ends_at()),
-        hours: u32::from(r.window.hours()),
+        reservation_id: r.id().to_string(),
+        seat_id: r.seat_id().to_string(),
+        customer_id: r.customer_id().to_string(),
+        starts_at: rfc3339(r.window().starts_at()),
+        ends_at: rfc3339(r.window().ends_at()),
+        hours: u32::from(r.window().hours()),
         price: Some(pb::Money {
-            amount: r.price.won(),
+            amount: r.price().won(),
             currency: "KRW".to_owned(),
         }),
-        status: r.status.as_str().to_owned(),
-        status_reason: r.status_reason,
-        hold_expires_at: rfc3339(r.hold_expires_at),
-        payment_pending: r.status == ReservationStatus::Confirmed,
-        payment_attempts: r.payment.attempts,
-        payment_id: r.payment.payment_id,
+        status: r.status().as_str().to_owned(),
+        status_reason: r.status_reason().map(str::to_owned),
+        hold_expires_at: rfc3339(r.hold_expires_at()),
+        payment_pending: r.status() == ReservationStatus::Confirmed,
+        payment_attempts: r.payment().attempts(),
+        payment_id: r.payment().payment_id().map(str::to_owned),
         // Kept while CONFIRMED until the payment is seen (`Reservation::register`).
         registration_id: r
-            .registration_id
-            .filter(|_| r.status != ReservationStatus::Confirmed),
-        created_at: rfc3339(r.created_at),
-        updated_at: rfc3339(r.updated_at),
+            .registration_id()
+            .filter(|_| r.status() != ReservationStatus::Confirmed)
+            .map(str::to_owned),
+        created_at: rfc3339(r.created_at()),
+        updated_at: rfc3339(r.updated_at()),
     }
 }
 

@@ -389,25 +389,26 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 impl From<Reservation> for ReservationView {
     fn from(r: Reservation) -> Self {
         Self {
-            reservation_id: r.id.to_string(),
-            seat_id: r.seat_id.to_string(),
-            customer_id: r.customer_id.to_string(),
-            starts_at: rfc3339(r.window.starts_at()),
-            ends_at: rfc3339(r.window.ends_at()),
-            hours: r.window.hours(),
-            price: MoneyView::krw(r.price.won()),
-            status: r.status.as_str(),
-            status_reason: r.status_reason,
-            hold_expires_at: rfc3339(r.hold_expires_at),
-            payment_pending: r.status == crate::domain::ReservationStatus::Confirmed,
-            payment_attempts: r.payment.attempts,
-            payment_id: r.payment.payment_id,
+            reservation_id: r.id().to_string(),
+            seat_id: r.seat_id().to_string(),
+            customer_id: r.customer_id().to_string(),
+            starts_at: rfc3339(r.window().starts_at()),
+            ends_at: rfc3339(r.window().ends_at()),
+            hours: r.window().hours(),
+            price: MoneyView::krw(r.price().won()),
+            status: r.status().as_str(),
+            status_reason: r.status_reason().map(str::to_owned),
+            hold_expires_at: rfc3339(r.hold_expires_at()),
+            payment_pending: r.status() == crate::domain::ReservationStatus::Confirmed,
+            payment_attempts: r.payment().attempts(),
+            payment_id: r.payment().payment_id().map(str::to_owned),
             // Kept while CONFIRMED until the payment is seen (`Reservation::register`).
             registration_id: r
-                .registration_id
-                .filter(|_| r.status != crate::domain::ReservationStatus::Confirmed),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
+                .registration_id()
+                .filter(|_| r.status() != crate::domain::ReservationStatus::Confirmed)
+                .map(str::to_owned),
+            created_at: rfc3339(r.created_at()),
+            updated_at: rfc3339(r.updated_at()),
         }
     }
 }

@@ -41,7 +41,7 @@ use studycafe_messaging::{
 
 use crate::{
     domain::{
-        Reservation, ReservationEvent, ReservationId, Seat, SeatId,
+        Reservation, ReservationEvent, ReservationId, ReservationState, Seat, SeatId,
         ports::{
             Consumed, Due, IdempotencyClaim, InsertOutcome, ReservationStore, SaveOutcome,
             StoreError,
@@ -263,6 +263,25 @@ impl ReservationStore for PgStore {
         idempotency: Option<&IdempotencyClaim>,
     ) -> Result<InsertOutcome, StoreError> {
         let mut tx = self.writer.begin().await.map_err(store_error)?;
+        // Every field, by name: a field the aggregate gains does not compile until it is stored.
+        let ReservationState {
+            id,
+            seat_id,
+            customer_id,
+            window,
+            price,
+            status,
+            status_reason,
+            hold_expires_at,
+            payment_token,
+            payment_attempts,
+            next_payment_at,
+            payment_id,
+            registration_id,
+            created_at,
+            updated_at,
+            version: _, // a new reservation is stored at version 0
+        } = reservation.state();
         if let Some(claim) = idempotency {
             // Claim the key first: a concurrent request with the same key waits here until
             // this transaction ends, then finds the key taken (or free again, on a rollback).
@@ -271,11 +290,11 @@ impl ReservationStore for PgStore {
                    reservation_id, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
             )
-            .bind(reservation.customer_id.as_str())
+            .bind(customer_id.as_str())
             .bind(&claim.key)
             .bind(&claim.request_hash)
-            .bind(reservation.id.as_uuid())
-            .bind(secs(reservation.created_at))
+            .bind(id.as_uuid())
+            .bind(secs(created_at))
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
@@ -284,7 +303,7 @@ impl ReservationStore for PgStore {
                     "SELECT request_hash, reservation_id FROM idempotency_keys
                      WHERE customer_id = $1 AND idempotency_key = $2",
                 )
-                .bind(reservation.customer_id.as_str())
+                .bind(customer_id.as_str())
                 .bind(&claim.key)
                 .fetch_one(&mut *tx)
                 .await
@@ -304,7 +323,7 @@ impl ReservationStore for PgStore {
         // between simultaneous conflicting inserts; the constraint still decides).
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
             .bind(SEAT_INSERT_LOCK_CLASS)
-            .bind(reservation.seat_id.as_str())
+            .bind(seat_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
@@ -313,23 +332,23 @@ impl ReservationStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                      $17, 0)"
         ))
-        .bind(reservation.id.as_uuid())
-        .bind(reservation.seat_id.as_str())
-        .bind(reservation.customer_id.as_str())
-        .bind(secs(reservation.window.starts_at()))
-        .bind(secs(reservation.window.ends_at()))
-        .bind(i16::from(reservation.window.hours()))
-        .bind(reservation.price.won())
-        .bind(reservation.status.as_str())
-        .bind(&reservation.status_reason)
-        .bind(secs(reservation.hold_expires_at))
-        .bind(reservation.payment_token.expose())
-        .bind(i32::try_from(reservation.payment.attempts).unwrap_or(i32::MAX))
-        .bind(reservation.payment.next_attempt_at.map(secs))
-        .bind(&reservation.payment.payment_id)
-        .bind(&reservation.registration_id)
-        .bind(secs(reservation.created_at))
-        .bind(secs(reservation.updated_at))
+        .bind(id.as_uuid())
+        .bind(seat_id.as_str())
+        .bind(customer_id.as_str())
+        .bind(secs(window.starts_at()))
+        .bind(secs(window.ends_at()))
+        .bind(i16::from(window.hours()))
+        .bind(price.won())
+        .bind(status.as_str())
+        .bind(status_reason)
+        .bind(secs(hold_expires_at))
+        .bind(payment_token.expose())
+        .bind(i32::try_from(payment_attempts).unwrap_or(i32::MAX))
+        .bind(next_payment_at.map(secs))
+        .bind(payment_id)
+        .bind(registration_id)
+        .bind(secs(created_at))
+        .bind(secs(updated_at))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -376,6 +395,27 @@ impl ReservationStore for PgStore {
         {
             return Ok(SaveOutcome::AlreadyApplied);
         }
+        // Every field, by name: what a transition can change is written; the rest was fixed
+        // when the reservation was made. A field the aggregate gains does not compile until
+        // it is placed in one group or the other.
+        let ReservationState {
+            id,
+            seat_id: _,
+            customer_id: _,
+            window: _,
+            price: _,
+            status,
+            status_reason,
+            hold_expires_at: _,
+            payment_token: _,
+            payment_attempts,
+            next_payment_at,
+            payment_id,
+            registration_id,
+            created_at: _,
+            updated_at,
+            version: _, // the store's: bumped here, checked against `expected_version`
+        } = reservation.state();
         // Under READ COMMITTED a concurrent writer's commit makes this re-check `version`
         // against the newer row: the loser updates nothing and is told Stale.
         let updated = sqlx::query(
@@ -384,14 +424,14 @@ impl ReservationStore for PgStore {
                version = version + 1, swept_until = NULL
              WHERE reservation_id = $8 AND version = $9",
         )
-        .bind(reservation.status.as_str())
-        .bind(&reservation.status_reason)
-        .bind(i32::try_from(reservation.payment.attempts).unwrap_or(i32::MAX))
-        .bind(reservation.payment.next_attempt_at.map(secs))
-        .bind(&reservation.payment.payment_id)
-        .bind(&reservation.registration_id)
-        .bind(secs(reservation.updated_at))
-        .bind(reservation.id.as_uuid())
+        .bind(status.as_str())
+        .bind(status_reason)
+        .bind(i32::try_from(payment_attempts).unwrap_or(i32::MAX))
+        .bind(next_payment_at.map(secs))
+        .bind(payment_id)
+        .bind(registration_id)
+        .bind(secs(updated_at))
+        .bind(id.as_uuid())
         .bind(expected_version)
         .execute(&mut *tx)
         .await
@@ -504,9 +544,9 @@ impl ReservationStore for PgStore {
             .map_err(store_error)?;
         // RETURNING keeps no order: oldest due first, as the SQLite adapter answers.
         found.sort_by_key(|r| match due {
-            Due::HoldExpiry => r.hold_expires_at,
-            Due::Completion => r.window.ends_at(),
-            Due::Payment => r.payment.next_attempt_at.unwrap_or(r.hold_expires_at),
+            Due::HoldExpiry => r.hold_expires_at(),
+            Due::Completion => r.window().ends_at(),
+            Due::Payment => r.payment().next_attempt_at().unwrap_or(r.hold_expires_at()),
         });
         Ok(found)
     }

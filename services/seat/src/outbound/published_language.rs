@@ -21,11 +21,11 @@ pub(crate) fn money(won: i64) -> pl::Money {
 
 fn reference(r: &Reservation) -> pl::ReservationRef {
     pl::ReservationRef {
-        reservation_id: r.id.to_string(),
-        seat_id: r.seat_id.to_string(),
-        customer_id: r.customer_id.to_string(),
-        starts_at: r.window.starts_at(),
-        ends_at: r.window.ends_at(),
+        reservation_id: r.id().to_string(),
+        seat_id: r.seat_id().to_string(),
+        customer_id: r.customer_id().to_string(),
+        starts_at: r.window().starts_at(),
+        ends_at: r.window().ends_at(),
     }
 }
 
@@ -41,16 +41,16 @@ pub fn reservation_message(
     causation: &str,
     now: DateTime<Utc>,
 ) -> OutboxMessage {
-    let meta = EventMeta::new(SOURCE, reservation.id.to_string(), causation, now);
+    let meta = EventMeta::new(SOURCE, reservation.id().to_string(), causation, now);
     let reservation_ref = reference(reservation);
     match event {
         ReservationEvent::Reserved => message(
             meta,
             pl::SeatReserved {
                 reservation: reservation_ref,
-                hours: reservation.window.hours(),
-                price: money(reservation.price.won()),
-                hold_expires_at: reservation.hold_expires_at,
+                hours: reservation.window().hours(),
+                price: money(reservation.price().won()),
+                hold_expires_at: reservation.hold_expires_at(),
             },
         ),
         ReservationEvent::Confirmed => message(
@@ -71,7 +71,7 @@ pub fn reservation_message(
             pl::ReservationPaid {
                 reservation: reservation_ref,
                 payment_id: payment_id.clone(),
-                amount: money(reservation.price.won()),
+                amount: money(reservation.price().won()),
             },
         ),
         ReservationEvent::PaymentFailed { reason } => message(

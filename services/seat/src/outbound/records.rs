@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    CustomerId, Money, PaymentToken, Reservation, ReservationId, ReservationStatus, Seat, SeatId,
-    SeatKind, TimeWindow, reservation::PaymentProgress,
+    CustomerId, Money, PaymentToken, Reservation, ReservationId, ReservationState,
+    ReservationStatus, Seat, SeatId, SeatKind, TimeWindow,
 };
 
 /// A `seats` row.
@@ -57,7 +57,7 @@ pub struct ReservationRecord {
 
 impl ReservationRecord {
     pub fn into_reservation(self) -> Result<Reservation, sqlx::Error> {
-        Ok(Reservation {
+        Ok(Reservation::restore(ReservationState {
             id: ReservationId::parse(&self.reservation_id).map_err(decode)?,
             seat_id: SeatId::parse(&self.seat_id).map_err(decode)?,
             customer_id: CustomerId::parse(&self.customer_id).map_err(decode)?,
@@ -68,16 +68,14 @@ impl ReservationRecord {
             status_reason: self.status_reason,
             hold_expires_at: self.hold_expires_at,
             payment_token: PaymentToken::parse(&self.payment_token).map_err(decode)?,
-            payment: PaymentProgress {
-                attempts: u32::try_from(self.payment_attempts).map_err(decode)?,
-                next_attempt_at: self.next_payment_at,
-                payment_id: self.payment_id,
-            },
+            payment_attempts: u32::try_from(self.payment_attempts).map_err(decode)?,
+            next_payment_at: self.next_payment_at,
+            payment_id: self.payment_id,
             registration_id: self.registration_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
-        })
+        }))
     }
 }
 

@@ -16,7 +16,7 @@ use studycafe_messaging::{
 
 use crate::{
     domain::{
-        Reservation, ReservationEvent, ReservationId, Seat, SeatId,
+        Reservation, ReservationEvent, ReservationId, ReservationState, Seat, SeatId,
         ports::{
             Consumed, Due, IdempotencyClaim, InsertOutcome, ReservationStore, SaveOutcome,
             StoreError,
@@ -219,7 +219,7 @@ impl ReservationStore for SqliteStore {
                 "SELECT request_hash, reservation_id FROM idempotency_keys
                  WHERE customer_id = ? AND idempotency_key = ?",
             )
-            .bind(reservation.customer_id.as_str())
+            .bind(reservation.customer_id().as_str())
             .bind(&claim.key)
             .fetch_optional(&mut *tx)
             .await
@@ -234,13 +234,32 @@ impl ReservationStore for SqliteStore {
                 });
             }
         }
+        // Every field, by name: a field the aggregate gains does not compile until it is stored.
+        let ReservationState {
+            id,
+            seat_id,
+            customer_id,
+            window,
+            price,
+            status,
+            status_reason,
+            hold_expires_at,
+            payment_token,
+            payment_attempts,
+            next_payment_at,
+            payment_id,
+            registration_id,
+            created_at,
+            updated_at,
+            version: _, // a new reservation is stored at version 0
+        } = reservation.state();
         let taken: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM reservations WHERE seat_id = ? AND live = 1
              AND starts_at < ? AND ? < ends_at LIMIT 1",
         )
-        .bind(reservation.seat_id.as_str())
-        .bind(ts(reservation.window.ends_at()))
-        .bind(ts(reservation.window.starts_at()))
+        .bind(seat_id.as_str())
+        .bind(ts(window.ends_at()))
+        .bind(ts(window.starts_at()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -254,24 +273,24 @@ impl ReservationStore for SqliteStore {
                updated_at, version)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         )
-        .bind(reservation.id.to_string())
-        .bind(reservation.seat_id.as_str())
-        .bind(reservation.customer_id.as_str())
-        .bind(ts(reservation.window.starts_at()))
-        .bind(ts(reservation.window.ends_at()))
-        .bind(i64::from(reservation.window.hours()))
-        .bind(reservation.price.won())
-        .bind(reservation.status.as_str())
-        .bind(reservation.status.is_live())
-        .bind(&reservation.status_reason)
-        .bind(ts(reservation.hold_expires_at))
-        .bind(reservation.payment_token.expose())
-        .bind(i64::from(reservation.payment.attempts))
-        .bind(reservation.payment.next_attempt_at.map(ts))
-        .bind(&reservation.payment.payment_id)
-        .bind(&reservation.registration_id)
-        .bind(ts(reservation.created_at))
-        .bind(ts(reservation.updated_at))
+        .bind(id.to_string())
+        .bind(seat_id.as_str())
+        .bind(customer_id.as_str())
+        .bind(ts(window.starts_at()))
+        .bind(ts(window.ends_at()))
+        .bind(i64::from(window.hours()))
+        .bind(price.won())
+        .bind(status.as_str())
+        .bind(status.is_live())
+        .bind(status_reason)
+        .bind(ts(hold_expires_at))
+        .bind(payment_token.expose())
+        .bind(i64::from(payment_attempts))
+        .bind(next_payment_at.map(ts))
+        .bind(payment_id)
+        .bind(registration_id)
+        .bind(ts(created_at))
+        .bind(ts(updated_at))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -284,11 +303,11 @@ impl ReservationStore for SqliteStore {
                 "INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash,
                    reservation_id, created_at) VALUES (?, ?, ?, ?, ?)",
             )
-            .bind(reservation.customer_id.as_str())
+            .bind(customer_id.as_str())
             .bind(&claim.key)
             .bind(&claim.request_hash)
-            .bind(reservation.id.to_string())
-            .bind(ts(reservation.created_at))
+            .bind(id.to_string())
+            .bind(ts(created_at))
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
@@ -329,21 +348,42 @@ impl ReservationStore for SqliteStore {
         {
             return Ok(SaveOutcome::AlreadyApplied);
         }
+        // Every field, by name: what a transition can change is written; the rest was fixed
+        // when the reservation was made. A field the aggregate gains does not compile until
+        // it is placed in one group or the other.
+        let ReservationState {
+            id,
+            seat_id: _,
+            customer_id: _,
+            window: _,
+            price: _,
+            status,
+            status_reason,
+            hold_expires_at: _,
+            payment_token: _,
+            payment_attempts,
+            next_payment_at,
+            payment_id,
+            registration_id,
+            created_at: _,
+            updated_at,
+            version: _, // the store's: bumped here, checked against `expected_version`
+        } = reservation.state();
         let updated = sqlx::query(
             "UPDATE reservations SET status = ?, live = ?, status_reason = ?,
                payment_attempts = ?, next_payment_at = ?, payment_id = ?, registration_id = ?,
                updated_at = ?, version = version + 1
              WHERE reservation_id = ? AND version = ?",
         )
-        .bind(reservation.status.as_str())
-        .bind(reservation.status.is_live())
-        .bind(&reservation.status_reason)
-        .bind(i64::from(reservation.payment.attempts))
-        .bind(reservation.payment.next_attempt_at.map(ts))
-        .bind(&reservation.payment.payment_id)
-        .bind(&reservation.registration_id)
-        .bind(ts(reservation.updated_at))
-        .bind(reservation.id.to_string())
+        .bind(status.as_str())
+        .bind(status.is_live())
+        .bind(status_reason)
+        .bind(i64::from(payment_attempts))
+        .bind(next_payment_at.map(ts))
+        .bind(payment_id)
+        .bind(registration_id)
+        .bind(ts(updated_at))
+        .bind(id.to_string())
         .bind(expected_version)
         .execute(&mut *tx)
         .await
