@@ -23,7 +23,7 @@ pub fn client(connections: usize, timeout: Duration) -> anyhow::Result<reqwest::
         .build()?)
 }
 
-fn transport_error(e: &reqwest::Error) -> Outcome {
+pub fn transport_error(e: &reqwest::Error) -> Outcome {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -173,26 +173,34 @@ impl Reserve {
         )
     }
 
+    /// Sends request `k` (its seat, window and customer) and returns the answer unread.
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        k: u64,
+    ) -> reqwest::Result<reqwest::Response> {
+        self.used.fetch_max(k + 1, Ordering::Relaxed);
+        let (seat, starts_at) = self.window(k);
+        let token = &self.tokens[k as usize % self.tokens.len()];
+        let body = json!({
+            "seatId": self.seats[seat],
+            "startsAt": starts_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "hours": 1,
+            "paymentToken": self.settings.payment_token,
+        });
+        client
+            .post(format!("{}/api/reservations", self.settings.gateway))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+    }
+
     pub fn op(self: Arc<Self>, client: reqwest::Client) -> Op {
         Arc::new(move |k| -> OpFuture {
             let (this, client) = (self.clone(), client.clone());
             Box::pin(async move {
-                this.used.fetch_max(k + 1, Ordering::Relaxed);
-                let (seat, starts_at) = this.window(k);
-                let token = &this.tokens[k as usize % this.tokens.len()];
-                let body = json!({
-                    "seatId": this.seats[seat],
-                    "startsAt": starts_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    "hours": 1,
-                    "paymentToken": this.settings.payment_token,
-                });
-                let sent = client
-                    .post(format!("{}/api/reservations", this.settings.gateway))
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await;
-                match sent {
+                match this.send(&client, k).await {
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let _ = response.bytes().await;

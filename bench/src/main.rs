@@ -3,9 +3,11 @@
 //! README's "Benchmarks" section.
 
 mod bare;
+mod footprint;
 mod http;
 mod load;
 mod report;
+mod saga;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -99,6 +101,85 @@ enum Command {
         warmup: Duration,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Saga latency: reservations at a fixed rate (open loop) with the auto-confirm policy on,
+    /// each timed from its intended send until the board stream (SSE through the gateway)
+    /// shows it REGISTERED; then each reservation's time cut into the saga's hops from its
+    /// events' timestamps on the topics.
+    Saga {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// Reservations per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 8)]
+        customers: usize,
+        /// As for `reserve`: where the next run's windows may start.
+        #[arg(long)]
+        cursor: Option<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        horizon_days: i64,
+        #[arg(long, default_value = "tok_approve")]
+        payment_token: String,
+        /// An admin's `user:password`, to switch the auto-confirm policy on for the run (and
+        /// back off after it if it was off); without it the policy must already be on.
+        #[arg(long, default_value = "admin:admin-studies")]
+        admin: String,
+        /// Leave the policy alone.
+        #[arg(long)]
+        no_admin: bool,
+        /// Kafka bootstrap servers: read the events back for the hop breakdown.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// `service=http://…/metrics`, repeated: consumers' event ages over the run.
+        #[arg(long)]
+        metrics: Vec<String>,
+        /// Sample the memory of this process and its descendants (the launcher) each second.
+        #[arg(long)]
+        rss_of: Option<u32>,
+        #[arg(long, default_value_t = 1024)]
+        max_in_flight: usize,
+        #[arg(long, value_parser = seconds, default_value = "60")]
+        duration: Duration,
+        #[arg(long, value_parser = seconds, default_value = "5")]
+        warmup: Duration,
+        /// A reservation not REGISTERED on the board this long after its intended send time
+        /// counts as not seen.
+        #[arg(long, value_parser = seconds, default_value = "30")]
+        timeout: Duration,
+        /// How long after the last send to keep waiting for the rest, so the suite has
+        /// drained before whatever runs next (the drain time is reported).
+        #[arg(long, value_parser = seconds, default_value = "300")]
+        drain_limit: Duration,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// The resident memory of a process and all its descendants (the launcher `up` and the
+    /// suite's services), per process and in total, from /proc.
+    Footprint {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value = "suite")]
+        label: String,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Ready time: polls every endpoint from the launch (Unix nanoseconds, taken just before
+    /// the launcher started) until all answer, and watches the launcher's log for its first
+    /// "starting" line (the end of its build step) and "studycafe is up".
+    Ready {
+        #[arg(long)]
+        launched_ns: i128,
+        /// The launcher's output.
+        #[arg(long)]
+        log: PathBuf,
+        /// `name=http://…/health/ready` or `name=tcp://host:port`, repeated.
+        #[arg(long, required = true)]
+        endpoint: Vec<String>,
+        #[arg(long, value_parser = seconds, default_value = "300")]
+        timeout: Duration,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Several runs' percentile curves in one SVG, from their --json reports.
     Plot {
@@ -285,6 +366,96 @@ async fn main() -> anyhow::Result<()> {
             };
             let report = bare::pgbench(&settings).await?;
             finish(&report, &output)
+        }
+        Command::Saga {
+            gateway,
+            rate,
+            customers,
+            cursor,
+            horizon_days,
+            payment_token,
+            admin,
+            no_admin,
+            brokers,
+            metrics,
+            rss_of,
+            max_in_flight,
+            duration,
+            warmup,
+            timeout,
+            drain_limit,
+            output,
+        } => {
+            if !rate.is_finite() || rate <= 0.0 {
+                bail!("--rate must be positive");
+            }
+            let admin = if no_admin {
+                None
+            } else {
+                let (user, password) = admin
+                    .split_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("--admin is user:password"))?;
+                Some((user.to_owned(), password.to_owned()))
+            };
+            let settings = saga::SagaSettings {
+                reserve: http::ReserveSettings {
+                    gateway,
+                    customers: customers.max(1),
+                    conflicts: false,
+                    cursor,
+                    horizon_days,
+                    payment_token,
+                },
+                rate,
+                max_in_flight,
+                duration,
+                warmup,
+                timeout,
+                drain_limit,
+                admin,
+                brokers,
+                metrics: footprint::pairs(&metrics)?,
+                rss_of,
+                label: output
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| format!("saga {rate:.0}/s")),
+            };
+            let report = saga::run(&settings).await?;
+            report.print();
+            if let Some(path) = &output.json {
+                footprint::write_json(path, &report)?;
+            }
+            if let Some(path) = &output.svg {
+                std::fs::write(
+                    path,
+                    report::svg(&report.report.label, std::slice::from_ref(&report.report)),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Footprint { pid, label, json } => {
+            let snapshot = footprint::snapshot(pid, &label)?;
+            snapshot.print();
+            if let Some(path) = &json {
+                footprint::write_json(path, &snapshot)?;
+            }
+            Ok(())
+        }
+        Command::Ready {
+            launched_ns,
+            log,
+            endpoint,
+            timeout,
+            json,
+        } => {
+            let endpoints = footprint::pairs(&endpoint)?;
+            let readiness = footprint::watch_ready(launched_ns, &log, &endpoints, timeout).await?;
+            readiness.print();
+            if let Some(path) = &json {
+                footprint::write_json(path, &readiness)?;
+            }
+            Ok(())
         }
         Command::Plot {
             out,
