@@ -40,7 +40,7 @@ pub enum PayError {
     #[error(transparent)]
     Mismatch(#[from] Mismatch),
     /// The card processor did not answer; the payment stays PENDING and a retry is safe.
-    #[error("payment {} for reservation {reservation} is pending: {source}", payment.id)]
+    #[error("payment {} for reservation {reservation} is pending: {source}", payment.id())]
     ProviderUnavailable {
         payment: Payment,
         reservation: ReservationId,
@@ -69,7 +69,7 @@ pub struct Actor {
 
 impl Actor {
     fn may_see(&self, payment: &Payment) -> bool {
-        self.admin || payment.customer_id.as_str() == self.user
+        self.admin || payment.customer_id().as_str() == self.user
     }
 }
 
@@ -193,7 +193,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                 // to resume from, never a charge without a trace.
                 match self.store.insert(&fresh).await? {
                     InsertOutcome::Inserted => {
-                        tracing::info!(reservation_id = %reservation, payment_id = %fresh.id, amount = %fresh.amount, "payment recorded");
+                        tracing::info!(reservation_id = %reservation, payment_id = %fresh.id(), amount = %fresh.amount(), "payment recorded");
                         fresh
                     }
                     InsertOutcome::Exists(existing) => {
@@ -209,7 +209,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             payment = self.claim_or_wait(payment).await?;
         }
         if payment.is_settled() {
-            tracing::debug!(reservation_id = %reservation, status = payment.status.as_str(), "payment answered from the records");
+            tracing::debug!(reservation_id = %reservation, status = payment.status().as_str(), "payment answered from the records");
             return Ok(payment);
         }
 
@@ -221,18 +221,17 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             if payment.is_settled() {
                 return Ok(payment);
             }
-            let version = payment.version;
+            let version = payment.version();
             let now = self.clock.now();
             match &answer {
                 Err(unavailable) => {
                     if payment.provider_unavailable(now).is_err() {
                         continue;
                     }
-                    match self.store.save_attempt(&payment, version).await? {
+                    match self.store.save_attempt(&mut payment, version).await? {
                         SaveOutcome::Saved(()) => {
-                            payment.version += 1;
                             metrics::counter!("payments_provider_unavailable_total").increment(1);
-                            tracing::warn!(reservation_id = %reservation, payment_id = %payment.id, attempts = payment.attempts, error = %unavailable, "payment pending: provider unavailable");
+                            tracing::warn!(reservation_id = %reservation, payment_id = %payment.id(), attempts = payment.attempts(), error = %unavailable, "payment pending: provider unavailable");
                             return Err(PayError::ProviderUnavailable {
                                 reservation,
                                 payment,
@@ -254,7 +253,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                     match self
                         .store
                         .settle(
-                            &payment,
+                            &mut payment,
                             version,
                             &event,
                             &command.causation,
@@ -263,7 +262,6 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                         .await?
                     {
                         SaveOutcome::Saved(refund) => {
-                            payment.version += 1;
                             self.settled(&payment, &event, refund.as_ref());
                             return Ok(payment);
                         }
@@ -299,23 +297,23 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         let started = tokio::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(20);
         loop {
-            match self.store.claim_charge(payment.id, &self.claim()).await? {
+            match self.store.claim_charge(payment.id(), &self.claim()).await? {
                 ClaimOutcome::Claimed => return Ok(payment),
                 ClaimOutcome::Busy => {}
             }
             payment = self
                 .store
-                .by_reservation(payment.reservation_id)
+                .by_reservation(payment.reservation_id())
                 .await?
-                .ok_or_else(|| StoreError::new(format!("payment {} vanished", payment.id)))?;
+                .ok_or_else(|| StoreError::new(format!("payment {} vanished", payment.id())))?;
             if payment.is_settled() {
                 return Ok(payment);
             }
             if started.elapsed() >= CLAIM_WAIT {
-                tracing::warn!(reservation_id = %payment.reservation_id, payment_id = %payment.id, "payment still claimed by another instance");
-                return Err(PayError::InProgress(payment.reservation_id));
+                tracing::warn!(reservation_id = %payment.reservation_id(), payment_id = %payment.id(), "payment still claimed by another instance");
+                return Err(PayError::InProgress(payment.reservation_id()));
             }
-            tracing::debug!(reservation_id = %payment.reservation_id, "payment claimed by another instance: waiting for its answer");
+            tracing::debug!(reservation_id = %payment.reservation_id(), "payment claimed by another instance: waiting for its answer");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_millis(250));
         }
@@ -323,28 +321,30 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
 
     /// Asks the provider to charge `payment`, holding its charge claim.
     async fn charge_holding_claim(&self, payment: &Payment) -> Result<Charge, ProviderUnavailable> {
-        let key = payment.reservation_id.to_string();
-        let charge = self.provider.charge(&key, payment.amount, &payment.token);
+        let key = payment.reservation_id().to_string();
+        let charge = self
+            .provider
+            .charge(&key, payment.amount(), payment.token());
         let renew = || {
             let claim = self.claim();
-            async move { self.store.claim_charge(payment.id, &claim).await }
+            async move { self.store.claim_charge(payment.id(), &claim).await }
         };
-        holding_claim(charge, renew, "charge", payment.id.to_string()).await
+        holding_claim(charge, renew, "charge", payment.id().to_string()).await
     }
 
     fn settled(&self, payment: &Payment, event: &PaymentEvent, refund: Option<&Refund>) {
         match event {
             PaymentEvent::Completed => {
                 metrics::counter!("payments_completed_total").increment(1);
-                tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, amount = %payment.amount, attempts = payment.attempts, "payment completed");
+                tracing::info!(reservation_id = %payment.reservation_id(), payment_id = %payment.id(), amount = %payment.amount(), attempts = payment.attempts(), "payment completed");
             }
             PaymentEvent::Declined { reason } => {
                 metrics::counter!("payments_declined_total").increment(1);
-                tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, %reason, "payment declined");
+                tracing::info!(reservation_id = %payment.reservation_id(), payment_id = %payment.id(), %reason, "payment declined");
             }
         }
         if let Some(refund) = refund {
-            tracing::info!(reservation_id = %payment.reservation_id, refund_id = %refund.id, "reservation already closed: refund owed");
+            tracing::info!(reservation_id = %payment.reservation_id(), refund_id = %refund.id(), "reservation already closed: refund owed");
             self.refund_owed();
         }
     }
@@ -368,7 +368,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         if !actor.may_see(&payment) {
             return Err(ViewError::Forbidden(reservation));
         }
-        let refunds = self.store.refunds_of(payment.id).await?;
+        let refunds = self.store.refunds_of(payment.id()).await?;
         Ok(vec![PaymentRecord { payment, refunds }])
     }
 
@@ -388,7 +388,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             CloseOutcome::Recorded {
                 refund: Some(refund),
             } => {
-                tracing::info!(reservation_id = %closure.reservation_id, reason = closure.reason.as_str(), refund_id = %refund.id, amount = %refund.amount, "reservation closed: refund owed");
+                tracing::info!(reservation_id = %closure.reservation_id, reason = closure.reason.as_str(), refund_id = %refund.id(), amount = %refund.amount(), "reservation closed: refund owed");
                 self.refund_owed();
             }
             CloseOutcome::Recorded { refund: None } => {
@@ -443,14 +443,14 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
 
     /// `true` when the provider answered and the payment is settled.
     async fn reconcile_one(&self, payment: Payment) -> Result<bool, StoreError> {
-        tracing::info!(reservation_id = %payment.reservation_id, payment_id = %payment.id, since = %payment.updated_at, "reconciling a pending payment of a closed reservation");
+        tracing::info!(reservation_id = %payment.reservation_id(), payment_id = %payment.id(), since = %payment.updated_at(), "reconciling a pending payment of a closed reservation");
         let command = Pay {
             charge: payment.charge_request(),
-            causation: format!("reconciliation-{}", payment.id),
+            causation: format!("reconciliation-{}", payment.id()),
         };
         match self.pay_serialized(command).await {
             Ok(settled) => {
-                metrics::counter!("payments_reconciled_total", "status" => settled.status.as_str())
+                metrics::counter!("payments_reconciled_total", "status" => settled.status().as_str())
                     .increment(1);
                 Ok(true)
             }
@@ -462,7 +462,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             Err(PayError::Store(e)) => Err(e),
             // The command repeats the payment's own request: it cannot mismatch.
             Err(e @ (PayError::Mismatch(_) | PayError::Interrupted(_))) => {
-                tracing::error!(reservation_id = %payment.reservation_id, error = %e, "reconciliation failed");
+                tracing::error!(reservation_id = %payment.reservation_id(), error = %e, "reconciliation failed");
                 Ok(false)
             }
         }
@@ -500,21 +500,21 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
         // Another replica's worker may have read the same due refund: only the one that claims
         // it asks the provider (and the claim is released when the outcome is recorded).
         if self.store.claim_refund(&refund, &self.claim()).await? == ClaimOutcome::Busy {
-            tracing::debug!(refund_id = %refund.id, "refund claimed or settled by another instance");
+            tracing::debug!(refund_id = %refund.id(), "refund claimed or settled by another instance");
             return Ok(None);
         }
         let answer = holding_claim(
             self.provider.refund(
-                &refund.payment_id.to_string(),
-                &refund.charge_ref,
-                refund.amount,
+                &refund.payment_id().to_string(),
+                refund.charge_ref(),
+                refund.amount(),
             ),
             || {
                 let (claim, refund) = (self.claim(), &refund);
                 async move { self.store.claim_refund(refund, &claim).await }
             },
             "refund",
-            refund.id.to_string(),
+            refund.id().to_string(),
         )
         .await;
         let now = self.clock.now();
@@ -526,7 +526,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
                 match self.store.complete_refund(&refund).await? {
                     SaveOutcome::Saved(()) => {
                         metrics::counter!("refunds_completed_total").increment(1);
-                        tracing::info!(reservation_id = %refund.reservation_id, refund_id = %refund.id, payment_id = %refund.payment_id, amount = %refund.amount, "refund completed");
+                        tracing::info!(reservation_id = %refund.reservation_id(), refund_id = %refund.id(), payment_id = %refund.payment_id(), amount = %refund.amount(), "refund completed");
                         Ok(Some(true))
                     }
                     SaveOutcome::Stale => Ok(None),
@@ -534,7 +534,7 @@ impl<S: PaymentStore, P: CardProvider> PaymentService<S, P> {
             }
             Err(unavailable) => {
                 refund.postpone(now, MAX_REFUND_BACKOFF);
-                tracing::warn!(reservation_id = %refund.reservation_id, refund_id = %refund.id, attempts = refund.attempts, next_attempt_at = %refund.next_attempt_at, error = %unavailable, "refund postponed");
+                tracing::warn!(reservation_id = %refund.reservation_id(), refund_id = %refund.id(), attempts = refund.attempts(), next_attempt_at = %refund.next_attempt_at(), error = %unavailable, "refund postponed");
                 match self.store.postpone_refund(&refund).await? {
                     SaveOutcome::Saved(()) => Ok(Some(false)),
                     SaveOutcome::Stale => Ok(None),

@@ -11,6 +11,6 @@ pub mod ports;
 pub use ids::{CustomerId, IdError, PaymentId, PaymentToken, RefundId, ReservationId};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{
-    ChargeRequest, ClosureReason, Mismatch, NotPending, Payment, PaymentEvent, PaymentStatus,
-    Refund, RefundStatus, ReservationClosure,
+    ChargeRequest, ClosureReason, Mismatch, NotPending, Payment, PaymentEvent, PaymentState,
+    PaymentStatus, Refund, RefundState, RefundStatus, ReservationClosure,
 };

@@ -48,8 +48,14 @@ pub struct ChargeRequest {
     pub token: PaymentToken,
 }
 
+/// Every field of a payment, as a store keeps it: the aggregate's one raw form.
+///
+/// Only persistence uses it: a store reads [`Payment::state`] to write a payment and
+/// [`Payment::restore`]s one from its row. Everything else reads a payment through its
+/// accessors and changes it through its transitions, which enforce the rules and return the
+/// events they cause; nothing outside the domain sets a status any other way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
+pub struct PaymentState {
     pub id: PaymentId,
     pub reservation_id: ReservationId,
     pub customer_id: CustomerId,
@@ -64,8 +70,17 @@ pub struct Payment {
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Optimistic concurrency: bumped by every stored change.
+    /// Optimistic concurrency: the version the store holds this payment at. The store is the
+    /// one place it goes up (by one per stored change, see `PaymentStore::settle` and
+    /// `PaymentStore::save_attempt`); no transition touches it.
     pub version: i64,
+}
+
+/// A payment. Its fields are private: read them through the accessors, change them through
+/// the transitions; stores use [`PaymentState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    state: PaymentState,
 }
 
 /// What a payment transition tells the other contexts.
@@ -99,59 +114,124 @@ impl Payment {
     /// a PENDING trace to resume from.
     pub fn start(charge: ChargeRequest, now: DateTime<Utc>) -> Self {
         Self {
-            id: PaymentId::new(),
-            reservation_id: charge.reservation_id,
-            customer_id: charge.customer_id,
-            amount: charge.amount,
-            token: charge.token,
-            status: PaymentStatus::Pending,
-            provider_ref: None,
-            decline_reason: None,
-            attempts: 0,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+            state: PaymentState {
+                id: PaymentId::new(),
+                reservation_id: charge.reservation_id,
+                customer_id: charge.customer_id,
+                amount: charge.amount,
+                token: charge.token,
+                status: PaymentStatus::Pending,
+                provider_ref: None,
+                decline_reason: None,
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+                version: 0,
+            },
         }
+    }
+
+    /// Rebuilds a payment from what a store kept. For stores only (see [`PaymentState`]).
+    pub fn restore(state: PaymentState) -> Self {
+        Self { state }
+    }
+
+    /// Every field, for a store to write. For stores only (see [`PaymentState`]).
+    pub fn state(&self) -> &PaymentState {
+        &self.state
+    }
+
+    pub fn id(&self) -> PaymentId {
+        self.state.id
+    }
+
+    pub fn reservation_id(&self) -> ReservationId {
+        self.state.reservation_id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.state.customer_id
+    }
+
+    pub fn amount(&self) -> Money {
+        self.state.amount
+    }
+
+    /// What the card processor is asked to charge.
+    pub fn token(&self) -> &PaymentToken {
+        &self.state.token
+    }
+
+    pub fn status(&self) -> PaymentStatus {
+        self.state.status
+    }
+
+    /// The card processor's reference of the charge (COMPLETED only).
+    pub fn provider_ref(&self) -> Option<&str> {
+        self.state.provider_ref.as_deref()
+    }
+
+    /// Why the card was declined (DECLINED only).
+    pub fn decline_reason(&self) -> Option<&str> {
+        self.state.decline_reason.as_deref()
+    }
+
+    /// Provider calls made for this payment so far.
+    pub fn attempts(&self) -> u32 {
+        self.state.attempts
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.state.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.state.updated_at
+    }
+
+    /// The version the store holds this payment at (what a save expects to find).
+    pub fn version(&self) -> i64 {
+        self.state.version
     }
 
     /// The request this payment was made for (as a retry would repeat it).
     pub fn charge_request(&self) -> ChargeRequest {
         ChargeRequest {
-            reservation_id: self.reservation_id,
-            customer_id: self.customer_id.clone(),
-            amount: self.amount,
-            token: self.token.clone(),
+            reservation_id: self.state.reservation_id,
+            customer_id: self.state.customer_id.clone(),
+            amount: self.state.amount,
+            token: self.state.token.clone(),
         }
     }
 
     /// Whether `charge` repeats the request this payment was made for. The token may differ
     /// (a retry does not re-send what the first one used); customer and amount may not.
     pub fn check_repeat(&self, charge: &ChargeRequest) -> Result<(), Mismatch> {
-        if self.customer_id != charge.customer_id {
+        if self.state.customer_id != charge.customer_id {
             return Err(Mismatch::Customer {
-                reservation: self.reservation_id,
+                reservation: self.state.reservation_id,
             });
         }
-        if self.amount != charge.amount {
+        if self.state.amount != charge.amount {
             return Err(Mismatch::Amount {
-                reservation: self.reservation_id,
-                recorded: self.amount,
+                reservation: self.state.reservation_id,
+                recorded: self.state.amount,
             });
         }
         Ok(())
     }
 
     pub fn is_settled(&self) -> bool {
-        self.status != PaymentStatus::Pending
+        self.state.status != PaymentStatus::Pending
     }
 
     fn pending(&self) -> Result<(), NotPending> {
-        if self.status == PaymentStatus::Pending {
+        if self.state.status == PaymentStatus::Pending {
             Ok(())
         } else {
             Err(NotPending {
-                id: self.id,
-                status: self.status,
+                id: self.state.id,
+                status: self.state.status,
             })
         }
     }
@@ -163,10 +243,10 @@ impl Payment {
         now: DateTime<Utc>,
     ) -> Result<PaymentEvent, NotPending> {
         self.pending()?;
-        self.status = PaymentStatus::Completed;
-        self.provider_ref = Some(provider_ref.to_owned());
-        self.attempts += 1;
-        self.updated_at = now;
+        self.state.status = PaymentStatus::Completed;
+        self.state.provider_ref = Some(provider_ref.to_owned());
+        self.state.attempts += 1;
+        self.state.updated_at = now;
         Ok(PaymentEvent::Completed)
     }
 
@@ -177,10 +257,10 @@ impl Payment {
         now: DateTime<Utc>,
     ) -> Result<PaymentEvent, NotPending> {
         self.pending()?;
-        self.status = PaymentStatus::Declined;
-        self.decline_reason = Some(reason.to_owned());
-        self.attempts += 1;
-        self.updated_at = now;
+        self.state.status = PaymentStatus::Declined;
+        self.state.decline_reason = Some(reason.to_owned());
+        self.state.attempts += 1;
+        self.state.updated_at = now;
         Ok(PaymentEvent::Declined {
             reason: reason.to_owned(),
         })
@@ -189,8 +269,8 @@ impl Payment {
     /// The provider did not answer: the payment stays PENDING and the caller retries.
     pub fn provider_unavailable(&mut self, now: DateTime<Utc>) -> Result<(), NotPending> {
         self.pending()?;
-        self.attempts += 1;
-        self.updated_at = now;
+        self.state.attempts += 1;
+        self.state.updated_at = now;
         Ok(())
     }
 }
@@ -216,10 +296,10 @@ impl RefundStatus {
     }
 }
 
-/// Giving a completed payment back, in full. Created PENDING; the settlement worker asks the
-/// provider until it succeeds.
+/// Every field of a refund, as a store keeps it: the refund's one raw form, for persistence
+/// only (see [`PaymentState`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refund {
+pub struct RefundState {
     pub id: RefundId,
     pub payment_id: PaymentId,
     /// Copied from the payment (immutable facts the worker and the event need).
@@ -239,6 +319,15 @@ pub struct Refund {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Giving a completed payment back, in full. Created PENDING; the settlement worker asks the
+/// provider until it succeeds. Its fields are private: read them through the accessors,
+/// change them through [`Refund::complete`] and [`Refund::postpone`]; stores use
+/// [`RefundState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    state: RefundState,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("refund {0} is already completed")]
 pub struct AlreadyRefunded(pub RefundId);
@@ -254,23 +343,88 @@ impl Refund {
     /// The refund `payment` is owed now that its reservation is closed: only a COMPLETED
     /// payment has money to give back. `None` for PENDING or DECLINED payments.
     pub fn owed(payment: &Payment, cause: &str, now: DateTime<Utc>) -> Option<Self> {
-        if payment.status != PaymentStatus::Completed {
+        if payment.status() != PaymentStatus::Completed {
             return None;
         }
         Some(Self {
-            id: RefundId::new(),
-            payment_id: payment.id,
-            reservation_id: payment.reservation_id,
-            charge_ref: payment.provider_ref.clone().unwrap_or_default(),
-            amount: payment.amount,
-            status: RefundStatus::Pending,
-            provider_ref: None,
-            attempts: 0,
-            next_attempt_at: now,
-            cause: cause.to_owned(),
-            created_at: now,
-            updated_at: now,
+            state: RefundState {
+                id: RefundId::new(),
+                payment_id: payment.id(),
+                reservation_id: payment.reservation_id(),
+                charge_ref: payment.provider_ref().unwrap_or_default().to_owned(),
+                amount: payment.amount(),
+                status: RefundStatus::Pending,
+                provider_ref: None,
+                attempts: 0,
+                next_attempt_at: now,
+                cause: cause.to_owned(),
+                created_at: now,
+                updated_at: now,
+            },
         })
+    }
+
+    /// Rebuilds a refund from what a store kept. For stores only (see [`RefundState`]).
+    pub fn restore(state: RefundState) -> Self {
+        Self { state }
+    }
+
+    /// Every field, for a store to write. For stores only (see [`RefundState`]).
+    pub fn state(&self) -> &RefundState {
+        &self.state
+    }
+
+    pub fn id(&self) -> RefundId {
+        self.state.id
+    }
+
+    pub fn payment_id(&self) -> PaymentId {
+        self.state.payment_id
+    }
+
+    pub fn reservation_id(&self) -> ReservationId {
+        self.state.reservation_id
+    }
+
+    /// The card processor's reference of the charge being refunded.
+    pub fn charge_ref(&self) -> &str {
+        &self.state.charge_ref
+    }
+
+    pub fn amount(&self) -> Money {
+        self.state.amount
+    }
+
+    pub fn status(&self) -> RefundStatus {
+        self.state.status
+    }
+
+    /// The provider's reference of the refund (COMPLETED only).
+    pub fn provider_ref(&self) -> Option<&str> {
+        self.state.provider_ref.as_deref()
+    }
+
+    /// Provider calls that went unanswered so far.
+    pub fn attempts(&self) -> u32 {
+        self.state.attempts
+    }
+
+    /// When the worker should try (again).
+    pub fn next_attempt_at(&self) -> DateTime<Utc> {
+        self.state.next_attempt_at
+    }
+
+    /// The event or request that made this refund owed (the refund event's causation).
+    pub fn cause(&self) -> &str {
+        &self.state.cause
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.state.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.state.updated_at
     }
 
     /// The provider refunded it.
@@ -279,20 +433,20 @@ impl Refund {
         provider_ref: &str,
         now: DateTime<Utc>,
     ) -> Result<(), AlreadyRefunded> {
-        if self.status == RefundStatus::Completed {
-            return Err(AlreadyRefunded(self.id));
+        if self.state.status == RefundStatus::Completed {
+            return Err(AlreadyRefunded(self.state.id));
         }
-        self.status = RefundStatus::Completed;
-        self.provider_ref = Some(provider_ref.to_owned());
-        self.updated_at = now;
+        self.state.status = RefundStatus::Completed;
+        self.state.provider_ref = Some(provider_ref.to_owned());
+        self.state.updated_at = now;
         Ok(())
     }
 
     /// The provider did not answer: try again after a capped exponential backoff.
     pub fn postpone(&mut self, now: DateTime<Utc>, max_backoff: Duration) {
-        self.attempts += 1;
-        self.next_attempt_at = now + refund_backoff(self.attempts, max_backoff);
-        self.updated_at = now;
+        self.state.attempts += 1;
+        self.state.next_attempt_at = now + refund_backoff(self.state.attempts, max_backoff);
+        self.state.updated_at = now;
     }
 }
 
@@ -340,19 +494,19 @@ mod tests {
     fn a_payment_settles_once() {
         let now = Utc::now();
         let mut payment = Payment::start(charge(4000), now);
-        assert_eq!(payment.status, PaymentStatus::Pending);
+        assert_eq!(payment.status(), PaymentStatus::Pending);
         payment.provider_unavailable(now).unwrap();
-        assert_eq!(payment.attempts, 1);
+        assert_eq!(payment.attempts(), 1);
         assert_eq!(
             payment.complete("ch_1", now).unwrap(),
             PaymentEvent::Completed
         );
-        assert_eq!(payment.attempts, 2);
+        assert_eq!(payment.attempts(), 2);
         assert!(payment.is_settled());
         assert!(payment.decline("late", now).is_err());
         assert!(payment.complete("ch_2", now).is_err());
         assert!(payment.provider_unavailable(now).is_err());
-        assert_eq!(payment.provider_ref.as_deref(), Some("ch_1"));
+        assert_eq!(payment.provider_ref(), Some("ch_1"));
     }
 
     #[test]
@@ -384,13 +538,13 @@ mod tests {
         assert!(Refund::owed(&declined, "ev", now).is_none());
         payment.complete("ch_1", now).unwrap();
         let mut refund = Refund::owed(&payment, "ev", now).unwrap();
-        assert_eq!(refund.amount, payment.amount);
-        assert_eq!(refund.charge_ref, "ch_1");
-        assert_eq!(refund.next_attempt_at, now);
+        assert_eq!(refund.amount(), payment.amount());
+        assert_eq!(refund.charge_ref(), "ch_1");
+        assert_eq!(refund.next_attempt_at(), now);
         refund.complete("rf_1", now).unwrap();
         assert_eq!(
             refund.complete("rf_2", now),
-            Err(AlreadyRefunded(refund.id))
+            Err(AlreadyRefunded(refund.id()))
         );
     }
 
@@ -408,7 +562,7 @@ mod tests {
         let mut refund = Refund::owed(&payment, "ev", now).unwrap();
         refund.postpone(now, max);
         refund.postpone(now, max);
-        assert_eq!(refund.attempts, 2);
-        assert_eq!(refund.next_attempt_at, now + Duration::seconds(2));
+        assert_eq!(refund.attempts(), 2);
+        assert_eq!(refund.next_attempt_at(), now + Duration::seconds(2));
     }
 }

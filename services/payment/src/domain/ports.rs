@@ -107,9 +107,12 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
     /// payment completed and its reservation is already known closed, `refund_if_closed` is
     /// stored too — all in one transaction, so a closure recorded concurrently cannot be
     /// missed. Returns the refund when one was stored.
+    ///
+    /// The store is the one place a payment's version goes up: on `Saved`, the row and
+    /// `payment` are both at `expected_version + 1`; on `Stale`, `payment` is left as it was.
     fn settle(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
         event: &PaymentEvent,
         causation: &str,
@@ -126,10 +129,11 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
     /// Stores an unanswered attempt (if still at `expected_version`) and releases the charge
-    /// claim, so a retry from any instance may ask the provider at once; no event.
+    /// claim, so a retry from any instance may ask the provider at once; no event. Bumps the
+    /// version as [`PaymentStore::settle`] does.
     fn save_attempt(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 

@@ -129,8 +129,8 @@ impl IntoResponse for ApiError {
                         "the card processor did not answer; payment of reservation {reservation} is pending, retry with the same request"
                     ),
                 )
-                .with("paymentId", payment.id.to_string())
-                .with("paymentStatus", payment.status.as_str())
+                .with("paymentId", payment.id().to_string())
+                .with("paymentStatus", payment.status().as_str())
                 .retry_after(1),
                 PayError::Contended(_) | PayError::InProgress(_) | PayError::Interrupted(_) => Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -227,11 +227,11 @@ struct PayAnswer {
 impl From<Payment> for PayAnswer {
     fn from(p: Payment) -> Self {
         Self {
-            payment_id: p.id.to_string(),
-            reservation_id: p.reservation_id.to_string(),
-            status: p.status.as_str(),
-            amount: p.amount.into(),
-            reason: p.decline_reason,
+            payment_id: p.id().to_string(),
+            reservation_id: p.reservation_id().to_string(),
+            status: p.status().as_str(),
+            amount: p.amount().into(),
+            reason: p.decline_reason().map(str::to_owned),
         }
     }
 }
@@ -285,11 +285,11 @@ struct RefundView {
 impl From<Refund> for RefundView {
     fn from(r: Refund) -> Self {
         Self {
-            refund_id: r.id.to_string(),
-            status: r.status.as_str(),
-            amount: r.amount.into(),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
+            refund_id: r.id().to_string(),
+            status: r.status().as_str(),
+            amount: r.amount().into(),
+            created_at: rfc3339(r.created_at()),
+            updated_at: rfc3339(r.updated_at()),
         }
     }
 }
@@ -314,12 +314,12 @@ impl From<PaymentRecord> for PaymentView {
     fn from(record: PaymentRecord) -> Self {
         let p = record.payment;
         Self {
-            payment_id: p.id.to_string(),
-            status: p.status.as_str(),
-            amount: p.amount.into(),
-            reason: p.decline_reason,
-            created_at: rfc3339(p.created_at),
-            updated_at: rfc3339(p.updated_at),
+            payment_id: p.id().to_string(),
+            status: p.status().as_str(),
+            amount: p.amount().into(),
+            reason: p.decline_reason().map(str::to_owned),
+            created_at: rfc3339(p.created_at()),
+            updated_at: rfc3339(p.updated_at()),
             refunds: record.refunds.into_iter().map(RefundView::from).collect(),
         }
     }

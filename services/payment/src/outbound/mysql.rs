@@ -46,8 +46,8 @@ use crate::{
     outbound::{
         StoreAdapter, published_language,
         records::{
-            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, bind_claim,
-            claim_outcome, convert, ms,
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, at_version,
+            bind_claim, claim_outcome, convert, ms, stored_version,
         },
     },
 };
@@ -221,19 +221,19 @@ async fn insert_refund(conn: &mut MySqlConnection, refund: &Refund) -> sqlx::Res
            status, provider_ref, attempts, next_attempt_at, cause, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(refund.id.to_string())
-    .bind(refund.payment_id.to_string())
-    .bind(refund.reservation_id.to_string())
-    .bind(&refund.charge_ref)
-    .bind(refund.amount.amount())
-    .bind(refund.amount.currency().as_str())
-    .bind(refund.status.as_str())
-    .bind(&refund.provider_ref)
-    .bind(i64::from(refund.attempts))
-    .bind(ms(refund.next_attempt_at))
-    .bind(&refund.cause)
-    .bind(ms(refund.created_at))
-    .bind(ms(refund.updated_at))
+    .bind(refund.state().id.to_string())
+    .bind(refund.state().payment_id.to_string())
+    .bind(refund.state().reservation_id.to_string())
+    .bind(&refund.state().charge_ref)
+    .bind(refund.state().amount.amount())
+    .bind(refund.state().amount.currency().as_str())
+    .bind(refund.state().status.as_str())
+    .bind(&refund.state().provider_ref)
+    .bind(i64::from(refund.state().attempts))
+    .bind(ms(refund.state().next_attempt_at))
+    .bind(&refund.state().cause)
+    .bind(ms(refund.state().created_at))
+    .bind(ms(refund.state().updated_at))
     .execute(conn)
     .await;
     match inserted {
@@ -256,23 +256,28 @@ impl MySqlStore {
         // Locks the payment row first (see the module docs on lock order).
         let updated = sqlx::query(
             "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
-               updated_at = ?, version = version + 1, claim_holder = NULL, claimed_until = NULL
+               updated_at = ?, version = ?, claim_holder = NULL, claimed_until = NULL
              WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
-        .bind(payment.status.as_str())
-        .bind(&payment.provider_ref)
-        .bind(&payment.decline_reason)
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.updated_at))
-        .bind(payment.id.to_string())
+        .bind(payment.state().status.as_str())
+        .bind(&payment.state().provider_ref)
+        .bind(&payment.state().decline_reason)
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().updated_at))
+        .bind(stored_version(expected_version))
+        .bind(payment.state().id.to_string())
         .bind(expected_version)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Ok(SaveOutcome::Stale);
         }
-        let message =
-            published_language::payment_message(payment, event, causation, payment.updated_at);
+        let message = published_language::payment_message(
+            payment,
+            event,
+            causation,
+            payment.state().updated_at,
+        );
         outbox::enqueue(&mut tx, &message).await?;
         let mut refund = None;
         if let Some(candidate) = refund_if_closed {
@@ -280,7 +285,7 @@ impl MySqlStore {
             let closed: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM reservation_closures WHERE reservation_id = ? FOR UPDATE",
             )
-            .bind(payment.reservation_id.to_string())
+            .bind(payment.state().reservation_id.to_string())
             .fetch_optional(&mut *tx)
             .await?;
             if closed.is_some() && insert_refund(&mut tx, candidate).await? {
@@ -343,10 +348,10 @@ impl MySqlStore {
                claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
-        .bind(refund.status.as_str())
-        .bind(&refund.provider_ref)
-        .bind(ms(refund.updated_at))
-        .bind(refund.id.to_string())
+        .bind(refund.state().status.as_str())
+        .bind(&refund.state().provider_ref)
+        .bind(ms(refund.state().updated_at))
+        .bind(refund.state().id.to_string())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -354,7 +359,7 @@ impl MySqlStore {
         }
         outbox::enqueue(
             &mut tx,
-            &published_language::refund_message(refund, refund.updated_at),
+            &published_language::refund_message(refund, refund.state().updated_at),
         )
         .await?;
         tx.commit().await?;
@@ -394,29 +399,30 @@ impl PaymentStore for MySqlStore {
                updated_at, version)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(payment.id.to_string())
-        .bind(payment.reservation_id.to_string())
-        .bind(payment.customer_id.as_str())
-        .bind(payment.amount.amount())
-        .bind(payment.amount.currency().as_str())
-        .bind(payment.token.expose())
-        .bind(payment.status.as_str())
-        .bind(&payment.provider_ref)
-        .bind(&payment.decline_reason)
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.created_at))
-        .bind(ms(payment.updated_at))
-        .bind(payment.version)
+        .bind(payment.state().id.to_string())
+        .bind(payment.state().reservation_id.to_string())
+        .bind(payment.state().customer_id.as_str())
+        .bind(payment.state().amount.amount())
+        .bind(payment.state().amount.currency().as_str())
+        .bind(payment.state().token.expose())
+        .bind(payment.state().status.as_str())
+        .bind(&payment.state().provider_ref)
+        .bind(&payment.state().decline_reason)
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().created_at))
+        .bind(ms(payment.state().updated_at))
+        .bind(payment.state().version)
         .execute(&self.pool)
         .await;
         match inserted {
             Ok(_) => Ok(InsertOutcome::Inserted),
             Err(e) if is_duplicate(&e) => {
                 let mut conn = self.pool.acquire().await.map_err(store_error)?;
-                let existing = payment_by_reservation(&mut conn, payment.reservation_id, false)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(|| store_error("a conflicting payment vanished"))?;
+                let existing =
+                    payment_by_reservation(&mut conn, payment.state().reservation_id, false)
+                        .await
+                        .map_err(store_error)?
+                        .ok_or_else(|| store_error("a conflicting payment vanished"))?;
                 Ok(InsertOutcome::Exists(existing))
             }
             Err(e) => Err(store_error(e)),
@@ -443,15 +449,16 @@ impl PaymentStore for MySqlStore {
 
     async fn settle(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
         event: &PaymentEvent,
         causation: &str,
         refund_if_closed: Option<&Refund>,
     ) -> Result<SaveOutcome<Option<Refund>>, StoreError> {
+        let settled = &*payment;
         let outcome = rerun_transient("settle", || {
             self.settle_once(
-                payment,
+                settled,
                 expected_version,
                 event,
                 causation,
@@ -461,6 +468,7 @@ impl PaymentStore for MySqlStore {
         .await?;
         if matches!(outcome, SaveOutcome::Saved(_)) {
             self.signal.notify();
+            at_version(payment, stored_version(expected_version));
         }
         Ok(outcome)
     }
@@ -481,22 +489,28 @@ impl PaymentStore for MySqlStore {
 
     async fn save_attempt(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
     ) -> Result<SaveOutcome, StoreError> {
+        let version = stored_version(expected_version);
         let updated = sqlx::query(
-            "UPDATE payments SET attempts = ?, updated_at = ?, version = version + 1,
+            "UPDATE payments SET attempts = ?, updated_at = ?, version = ?,
                claim_holder = NULL, claimed_until = NULL
              WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.updated_at))
-        .bind(payment.id.to_string())
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().updated_at))
+        .bind(version)
+        .bind(payment.state().id.to_string())
         .bind(expected_version)
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(saved_if(updated.rows_affected()))
+        let outcome = saved_if(updated.rows_affected());
+        if outcome == SaveOutcome::Saved(()) {
+            at_version(payment, version);
+        }
+        Ok(outcome)
     }
 
     async fn close_reservation(
@@ -547,10 +561,10 @@ impl PaymentStore for MySqlStore {
         refund: &Refund,
         claim: &Claim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let attempts = Some(i64::from(refund.attempts));
+        let attempts = Some(i64::from(refund.state().attempts));
         let updated = bind_claim(
             sqlx::query(CLAIM_REFUND),
-            refund.id.to_string(),
+            refund.state().id.to_string(),
             attempts,
             claim,
         )
@@ -575,10 +589,10 @@ impl PaymentStore for MySqlStore {
                claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
-        .bind(i64::from(refund.attempts))
-        .bind(ms(refund.next_attempt_at))
-        .bind(ms(refund.updated_at))
-        .bind(refund.id.to_string())
+        .bind(i64::from(refund.state().attempts))
+        .bind(ms(refund.state().next_attempt_at))
+        .bind(ms(refund.state().updated_at))
+        .bind(refund.state().id.to_string())
         .execute(&self.pool)
         .await
         .map_err(store_error)?;

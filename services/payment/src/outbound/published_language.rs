@@ -32,21 +32,21 @@ pub fn payment_message(
     causation: &str,
     now: DateTime<Utc>,
 ) -> OutboxMessage {
-    let meta = EventMeta::new(SOURCE, payment.reservation_id.to_string(), causation, now);
+    let meta = EventMeta::new(SOURCE, payment.reservation_id().to_string(), causation, now);
     match event {
         PaymentEvent::Completed => message(
             meta,
             pl::PaymentCompleted {
-                reservation_id: payment.reservation_id.to_string(),
-                payment_id: payment.id.to_string(),
-                amount: money(payment.amount),
+                reservation_id: payment.reservation_id().to_string(),
+                payment_id: payment.id().to_string(),
+                amount: money(payment.amount()),
             },
         ),
         PaymentEvent::Declined { reason } => message(
             meta,
             pl::PaymentDeclined {
-                reservation_id: payment.reservation_id.to_string(),
-                payment_id: payment.id.to_string(),
+                reservation_id: payment.reservation_id().to_string(),
+                payment_id: payment.id().to_string(),
                 reason: reason.clone(),
             },
         ),
@@ -59,17 +59,17 @@ pub fn payment_message(
 pub fn refund_message(refund: &Refund, now: DateTime<Utc>) -> OutboxMessage {
     let meta = EventMeta::new(
         SOURCE,
-        refund.reservation_id.to_string(),
-        refund.cause.clone(),
+        refund.reservation_id().to_string(),
+        refund.cause().to_owned(),
         now,
     );
     message(
         meta,
         pl::PaymentRefunded {
-            reservation_id: refund.reservation_id.to_string(),
-            payment_id: refund.payment_id.to_string(),
-            refund_id: refund.id.to_string(),
-            amount: money(refund.amount),
+            reservation_id: refund.reservation_id().to_string(),
+            payment_id: refund.payment_id().to_string(),
+            refund_id: refund.id().to_string(),
+            amount: money(refund.amount()),
         },
     )
 }

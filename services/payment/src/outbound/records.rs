@@ -6,8 +6,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::domain::{
-    CustomerId, Money, Payment, PaymentId, PaymentStatus, PaymentToken, Refund, RefundId,
-    RefundStatus, ReservationId,
+    CustomerId, Money, Payment, PaymentId, PaymentState, PaymentStatus, PaymentToken, Refund,
+    RefundId, RefundState, RefundStatus, ReservationId,
     ports::{Claim, ClaimOutcome},
 };
 
@@ -78,6 +78,21 @@ pub fn from_ms(millis: i64) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The version a stored change writes over `expected` (its optimistic check): the one place
+/// a payment's version goes up. Both stores write it in the same statement that checks
+/// `expected`, and give it to the caller's copy with [`at_version`] once it is committed.
+pub fn stored_version(expected: i64) -> i64 {
+    expected + 1
+}
+
+/// `payment` as stored at `version` (the rest of it is what was just written).
+pub fn at_version(payment: &mut Payment, version: i64) {
+    *payment = Payment::restore(PaymentState {
+        version,
+        ..payment.state().clone()
+    });
+}
+
 fn decode(e: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(e.to_string().into())
 }
@@ -112,7 +127,7 @@ impl TryFrom<PaymentRow> for Payment {
     type Error = sqlx::Error;
 
     fn try_from(row: PaymentRow) -> Result<Self, sqlx::Error> {
-        Ok(Payment {
+        Ok(Payment::restore(PaymentState {
             id: PaymentId::parse(&row.payment_id).map_err(decode)?,
             reservation_id: ReservationId::parse(&row.reservation_id).map_err(decode)?,
             customer_id: CustomerId::parse(&row.customer_id).map_err(decode)?,
@@ -126,7 +141,7 @@ impl TryFrom<PaymentRow> for Payment {
             created_at: from_ms(row.created_at),
             updated_at: from_ms(row.updated_at),
             version: row.version,
-        })
+        }))
     }
 }
 
@@ -152,7 +167,7 @@ impl TryFrom<RefundRow> for Refund {
     type Error = sqlx::Error;
 
     fn try_from(row: RefundRow) -> Result<Self, sqlx::Error> {
-        Ok(Refund {
+        Ok(Refund::restore(RefundState {
             id: RefundId::parse(&row.refund_id).map_err(decode)?,
             payment_id: PaymentId::parse(&row.payment_id).map_err(decode)?,
             reservation_id: ReservationId::parse(&row.reservation_id).map_err(decode)?,
@@ -166,7 +181,7 @@ impl TryFrom<RefundRow> for Refund {
             cause: row.cause,
             created_at: from_ms(row.created_at),
             updated_at: from_ms(row.updated_at),
-        })
+        }))
     }
 }
 

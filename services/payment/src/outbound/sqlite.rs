@@ -29,8 +29,8 @@ use crate::{
     outbound::{
         StoreAdapter, published_language,
         records::{
-            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, bind_claim,
-            claim_outcome, convert, ms,
+            CLAIM_CHARGE, CLAIM_REFUND, PaymentRow, RefundRow, STRANDED_PAYMENTS, at_version,
+            bind_claim, claim_outcome, convert, ms, stored_version,
         },
     },
 };
@@ -81,19 +81,19 @@ async fn insert_refund(conn: &mut SqliteConnection, refund: &Refund) -> sqlx::Re
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (payment_id) DO NOTHING",
     )
-    .bind(refund.id.to_string())
-    .bind(refund.payment_id.to_string())
-    .bind(refund.reservation_id.to_string())
-    .bind(&refund.charge_ref)
-    .bind(refund.amount.amount())
-    .bind(refund.amount.currency().as_str())
-    .bind(refund.status.as_str())
-    .bind(&refund.provider_ref)
-    .bind(i64::from(refund.attempts))
-    .bind(ms(refund.next_attempt_at))
-    .bind(&refund.cause)
-    .bind(ms(refund.created_at))
-    .bind(ms(refund.updated_at))
+    .bind(refund.state().id.to_string())
+    .bind(refund.state().payment_id.to_string())
+    .bind(refund.state().reservation_id.to_string())
+    .bind(&refund.state().charge_ref)
+    .bind(refund.state().amount.amount())
+    .bind(refund.state().amount.currency().as_str())
+    .bind(refund.state().status.as_str())
+    .bind(&refund.state().provider_ref)
+    .bind(i64::from(refund.state().attempts))
+    .bind(ms(refund.state().next_attempt_at))
+    .bind(&refund.state().cause)
+    .bind(ms(refund.state().created_at))
+    .bind(ms(refund.state().updated_at))
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -121,26 +121,26 @@ impl PaymentStore for SqliteStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (reservation_id) DO NOTHING",
         )
-        .bind(payment.id.to_string())
-        .bind(payment.reservation_id.to_string())
-        .bind(payment.customer_id.as_str())
-        .bind(payment.amount.amount())
-        .bind(payment.amount.currency().as_str())
-        .bind(payment.token.expose())
-        .bind(payment.status.as_str())
-        .bind(&payment.provider_ref)
-        .bind(&payment.decline_reason)
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.created_at))
-        .bind(ms(payment.updated_at))
-        .bind(payment.version)
+        .bind(payment.state().id.to_string())
+        .bind(payment.state().reservation_id.to_string())
+        .bind(payment.state().customer_id.as_str())
+        .bind(payment.state().amount.amount())
+        .bind(payment.state().amount.currency().as_str())
+        .bind(payment.state().token.expose())
+        .bind(payment.state().status.as_str())
+        .bind(&payment.state().provider_ref)
+        .bind(&payment.state().decline_reason)
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().created_at))
+        .bind(ms(payment.state().updated_at))
+        .bind(payment.state().version)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
         let outcome = if inserted.rows_affected() == 1 {
             InsertOutcome::Inserted
         } else {
-            let existing = payment_by_reservation(&mut tx, payment.reservation_id)
+            let existing = payment_by_reservation(&mut tx, payment.state().reservation_id)
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| store_error("a conflicting payment vanished"))?;
@@ -170,24 +170,26 @@ impl PaymentStore for SqliteStore {
 
     async fn settle(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
         event: &PaymentEvent,
         causation: &str,
         refund_if_closed: Option<&Refund>,
     ) -> Result<SaveOutcome<Option<Refund>>, StoreError> {
+        let version = stored_version(expected_version);
         let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE payments SET status = ?, provider_ref = ?, decline_reason = ?, attempts = ?,
-               updated_at = ?, version = version + 1, claim_holder = NULL, claimed_until = NULL
+               updated_at = ?, version = ?, claim_holder = NULL, claimed_until = NULL
              WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
-        .bind(payment.status.as_str())
-        .bind(&payment.provider_ref)
-        .bind(&payment.decline_reason)
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.updated_at))
-        .bind(payment.id.to_string())
+        .bind(payment.state().status.as_str())
+        .bind(&payment.state().provider_ref)
+        .bind(&payment.state().decline_reason)
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().updated_at))
+        .bind(version)
+        .bind(payment.state().id.to_string())
         .bind(expected_version)
         .execute(&mut *tx)
         .await
@@ -195,8 +197,12 @@ impl PaymentStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Ok(SaveOutcome::Stale);
         }
-        let message =
-            published_language::payment_message(payment, event, causation, payment.updated_at);
+        let message = published_language::payment_message(
+            payment,
+            event,
+            causation,
+            payment.state().updated_at,
+        );
         outbox::enqueue(&mut tx, &message)
             .await
             .map_err(store_error)?;
@@ -204,7 +210,7 @@ impl PaymentStore for SqliteStore {
         if let Some(candidate) = refund_if_closed {
             let closed: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM reservation_closures WHERE reservation_id = ?")
-                    .bind(payment.reservation_id.to_string())
+                    .bind(payment.state().reservation_id.to_string())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(store_error)?;
@@ -218,6 +224,7 @@ impl PaymentStore for SqliteStore {
         }
         tx.commit().await.map_err(store_error)?;
         self.signal.notify();
+        at_version(payment, version);
         Ok(SaveOutcome::Saved(refund))
     }
 
@@ -235,17 +242,19 @@ impl PaymentStore for SqliteStore {
 
     async fn save_attempt(
         &self,
-        payment: &Payment,
+        payment: &mut Payment,
         expected_version: i64,
     ) -> Result<SaveOutcome, StoreError> {
+        let version = stored_version(expected_version);
         let updated = sqlx::query(
-            "UPDATE payments SET attempts = ?, updated_at = ?, version = version + 1,
+            "UPDATE payments SET attempts = ?, updated_at = ?, version = ?,
                claim_holder = NULL, claimed_until = NULL
              WHERE payment_id = ? AND version = ? AND status = 'PENDING'",
         )
-        .bind(i64::from(payment.attempts))
-        .bind(ms(payment.updated_at))
-        .bind(payment.id.to_string())
+        .bind(i64::from(payment.state().attempts))
+        .bind(ms(payment.state().updated_at))
+        .bind(version)
+        .bind(payment.state().id.to_string())
         .bind(expected_version)
         .execute(&self.database.writer)
         .await
@@ -253,6 +262,7 @@ impl PaymentStore for SqliteStore {
         Ok(if updated.rows_affected() == 0 {
             SaveOutcome::Stale
         } else {
+            at_version(payment, version);
             SaveOutcome::Saved(())
         })
     }
@@ -336,10 +346,10 @@ impl PaymentStore for SqliteStore {
         refund: &Refund,
         claim: &Claim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let attempts = Some(i64::from(refund.attempts));
+        let attempts = Some(i64::from(refund.state().attempts));
         let updated = bind_claim(
             sqlx::query(CLAIM_REFUND),
-            refund.id.to_string(),
+            refund.state().id.to_string(),
             attempts,
             claim,
         )
@@ -358,10 +368,10 @@ impl PaymentStore for SqliteStore {
                claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
-        .bind(refund.status.as_str())
-        .bind(&refund.provider_ref)
-        .bind(ms(refund.updated_at))
-        .bind(refund.id.to_string())
+        .bind(refund.state().status.as_str())
+        .bind(&refund.state().provider_ref)
+        .bind(ms(refund.state().updated_at))
+        .bind(refund.state().id.to_string())
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -370,7 +380,7 @@ impl PaymentStore for SqliteStore {
         }
         outbox::enqueue(
             &mut tx,
-            &published_language::refund_message(refund, refund.updated_at),
+            &published_language::refund_message(refund, refund.state().updated_at),
         )
         .await
         .map_err(store_error)?;
@@ -385,10 +395,10 @@ impl PaymentStore for SqliteStore {
                claim_holder = NULL, claimed_until = NULL
              WHERE refund_id = ? AND status = 'PENDING'",
         )
-        .bind(i64::from(refund.attempts))
-        .bind(ms(refund.next_attempt_at))
-        .bind(ms(refund.updated_at))
-        .bind(refund.id.to_string())
+        .bind(i64::from(refund.state().attempts))
+        .bind(ms(refund.state().next_attempt_at))
+        .bind(ms(refund.state().updated_at))
+        .bind(refund.state().id.to_string())
         .execute(&self.database.writer)
         .await
         .map_err(store_error)?;
