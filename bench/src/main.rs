@@ -4,8 +4,10 @@
 
 mod bare;
 mod footprint;
+mod generate;
 mod http;
 mod load;
+mod replay;
 mod report;
 mod saga;
 
@@ -190,6 +192,104 @@ enum Command {
         #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
+    /// Writes a valid event history of the published language (seat catalogue, then
+    /// reservation sagas across the seat, registration and payment topics) to the broker, for
+    /// the seat-view replay, and a manifest of what the views must then show.
+    GenerateEvents {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// How many events in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Seats of the catalogue [default: events / 1000, between 40 and 1000].
+        #[arg(long)]
+        seats: Option<usize>,
+        /// Customers [default: one per 25 reservations].
+        #[arg(long)]
+        customers: Option<usize>,
+        #[arg(long, default_value_t = 11)]
+        seed: u64,
+        /// The producer's compression.type (the services' relay uses none).
+        #[arg(long, default_value = "none")]
+        compression: String,
+        /// Where the manifest goes (JSON).
+        #[arg(long)]
+        manifest: PathBuf,
+    },
+    /// Runs seat-view with --rebuild over a generated history until it has handled every
+    /// event, then checks its views against the manifest.
+    Replay {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The seat-view executable.
+        #[arg(long)]
+        seat_view: PathBuf,
+        /// SEAT_VIEW_DATABASE_URL: a fresh sqlite:// file, or redis://.
+        #[arg(long)]
+        database_url: String,
+        /// SEAT_VIEW_REDIS_PREFIX (fresh per run when on Redis).
+        #[arg(long, default_value = "bench-replay")]
+        redis_prefix: String,
+        /// seat-view's HTTP port.
+        #[arg(long, default_value_t = 22094)]
+        port: u16,
+        /// generate-events' manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// seat-view's log and the run's JWKS go here.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// Give up when no event was handled for this long.
+        #[arg(long, value_parser = seconds, default_value = "120")]
+        stall: Duration,
+        /// Give up after this long in all (and report the rate so far).
+        #[arg(long = "max-secs", value_parser = seconds, default_value = "3600")]
+        max: Duration,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The replay's reference: a bare consumer reading every partition of the history's
+    /// topics from the start to the high watermark.
+    ReadTopics {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Stop after this long (and report the rate so far).
+        #[arg(long = "max-secs", value_parser = seconds, default_value = "600")]
+        max: Duration,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Deletes every topic under the prefix (after a replay on a shared broker).
+    DropTopics {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+/// Where the history lives.
+#[derive(Debug, Args)]
+struct KafkaArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// KAFKA_TOPIC_PREFIX of the history's topics (and seat-view's group).
+    #[arg(long)]
+    prefix: String,
+    /// Producer idempotence, as the stack's services have it (on for Apache Kafka).
+    #[arg(long)]
+    idempotence: bool,
+}
+
+impl KafkaArgs {
+    fn config(&self) -> studycafe_messaging::KafkaConfig {
+        let mut config = studycafe_messaging::KafkaConfig::new(&self.brokers, "studycafe-bench");
+        config.idempotence = self.idempotence;
+        config.topic_prefix.clone_from(&self.prefix);
+        config
+    }
 }
 
 #[derive(Debug, Args)]
@@ -467,6 +567,99 @@ async fn main() -> anyhow::Result<()> {
                 .map(|p| Report::read_json(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             std::fs::write(&out, report::svg(&title, &reports))?;
+            Ok(())
+        }
+        Command::GenerateEvents {
+            kafka,
+            events,
+            seats,
+            customers,
+            seed,
+            compression,
+            manifest,
+        } => {
+            if events == 0 {
+                bail!("--events must be at least 1");
+            }
+            let settings = generate::Settings {
+                kafka: kafka.config(),
+                events,
+                seats,
+                customers,
+                seed,
+                compression,
+                manifest,
+            };
+            let manifest = generate::run(&settings).await?;
+            println!(
+                "{} events on prefix {:?}: {} reservations, {} seats, {} customers; produced in {:.1}s ({:.0}/s)",
+                manifest.events,
+                manifest.prefix,
+                manifest.reservations,
+                manifest.seats,
+                manifest.customers,
+                manifest.produce_secs,
+                manifest.produce_rate
+            );
+            Ok(())
+        }
+        Command::Replay {
+            kafka,
+            seat_view,
+            database_url,
+            redis_prefix,
+            port,
+            manifest,
+            work_dir,
+            stall,
+            max,
+            label,
+            json,
+        } => {
+            let store = if database_url.starts_with("redis://") {
+                "Redis"
+            } else {
+                "SQLite"
+            };
+            let settings = replay::ReplaySettings {
+                kafka: kafka.config(),
+                seat_view,
+                database_url,
+                redis_prefix,
+                port,
+                manifest,
+                work_dir,
+                label: label.unwrap_or_else(|| format!("seat-view rebuild on {store}")),
+                stall,
+                max,
+            };
+            let report = replay::replay(&settings).await?;
+            report.print();
+            if let Some(path) = &json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            if !report.passed() {
+                bail!("the rebuilt views differ from the history (see above)");
+            }
+            Ok(())
+        }
+        Command::ReadTopics {
+            kafka,
+            max,
+            label,
+            json,
+        } => {
+            let label = label.unwrap_or_else(|| "bare consumer".to_owned());
+            let report = replay::read_topics(&kafka.config(), &label, max).await?;
+            report.print();
+            if let Some(path) = &json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+        Command::DropTopics { kafka } => {
+            let dropped = replay::drop_topics(&kafka.config()).await?;
+            eprintln!("dropped {} topics: {}", dropped.len(), dropped.join(" "));
             Ok(())
         }
     }
