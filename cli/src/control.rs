@@ -34,7 +34,7 @@ pub struct Replace {
 
 /// Where a rollout step reports what it does.
 #[derive(Debug, Clone)]
-pub struct Progress(mpsc::UnboundedSender<String>);
+pub struct Progress(pub mpsc::UnboundedSender<String>);
 
 impl Progress {
     pub fn say(&self, line: String) {

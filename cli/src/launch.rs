@@ -69,9 +69,11 @@ pub struct Spawned {
     pub log_start: u64,
 }
 
-/// Starts `program` (through the shim) with `env` on top of the inherited environment, its
-/// output appended to the service's log file, and records its PID file.
+/// Starts `program` through `shim` (normally [`own_executable`], which runs [`exec_child`])
+/// with `env` on top of the inherited environment, its output appended to the service's log
+/// file, and records its PID file.
 pub fn spawn(
+    shim: &Path,
     name: &str,
     program: &Path,
     env: &[(&'static str, String)],
@@ -92,7 +94,7 @@ pub fn spawn(
         program.display()
     )?;
 
-    let child = tokio::process::Command::new(own_executable())
+    let child = tokio::process::Command::new(shim)
         .arg(EXEC_SUBCOMMAND)
         .arg("--parent-pid")
         .arg(std::process::id().to_string())
@@ -121,7 +123,7 @@ pub fn spawn(
 /// `up`'s own executable for the shim. `/proc/self/exe` still works when cargo has replaced
 /// the file on disk since `up` started (a restart during development), where the path would
 /// name the new binary or nothing.
-fn own_executable() -> PathBuf {
+pub fn own_executable() -> PathBuf {
     let proc_self = Path::new("/proc/self/exe");
     if proc_self.exists() {
         proc_self.to_owned()
@@ -322,6 +324,42 @@ mod tests {
         drop(listener);
         assert!(!listens(std::process::id(), port));
         assert!(!listens(1, port));
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_killed_up_are_stopped_and_a_recycled_pid_is_spared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::resolve(Some(tmp.path().to_owned()), None, tmp.path())
+            .create()
+            .unwrap();
+        // What a killed `up` left: a service still running, named in its PID file.
+        let mut leftover = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        let program = std::fs::read_link(format!("/proc/{}/exe", leftover.id())).unwrap();
+        record_pid(&data, "seat", leftover.id(), &program).unwrap();
+        // And a PID file whose PID now belongs to another program (here: this test).
+        record_pid(
+            &data,
+            "payment",
+            std::process::id(),
+            Path::new("/x/payment"),
+        )
+        .unwrap();
+
+        stop_leftovers(&data).await.unwrap();
+
+        let status = leftover
+            .try_wait()
+            .unwrap()
+            .expect("the leftover was stopped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(Signal::SIGTERM as i32)
+        );
+        assert!(!data.pid_file("seat").exists());
+        assert!(!data.pid_file("payment").exists());
     }
 
     #[test]
