@@ -8,7 +8,9 @@
 //!    shutdown). A crash between 2 and 3 redelivers, and the inbox absorbs it.
 //!
 //! A handler that keeps failing does not wedge its partition: after `max_attempts` the message
-//! goes to the group's dead-letter topic with the error attached. Events of a type this
+//! goes to the group's dead-letter topic with the error attached. While it is retried, every
+//! partition this process holds waits with it, not only its own (one loop reads them all); see
+//! `docs/architecture.md`, "What a failing event holds up". Events of a type this
 //! service does not know (a newer publisher) are skipped, not dead-lettered.
 //!
 //! One consumer group per service: replicas share the partitions, each event reaches one of
