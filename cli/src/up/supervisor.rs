@@ -666,6 +666,29 @@ mod tests {
             .expect("the supervisor ends")
     }
 
+    /// One `studycafe rollout` step of `handle`'s service: its outcome and what it said.
+    async fn roll_out(handle: &Handle) -> (Result<(), String>, Vec<String>) {
+        let (progress, mut said) = mpsc::unbounded_channel();
+        let (done, outcome) = oneshot::channel();
+        handle
+            .replace
+            .send(Replace {
+                progress: Progress(progress),
+                done,
+            })
+            .await
+            .unwrap();
+        let outcome = tokio::time::timeout(PATIENCE, outcome)
+            .await
+            .expect("the rollout ends in time")
+            .expect("the supervisor answers");
+        let mut lines = Vec::new();
+        while let Ok(line) = said.try_recv() {
+            lines.push(line);
+        }
+        (outcome, lines)
+    }
+
     #[tokio::test]
     async fn a_service_that_dies_is_restarted_and_a_stop_ends_it_for_good() {
         let fake = Fake::serving();
@@ -771,18 +794,8 @@ mod tests {
         assert!(matches!(startup, Startup::Ready(_)), "{startup:?}");
         let old = fake.pids()[0];
 
-        let (progress, mut said) = mpsc::unbounded_channel();
-        let (done, outcome) = oneshot::channel();
-        handle
-            .replace
-            .send(Replace {
-                progress: Progress(progress),
-                done,
-            })
-            .await
-            .unwrap();
-        let outcome = tokio::time::timeout(PATIENCE, outcome).await.unwrap();
-        assert_eq!(outcome, Ok(Ok(())));
+        let (outcome, lines) = roll_out(&handle).await;
+        assert_eq!(outcome, Ok(()));
 
         let [new] = fake.pids()[..] else {
             panic!("one process after the rollout: {:?}", fake.pids())
@@ -791,10 +804,6 @@ mod tests {
         assert!(!alive(old), "the old process was not retired");
         assert_eq!(fake.service.port(), fake.service.ports[1]);
         assert!(fake.ready(fake.service.ports[1]).await);
-        let mut lines = Vec::new();
-        while let Ok(line) = said.try_recv() {
-            lines.push(line);
-        }
         assert!(
             lines.iter().any(|l| l.starts_with("fake: successor ready")),
             "{lines:?}"
@@ -812,20 +821,7 @@ mod tests {
         // A broken build: the successor starts from the executable as it is on disk now.
         script(&fake.service.program, "echo 'bad build' >&2; exit 1");
 
-        let (progress, _said) = mpsc::unbounded_channel();
-        let (done, outcome) = oneshot::channel();
-        handle
-            .replace
-            .send(Replace {
-                progress: Progress(progress),
-                done,
-            })
-            .await
-            .unwrap();
-        let outcome = tokio::time::timeout(PATIENCE, outcome)
-            .await
-            .unwrap()
-            .unwrap();
+        let (outcome, _) = roll_out(&handle).await;
         let why = outcome.expect_err("the rollout fails");
         assert!(
             why.contains("successor exited") && why.ends_with("the old one keeps serving"),
