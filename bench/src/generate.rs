@@ -251,7 +251,6 @@ fn presence(status: &str) -> u8 {
 struct Reservation {
     seat: u32,
     customer: u32,
-    id: Uuid,
     starts: i64,
     hours: u8,
     steps: Vec<(Step, i64)>,
@@ -439,7 +438,6 @@ fn reservations(seed: u64, seats: &[Seat], customers: usize, per_seat: usize) ->
             let reservation = Reservation {
                 seat: u32::try_from(s).unwrap_or(u32::MAX),
                 customer: u32::try_from(rng.below(customers as u64)).unwrap_or(0),
-                id: uuid_v7(booked, &mut rng),
                 starts,
                 hours,
                 steps,
@@ -587,6 +585,12 @@ impl History {
         uuid_v7(ev.at + self.shift, &mut rng)
     }
 
+    /// A UUID v7 of the instant it was reserved, as seat makes them.
+    fn reservation_id(&self, seed: u64, r: u32) -> Uuid {
+        let booked = self.reservations[r as usize].steps[0].1;
+        uuid_v7(booked + self.shift, &mut derived(seed, u64::from(r), 0x7E5))
+    }
+
     fn customer_id(seed: u64, customer: u32) -> String {
         uuid_v4(&mut derived(seed, 0xC057, u64::from(customer))).to_string()
     }
@@ -638,7 +642,7 @@ impl History {
             Step::PaymentCompleted | Step::PaymentDeclined | Step::PaymentRefunded => "payment",
             _ => "seat",
         };
-        let reservation_id = r.id.to_string();
+        let reservation_id = self.reservation_id(seed, ev.reservation).to_string();
         let meta = EventMeta {
             id,
             occurred_at: instant(at + self.shift),
@@ -873,7 +877,11 @@ impl History {
                 per_customer
                     .entry(reservation.customer)
                     .or_default()
-                    .insert(reservation.id.to_string(), status.to_owned());
+                    .insert(
+                        self.reservation_id(seed, u32::try_from(r).unwrap_or(0))
+                            .to_string(),
+                        status.to_owned(),
+                    );
             }
         }
         // seat-view lists at most 200 per request.

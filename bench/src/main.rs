@@ -638,8 +638,12 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = &json {
                 std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
             }
-            if !report.passed() {
-                bail!("the rebuilt views differ from the history (see above)");
+            match &report.gave_up {
+                Some(why) => bail!("the replay did not finish: {why}"),
+                None if !report.passed() => {
+                    bail!("the rebuilt views differ from the history (see above)")
+                }
+                None => {}
             }
             Ok(())
         }

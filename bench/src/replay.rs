@@ -217,14 +217,18 @@ pub async fn replay(settings: &ReplaySettings) -> anyhow::Result<ReplayReport> {
         );
     }
     std::fs::create_dir_all(&settings.work_dir)?;
-    let key = SigningKey::generate("bench-replay");
-    let jwks_file = settings.work_dir.join("jwks.json");
-    std::fs::write(&jwks_file, jwks([&key]).to_string())?;
     let store = if settings.database_url.starts_with("redis://") {
         "redis"
     } else {
         "sqlite"
     };
+    // A key and a JWKS file per run: replays sharing a work directory must not check each
+    // other's tokens against the wrong key.
+    let key = SigningKey::generate(format!("bench-replay-{}", uuid::Uuid::new_v4()));
+    let jwks_file = settings
+        .work_dir
+        .join(format!("jwks-{store}-{}.json", settings.port));
+    std::fs::write(&jwks_file, jwks([&key]).to_string())?;
     let log = settings.work_dir.join(format!("seat-view-{store}.log"));
     let log_file = std::fs::File::create(&log)?;
 
