@@ -50,10 +50,11 @@ pub struct ChargeRequest {
 
 /// Every field of a payment, as a store keeps it: the aggregate's one raw form.
 ///
-/// Only persistence uses it: a store reads [`Payment::state`] to write a payment and
-/// [`Payment::restore`]s one from its row. Everything else reads a payment through its
+/// Only persistence uses it: a store reads [`Payment::state`] to write a payment and hands
+/// what it read back to `Payment::restore`, which is crate-private, so no other crate can make
+/// a payment in a state of its choosing. Everything else reads a payment through its
 /// accessors and changes it through its transitions, which enforce the rules and return the
-/// events they cause; nothing outside the domain sets a status any other way.
+/// events they cause; changing a field of a `PaymentState` changes no payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentState {
     pub id: PaymentId,
@@ -131,8 +132,9 @@ impl Payment {
         }
     }
 
-    /// Rebuilds a payment from what a store kept. For stores only (see [`PaymentState`]).
-    pub fn restore(state: PaymentState) -> Self {
+    /// Rebuilds a payment from what a store kept, as it was saved (no rule is checked). For
+    /// the stores in `outbound` only (see [`PaymentState`]).
+    pub(crate) fn restore(state: PaymentState) -> Self {
         Self { state }
     }
 
@@ -364,8 +366,10 @@ impl Refund {
         })
     }
 
-    /// Rebuilds a refund from what a store kept. For stores only (see [`RefundState`]).
-    pub fn restore(state: RefundState) -> Self {
+    /// Rebuilds a refund from what a store kept, as it was saved (no rule is checked). For
+    /// the stores in `outbound` only (see [`RefundState`]; crate-private like
+    /// `Payment::restore`).
+    pub(crate) fn restore(state: RefundState) -> Self {
         Self { state }
     }
 

@@ -206,10 +206,11 @@ pub struct NewBooking {
 
 /// Every field of a booking, as a store keeps it: the aggregate's one raw form.
 ///
-/// Only persistence uses it: a store reads [`Booking::state`] to write a booking and
-/// [`Booking::restore`]s one from its row. Everything else reads a booking through its
+/// Only persistence uses it: a store reads [`Booking::state`] to write a booking and hands
+/// what it read back to `Booking::restore`, which is crate-private, so no other crate can make
+/// a booking in a state of its choosing. Everything else reads a booking through its
 /// accessors and changes it through its transitions, which enforce the rules and return the
-/// events they cause; nothing outside the domain sets a status any other way.
+/// events they cause; changing a field of a `BookingState` changes no booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingState {
     pub reservation_id: ReservationId,
@@ -262,8 +263,9 @@ impl Booking {
         }
     }
 
-    /// Rebuilds a booking from what a store kept. For stores only (see [`BookingState`]).
-    pub fn restore(state: BookingState) -> Self {
+    /// Rebuilds a booking from what a store kept, as it was saved (no rule is checked). For
+    /// the stores in `outbound` only (see [`BookingState`]).
+    pub(crate) fn restore(state: BookingState) -> Self {
         Self { state }
     }
 
