@@ -82,6 +82,8 @@ pub struct SagaReport {
     /// Each hop of the saga over the reservations whose every event was found on the topics.
     pub hops: Vec<HopStats>,
     pub hops_reservations: u64,
+    /// Why there is no breakdown, when reading the topics failed.
+    pub hops_error: Option<String>,
     /// Consumers' `consumer_event_age_seconds` (occurredAt → handled) over the run, by
     /// `group type`: count and mean from the histograms' `_sum` and `_count`.
     pub event_age_ms: BTreeMap<String, AgeStats>,
@@ -285,13 +287,25 @@ pub async fn run(settings: &SagaSettings) -> anyhow::Result<SagaReport> {
             .as_secs_f64()
     };
 
+    // The breakdown is best effort: a broker too busy to answer must not cost the run its
+    // figures.
+    let mut hops_error = None;
     let (hops, hops_reservations) = match &settings.brokers {
         Some(brokers) if !timed.is_empty() => {
             let from_ms = clock.wall.timestamp_millis() - 5_000;
             let brokers = brokers.clone();
-            let events =
-                tokio::task::spawn_blocking(move || read_events(&brokers, from_ms)).await??;
-            hop_stats(&timed, &events, &clock)
+            match tokio::task::spawn_blocking(move || read_events(&brokers, from_ms)).await {
+                Ok(Ok(events)) => hop_stats(&timed, &events, &clock),
+                Ok(Err(e)) => {
+                    eprintln!("[{}] no hop breakdown: {e:#}", settings.label);
+                    hops_error = Some(format!("{e:#}"));
+                    (Vec::new(), 0)
+                }
+                Err(e) => {
+                    hops_error = Some(e.to_string());
+                    (Vec::new(), 0)
+                }
+            }
         }
         _ => (Vec::new(), 0),
     };
@@ -322,6 +336,7 @@ pub async fn run(settings: &SagaSettings) -> anyhow::Result<SagaReport> {
         },
         hops,
         hops_reservations,
+        hops_error,
         event_age_ms,
         memory,
     })
@@ -664,7 +679,7 @@ mod shared_topic {
 /// Every event of the saga's topics from `from_ms` (a timestamp) to the end each partition
 /// had when the read began.
 fn read_events(brokers: &str, from_ms: i64) -> anyhow::Result<Vec<TopicEvent>> {
-    let timeout = Duration::from_secs(10);
+    let timeout = Duration::from_secs(30);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bench-saga-{}", uuid::Uuid::new_v4()))
