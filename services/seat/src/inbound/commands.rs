@@ -23,6 +23,7 @@ pub struct RawReservation<'a> {
 pub enum Field {
     SeatId,
     StartsAt,
+    Hours,
     PaymentToken,
     IdempotencyKey,
 }
@@ -33,6 +34,7 @@ impl Field {
         match self {
             Field::SeatId => "seatId",
             Field::StartsAt => "startsAt",
+            Field::Hours => "hours",
             Field::PaymentToken => "paymentToken",
             Field::IdempotencyKey => "Idempotency-Key",
         }
@@ -43,6 +45,7 @@ impl Field {
         match self {
             Field::SeatId => "seat_id",
             Field::StartsAt => "starts_at",
+            Field::Hours => "hours",
             Field::PaymentToken => "payment_token",
             Field::IdempotencyKey => "idempotency-key",
         }

@@ -20,10 +20,13 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 use crate::{
     application::{Actor, CancelError, ReservationService, ReserveError, ViewError},
     domain::{
-        Reservation, ReservationStatus, WindowError,
+        Reservation, ReservationStatus, SeatId,
         ports::{ReservationStore, StoreError},
     },
-    inbound::commands::{self, FieldViolation, KeyInput, RawReservation},
+    inbound::{
+        commands::{self, Field, KeyInput, RawReservation},
+        failure::Failure,
+    },
     queries::{self, ReservationQueries},
 };
 
@@ -107,7 +110,7 @@ where
             key,
             causation,
         )
-        .map_err(|v| invalid_field(&v))?;
+        .map_err(|v| failure_status(Failure::invalid(&v)))?;
         let service = self.service.clone();
         let reserved = self
             .detached
@@ -204,25 +207,41 @@ fn reservation_message(r: Reservation) -> pb::Reservation {
 /// `SEAT_TAKEN`, the REST problem type of the same failure) and, given a field, a
 /// `BadRequest` violation of it.
 fn status(code: Code, slug: &str, message: String, field: Option<&str>) -> Status {
+    detailed(code, slug, message, field, None)
+}
+
+/// A use case's failure (see [`super::failure`]) as a status.
+fn failure_status(failure: Failure) -> Status {
+    detailed(
+        failure.kind.grpc(),
+        failure.slug,
+        failure.detail,
+        failure.field.map(Field::proto_name),
+        failure.seat.as_ref().map(SeatId::as_str),
+    )
+}
+
+/// [`status`], with the seat concerned in the `ErrorInfo` metadata as `seatId`.
+fn detailed(
+    code: Code,
+    slug: &str,
+    message: String,
+    field: Option<&str>,
+    seat: Option<&str>,
+) -> Status {
     let reason = slug.to_uppercase().replace('-', "_");
     let mut metadata = HashMap::new();
     if let Some(field) = field {
         metadata.insert("field".to_owned(), field.to_owned());
+    }
+    if let Some(seat) = seat {
+        metadata.insert("seatId".to_owned(), seat.to_owned());
     }
     let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
     if let Some(field) = field {
         details.add_bad_request_violation(field, message.clone());
     }
     Status::with_error_details(code, message, details)
-}
-
-fn invalid_field(v: &FieldViolation) -> Status {
-    status(
-        Code::InvalidArgument,
-        "invalid-field",
-        v.message.clone(),
-        Some(v.field.proto_name()),
-    )
 }
 
 fn unauthenticated(detail: String) -> Status {
@@ -265,62 +284,17 @@ fn problem_status(problem: Problem) -> Status {
 }
 
 fn unavailable(e: &StoreError) -> Status {
-    tracing::error!(error = %e, "store unavailable");
-    status(
-        Code::Unavailable,
-        "unavailable",
-        "the reservation store is unavailable; try again shortly".to_owned(),
-        None,
-    )
+    failure_status(Failure::unavailable(e))
 }
 
 fn reserve_status(e: &ReserveError) -> Status {
-    let message = e.to_string();
-    match e {
-        ReserveError::UnknownSeat(_) => status(Code::NotFound, "seat-not-found", message, None),
-        ReserveError::SeatDisabled(_) => {
-            status(Code::FailedPrecondition, "seat-disabled", message, None)
-        }
-        ReserveError::SeatTaken { .. } => status(Code::AlreadyExists, "seat-taken", message, None),
-        ReserveError::Window(w) => {
-            let (slug, field) = match w {
-                WindowError::HoursOutOfRange { .. } => ("hours-out-of-range", "hours"),
-                WindowError::StartsInPast { .. } => ("starts-in-past", "starts_at"),
-                WindowError::TooFarAhead { .. } => ("starts-too-far-ahead", "starts_at"),
-            };
-            status(Code::InvalidArgument, slug, message, Some(field))
-        }
-        ReserveError::IdempotencyKeyReused => status(
-            Code::InvalidArgument,
-            "idempotency-key-reused",
-            message,
-            Some(IDEMPOTENCY_KEY),
-        ),
-        ReserveError::Price => status(Code::FailedPrecondition, "price", message, None),
-        ReserveError::Store(s) => unavailable(s),
-    }
+    failure_status(Failure::from(e))
 }
 
 fn view_status(e: &ViewError) -> Status {
-    match e {
-        ViewError::NotFound(_) => not_found(e.to_string()),
-        ViewError::Forbidden(_) => status(Code::PermissionDenied, "forbidden", e.to_string(), None),
-        ViewError::Store(s) => unavailable(s),
-    }
+    failure_status(Failure::from(e))
 }
 
 fn cancel_status(e: &CancelError) -> Status {
-    let message = e.to_string();
-    match e {
-        CancelError::NotFound(_) => not_found(message),
-        CancelError::Forbidden(_) => status(Code::PermissionDenied, "forbidden", message, None),
-        CancelError::Illegal(_) => status(
-            Code::FailedPrecondition,
-            "illegal-state-change",
-            message,
-            None,
-        ),
-        CancelError::Contended(_) => status(Code::Aborted, "contended", message, None),
-        CancelError::Store(s) => unavailable(s),
-    }
+    failure_status(Failure::from(e))
 }

@@ -29,12 +29,14 @@ use utoipa::ToSchema;
 
 use crate::{
     application::{Actor, CancelError, ReservationService, ReserveError, ViewError},
-    domain::WindowError,
     domain::{
         Reservation, ReservationId, Seat,
         ports::{ReservationStore, StoreError},
     },
-    inbound::commands::{self, KeyInput, RawReservation},
+    inbound::{
+        commands::{self, KeyInput, RawReservation},
+        failure::Failure,
+    },
 };
 
 #[derive(Debug)]
@@ -106,92 +108,37 @@ impl From<Problem> for ApiError {
     }
 }
 
-fn unavailable(e: &StoreError) -> Problem {
-    tracing::error!(error = %e, "store unavailable");
-    Problem::unavailable("the reservation store is unavailable; try again shortly")
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = match self {
-            ApiError::Problem(problem) => *problem,
-            ApiError::Store(e) => unavailable(&e),
-            ApiError::Reserve(e) => match &e {
-                ReserveError::UnknownSeat(seat) => Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "seat-not-found",
-                    "Unknown seat",
-                    e.to_string(),
-                )
-                .with("seatId", seat.as_str()),
-                ReserveError::SeatDisabled(seat) => Problem::new(
-                    StatusCode::CONFLICT,
-                    "seat-disabled",
-                    "Seat not available",
-                    e.to_string(),
-                )
-                .with("seatId", seat.as_str()),
-                ReserveError::SeatTaken { seat } => Problem::new(
-                    StatusCode::CONFLICT,
-                    "seat-taken",
-                    "Seat already reserved",
-                    e.to_string(),
-                )
-                .with("seatId", seat.as_str()),
-                ReserveError::Window(w) => {
-                    let (slug, field) = match w {
-                        WindowError::HoursOutOfRange { .. } => ("hours-out-of-range", "hours"),
-                        WindowError::StartsInPast { .. } => ("starts-in-past", "startsAt"),
-                        WindowError::TooFarAhead { .. } => ("starts-too-far-ahead", "startsAt"),
-                    };
-                    Problem::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        slug,
-                        "Reservation rule violated",
-                        e.to_string(),
-                    )
-                    .with("field", field)
-                }
-                ReserveError::IdempotencyKeyReused => Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused",
-                    e.to_string(),
-                ),
-                ReserveError::Price => Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "price",
-                    "Price cannot be computed",
-                    e.to_string(),
-                ),
-                ReserveError::Store(s) => unavailable(s),
-            },
-            ApiError::View(e) => match &e {
-                ViewError::NotFound(_) => Problem::not_found(e.to_string()),
-                ViewError::Forbidden(_) => Problem::forbidden(e.to_string()),
-                ViewError::Store(s) => unavailable(s),
-            },
-            ApiError::Cancel(e) => match &e {
-                CancelError::NotFound(_) => Problem::not_found(e.to_string()),
-                CancelError::Forbidden(_) => Problem::forbidden(e.to_string()),
-                CancelError::Illegal(_) => Problem::new(
-                    StatusCode::CONFLICT,
-                    "illegal-state-change",
-                    "Not possible in this state",
-                    e.to_string(),
-                ),
-                CancelError::Contended(_) => Problem::new(
-                    StatusCode::CONFLICT,
-                    "contended",
-                    "Changed concurrently",
-                    e.to_string(),
-                )
-                .retry_after(1),
-                CancelError::Store(s) => unavailable(s),
-            },
+        let failure = match self {
+            ApiError::Problem(problem) => return problem.into_response(),
+            ApiError::Store(e) => Failure::unavailable(&e),
+            ApiError::Reserve(e) => Failure::from(&e),
+            ApiError::View(e) => Failure::from(&e),
+            ApiError::Cancel(e) => Failure::from(&e),
         };
-        problem.into_response()
+        problem(failure).into_response()
     }
+}
+
+/// A failure as `problem+json`: the request field under `field`, the seat under `seatId`.
+fn problem(failure: Failure) -> Problem {
+    let mut problem = Problem::new(
+        failure.kind.http(),
+        failure.slug,
+        failure.title,
+        failure.detail,
+    );
+    if let Some(field) = failure.field {
+        problem = problem.with("field", field.json_name());
+    }
+    if let Some(seat) = failure.seat {
+        problem = problem.with("seatId", seat.as_str());
+    }
+    if let Some(seconds) = failure.kind.retry_after() {
+        problem = problem.retry_after(seconds);
+    }
+    problem
 }
 
 /// An amount of money.
@@ -332,7 +279,7 @@ async fn reserve<S: ReservationStore>(
         key,
         causation_of(&headers),
     )
-    .map_err(|v| Problem::validation(v.field.json_name(), v.message))?;
+    .map_err(|v| problem(Failure::invalid(&v)))?;
     let reserved = state.service.reserve(command).await?;
     let location = format!("/api/reservations/{}", reserved.reservation_id);
     let mut response = (
