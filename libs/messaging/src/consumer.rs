@@ -573,16 +573,23 @@ async fn sample_lag(
             return;
         }
     };
+    let positions = match position_reader(&kafka, &group) {
+        Ok(reader) => Arc::new(reader),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the group's positions; no lag reported");
+            return;
+        }
+    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(LAG_SAMPLE_EVERY) => {}
         }
-        let sampling = consumer.clone();
+        let (sampling, reading) = (consumer.clone(), positions.clone());
         // Shutdown does not wait for a sample in flight (it may wait on a broker that is away).
         let sample = tokio::select! {
             _ = stop.cancelled() => return,
-            sample = tokio::task::spawn_blocking(move || lag_of_assignment(&sampling)) => sample,
+            sample = tokio::task::spawn_blocking(move || lag_of_assignment(&sampling, &reading)) => sample,
         };
         let lags = match sample {
             Ok(Ok(lags)) => lags,
@@ -627,19 +634,38 @@ async fn sample_lag(
     }
 }
 
-/// `(topic, partition, lag)` of every assigned partition: the high watermark minus the
-/// committed offset (what was applied and committed; a partition never committed counts from
-/// its low watermark, where `auto.offset.reset=earliest` starts). Blocking broker queries.
-fn lag_of_assignment(consumer: &StreamConsumer<KafkaLogs>) -> KafkaResult<Vec<(String, i32, i64)>> {
+/// A client that reads `group`'s committed offsets and the topics' watermarks on connections of
+/// its own. It never joins the group and never commits.
+///
+/// Why not ask the consuming client: a broker answers one connection's requests in order, so
+/// an offsets query queues behind the consumer's fetch, and when it times out librdkafka drops
+/// the whole connection, the fetch in flight with it. Under a backlog (fetches slow) every
+/// sample then cost the consumer a fetch and, on the embedded broker, its group session.
+fn position_reader(kafka: &KafkaConfig, group: &str) -> KafkaResult<BaseConsumer> {
+    let mut config = kafka.consumer(group);
+    config
+        .set("enable.auto.commit", "false")
+        .remove("group.instance.id");
+    config.create()
+}
+
+/// `(topic, partition, lag)` of every partition assigned to `consumer`: the high watermark
+/// minus the committed offset (what was applied and committed; a partition never committed
+/// counts from its low watermark, where `auto.offset.reset=earliest` starts), both read by
+/// `positions` (see [`position_reader`]). Blocking broker queries.
+fn lag_of_assignment(
+    consumer: &StreamConsumer<KafkaLogs>,
+    positions: &BaseConsumer,
+) -> KafkaResult<Vec<(String, i32, i64)>> {
     let assignment = consumer.assignment()?;
     if assignment.count() == 0 {
         return Ok(Vec::new());
     }
-    let committed = consumer.committed_offsets(assignment, LAG_QUERY_TIMEOUT)?;
+    let committed = positions.committed_offsets(assignment, LAG_QUERY_TIMEOUT)?;
     let mut lags = Vec::with_capacity(committed.count());
     for element in committed.elements() {
         let (low, high) =
-            consumer.fetch_watermarks(element.topic(), element.partition(), LAG_QUERY_TIMEOUT)?;
+            positions.fetch_watermarks(element.topic(), element.partition(), LAG_QUERY_TIMEOUT)?;
         let done = match element.offset() {
             Offset::Offset(offset) => offset.max(low),
             _ => low,
@@ -661,14 +687,10 @@ struct DeadLetters {
 
 impl DeadLetters {
     fn new(kafka: &KafkaConfig, group: &str) -> KafkaResult<Self> {
-        let mut config = kafka.consumer(&dead_letter_replay_group(group));
-        // Only reads the position; it never joins the group, and must never move it.
-        config
-            .set("enable.auto.commit", "false")
-            .remove("group.instance.id");
         Ok(Self {
             topic: kafka.topic(&shared_events::topics::dead_letter(group)),
-            reader: config.create()?,
+            // Only reads the position; it must never move it.
+            reader: position_reader(kafka, &dead_letter_replay_group(group))?,
         })
     }
 }
