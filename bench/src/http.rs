@@ -249,12 +249,22 @@ async fn sign_up(client: &reqwest::Client, gw: &str) -> anyhow::Result<String> {
             response.text().await.unwrap_or_default()
         );
     }
+    password_grant(client, gw, &username, &password).await
+}
+
+/// A token for `user` by the password grant, through the gateway.
+pub async fn password_grant(
+    client: &reqwest::Client,
+    gw: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let response = client
         .post(format!("{gw}/auth/token"))
         .form(&[
             ("grant_type", "password"),
-            ("username", username.as_str()),
-            ("password", password.as_str()),
+            ("username", user),
+            ("password", password),
         ])
         .send()
         .await
@@ -263,6 +273,6 @@ async fn sign_up(client: &reqwest::Client, gw: &str) -> anyhow::Result<String> {
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     match body["access_token"].as_str() {
         Some(token) if status.is_success() => Ok(token.to_owned()),
-        _ => bail!("password grant for {username}: {status} {body}"),
+        _ => bail!("password grant for {user}: {status} {body}"),
     }
 }

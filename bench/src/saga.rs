@@ -175,7 +175,7 @@ pub async fn run(settings: &SagaSettings) -> anyhow::Result<SagaReport> {
 
     let policy = match &settings.admin {
         Some((user, password)) => {
-            let token = password_grant(&client, &gw, user, password).await?;
+            let token = http::password_grant(&client, &gw, user, password).await?;
             let before = set_auto_confirm(&client, &gw, &token, true).await?;
             Some((token, before))
         }
@@ -441,30 +441,6 @@ async fn progress(label: String, start: Instant, sent: Arc<Mutex<Vec<Sent>>>, bo
             now.duration_since(start).as_secs_f64(),
             accepted - registered,
         );
-    }
-}
-
-async fn password_grant(
-    client: &reqwest::Client,
-    gw: &str,
-    user: &str,
-    password: &str,
-) -> anyhow::Result<String> {
-    let response = client
-        .post(format!("{gw}/auth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .context("password grant")?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    match body["access_token"].as_str() {
-        Some(token) if status.is_success() => Ok(token.to_owned()),
-        _ => bail!("password grant for {user}: {status} {body}"),
     }
 }
 
