@@ -130,6 +130,7 @@ pub fn with_layers(router: Router, body_limit: Option<usize>) -> Router {
     };
     router
         .layer(middleware::from_fn(bare_errors_as_problems))
+        .layer(middleware::map_response(close_while_draining))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal(&"a request handler panicked").into_response()
         }))
@@ -150,6 +151,23 @@ pub fn with_layers(router: Router, body_limit: Option<usize>) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// While the process drains before it stops, each answer closes its connection
+/// (`Connection: close`, which hyper honours), so a client does not keep a pooled connection
+/// to this process. When the drain ends, the idle connections are closed, and a client that
+/// sent on one of them at that moment would get no answer. For a POST it must not simply
+/// send again. A client behind a balancer that reads readiness is safe anyway; one that
+/// reaches this port directly, like the gateway's clients when a successor shares its port,
+/// is not.
+async fn close_while_draining(mut response: Response) -> Response {
+    if crate::shutdown::draining() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Every error answer is `problem+json`, including the ones no handler of ours wrote: axum's
